@@ -1,0 +1,43 @@
+# threadbox: the two commands of the README are `make run` and `make test`.
+GO      ?= go
+BIN     := $(CURDIR)/.bin
+TEMPORAL_VERSION := v1.5.1
+SQLC_VERSION     := v1.31.1
+
+.PHONY: run test tools sqlc sqlc-check vet build bench
+
+## run: the whole system on this machine (emulator, Temporal dev server + UI, API, worker)
+run: tools
+	$(GO) run ./cmd/threadbox dev
+
+## test: the full test suite (unit, PostgreSQL, Temporal dev server, emulator, WebDAV/tus clients)
+test: tools sqlc-check vet
+	$(GO) test -count=1 -timeout 25m ./...
+
+## tools: install the Temporal CLI and sqlc into .bin/ when missing
+tools: $(BIN)/temporal $(BIN)/sqlc
+
+$(BIN)/temporal:
+	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+$(BIN)/sqlc:
+	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+
+## sqlc: regenerate db/*.gen.go from db/queries and db/migrations
+sqlc: $(BIN)/sqlc
+	$(BIN)/sqlc generate
+
+## sqlc-check: fail when the committed generated code drifts from the queries
+sqlc-check: $(BIN)/sqlc
+	$(BIN)/sqlc diff
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . && echo "gofmt needed" && exit 1)
+
+build:
+	$(GO) build -o threadbox ./cmd/threadbox
+
+## bench: the benchmarks recorded in docs/BENCHMARKS.md
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/... ./emulator/... ./daytona/...

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/threadbox/threadbox/auth"
+)
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated principal of a request context, for
+// handlers that only see an *http.Request (WebDAV, tus).
+func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(auth.Principal)
+	return p, ok
+}
+
+func principal(c echo.Context) auth.Principal {
+	p, _ := PrincipalFrom(c.Request().Context())
+	return p
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// credentials extracts an API key from Bearer or Basic (password) auth. With
+// Basic, the user name is ignored: the key alone identifies the user.
+func credentials(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if rest, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(rest), true
+	}
+	if _, pass, ok := r.BasicAuth(); ok {
+		return pass, true
+	}
+	return "", false
+}
+
+// authenticate resolves the request's principal or returns a 401 Error.
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	key, ok := credentials(r)
+	if !ok || key == "" {
+		return auth.Principal{}, newError(http.StatusUnauthorized, "unauthorized", "missing api key")
+	}
+	p, err := s.keys.Verify(r.Context(), key)
+	if err != nil {
+		if err == auth.ErrInvalidKey {
+			return auth.Principal{}, newError(http.StatusUnauthorized, "unauthorized", "invalid api key")
+		}
+		return auth.Principal{}, fmt.Errorf("authenticating: %w", err)
+	}
+	return p, nil
+}
+
+func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, err := s.authenticate(c.Request())
+		if err != nil {
+			return err
+		}
+		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+		return next(c)
+	}
+}
+
+func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !principal(c).Admin {
+			return newError(http.StatusForbidden, "forbidden", "this route needs an admin api key")
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) recoverMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) logMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req := c.Request()
+		s.log.DebugContext(req.Context(), "request",
+			"method", req.Method, "path", req.URL.Path, "status", c.Response().Status,
+			"bytes", c.Response().Size, "duration", time.Since(start), "request_id", requestID(c))
+		return nil
+	}
+}

@@ -1,0 +1,221 @@
+// Package config reads threadbox's configuration from the environment (and a
+// .env file when present), so every process of the system (serve, worker, dev,
+// emulator) agrees on the same names and defaults. Invalid values fail at start
+// with an error that names the variable, instead of surfacing later as a
+// confusing runtime failure.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+)
+
+// Interval is a duration written either as an integer number of minutes (the
+// original design's unit, e.g. "15") or as a Go duration (e.g. "30s"), so
+// production configs stay as they were while tests can use seconds.
+type Interval time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler for env parsing.
+func (i *Interval) UnmarshalText(text []byte) error {
+	d, err := ParseInterval(string(text))
+	if err != nil {
+		return err
+	}
+	*i = Interval(d)
+	return nil
+}
+
+// Duration returns the interval as a time.Duration.
+func (i Interval) Duration() time.Duration { return time.Duration(i) }
+
+// ParseInterval parses "15" as 15 minutes and "30s" as 30 seconds. Zero and
+// negative intervals are refused: every interval in threadbox is a timer.
+func ParseInterval(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty interval")
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > int64(100*365*24*60) {
+			return 0, fmt.Errorf("interval %q minutes is too large", s)
+		}
+		d = time.Duration(n) * time.Minute
+	} else {
+		pd, perr := time.ParseDuration(s)
+		if perr != nil {
+			return 0, fmt.Errorf("interval %q is neither whole minutes nor a Go duration like 30s", s)
+		}
+		d = pd
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("interval %q must be positive", s)
+	}
+	return d, nil
+}
+
+// VolumeStrategy says how users map onto Daytona volumes.
+type VolumeStrategy string
+
+const (
+	// VolumePerUser gives each user a volume of their own (the original design).
+	VolumePerUser VolumeStrategy = "per-user"
+	// VolumeShared puts every user in one volume under a per-user subpath, for
+	// organisations that would hit Daytona's 100-volume limit.
+	VolumeShared VolumeStrategy = "shared"
+)
+
+// Config is the whole configuration of a threadbox process.
+type Config struct {
+	DaytonaAPIURL         string         `env:"DAYTONA_API_URL"`
+	DaytonaAPIKey         string         `env:"DAYTONA_API_KEY"`
+	DaytonaTarget         string         `env:"DAYTONA_TARGET"`
+	AutoStopInterval      Interval       `env:"DAYTONA_AUTO_STOP_INTERVAL" envDefault:"15"`
+	AutoDeleteInterval    Interval       `env:"DAYTONA_AUTO_DELETE_INTERVAL" envDefault:"120"`
+	FilesAutoStopInterval Interval       `env:"DAYTONA_FILES_SANDBOX_AUTO_STOP" envDefault:"60"`
+	VolumeSizeGB          int64          `env:"DAYTONA_VOLUME_SIZE_GB" envDefault:"10"`
+	BaseSnapshot          string         `env:"DAYTONA_BASE_SNAPSHOT"`
+	VolumeStrategy        VolumeStrategy `env:"DAYTONA_VOLUME_STRATEGY" envDefault:"per-user"`
+	SharedVolumeName      string         `env:"DAYTONA_SHARED_VOLUME" envDefault:"threadbox-users"`
+	DatabaseURL           string         `env:"DATABASE_URL"`
+	TemporalAddress       string         `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
+	TemporalNamespace     string         `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	TemporalTaskQueue     string         `env:"TEMPORAL_TASK_QUEUE" envDefault:"threadbox"`
+	HTTPAddr              string         `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	MaxBodyBytes          int64          `env:"THREADBOX_MAX_BODY_BYTES" envDefault:"1073741824"`
+	ExecOutputLimit       int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
+	MaxExecTimeout        time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
+	UploadDir             string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
+	LogLevel              string         `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat             string         `env:"LOG_FORMAT" envDefault:"text"`
+}
+
+// DefaultDatabaseURL is used when DATABASE_URL is unset: the local PostgreSQL
+// that threadbox dev and the test suite expect.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/threadbox?sslmode=disable"
+
+// Load reads .env (when present; real environment variables win) and then the
+// environment through lookup. lookup is os.LookupEnv in production and a map in
+// tests, so tests never mutate the process environment.
+func Load(dotenvPath string, lookup func(string) (string, bool)) (Config, error) {
+	vars := map[string]string{}
+	if dotenvPath != "" {
+		fileVars, err := godotenv.Read(dotenvPath)
+		switch {
+		case err == nil:
+			for k, v := range fileVars {
+				vars[k] = v
+			}
+		case errors.Is(err, os.ErrNotExist):
+		default:
+			return Config{}, fmt.Errorf("reading %s: %w", dotenvPath, err)
+		}
+	}
+	for _, name := range Names() {
+		if v, ok := lookup(name); ok {
+			vars[name] = v
+		}
+	}
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return Config{}, namedParseErrors(err)
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = DefaultDatabaseURL
+	}
+	return cfg, cfg.validate()
+}
+
+// FromEnvironment is Load(".env", os.LookupEnv).
+func FromEnvironment() (Config, error) { return Load(".env", os.LookupEnv) }
+
+// Names lists every variable threadbox reads, in the order of the Config struct.
+func Names() []string {
+	return []string{
+		"DAYTONA_API_URL", "DAYTONA_API_KEY", "DAYTONA_TARGET",
+		"DAYTONA_AUTO_STOP_INTERVAL", "DAYTONA_AUTO_DELETE_INTERVAL", "DAYTONA_FILES_SANDBOX_AUTO_STOP",
+		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
+		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
+		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
+		"THREADBOX_UPLOAD_DIR", "LOG_LEVEL", "LOG_FORMAT",
+	}
+}
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if c.DaytonaAPIURL != "" && !strings.HasPrefix(c.DaytonaAPIURL, "http://") && !strings.HasPrefix(c.DaytonaAPIURL, "https://") {
+		bad("DAYTONA_API_URL", "%q is not an http(s) URL", c.DaytonaAPIURL)
+	}
+	if c.VolumeSizeGB <= 0 {
+		bad("DAYTONA_VOLUME_SIZE_GB", "must be a positive number of GB, got %d", c.VolumeSizeGB)
+	}
+	if c.VolumeStrategy != VolumePerUser && c.VolumeStrategy != VolumeShared {
+		bad("DAYTONA_VOLUME_STRATEGY", "must be %q or %q, got %q", VolumePerUser, VolumeShared, c.VolumeStrategy)
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		bad("DATABASE_URL", "must be a postgres:// URL")
+	}
+	if c.TemporalAddress == "" || !strings.Contains(c.TemporalAddress, ":") {
+		bad("TEMPORAL_ADDRESS", "must be host:port, got %q", c.TemporalAddress)
+	}
+	if c.TemporalNamespace == "" {
+		bad("TEMPORAL_NAMESPACE", "must not be empty")
+	}
+	if c.HTTPAddr == "" || !strings.Contains(c.HTTPAddr, ":") {
+		bad("HTTP_ADDR", "must be host:port, got %q", c.HTTPAddr)
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("THREADBOX_MAX_BODY_BYTES", "must be positive")
+	}
+	if c.ExecOutputLimit <= 0 {
+		bad("THREADBOX_EXEC_OUTPUT_LIMIT", "must be positive")
+	}
+	if c.MaxExecTimeout <= 0 {
+		bad("THREADBOX_MAX_EXEC_TIMEOUT", "must be positive")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// VolumeQuotaBytes is the per-user quota in bytes.
+func (c Config) VolumeQuotaBytes() int64 { return c.VolumeSizeGB << 30 }
+
+// namedParseErrors rewrites the env library's per-field errors so they name the
+// environment variable an operator has to fix rather than a Go field.
+func namedParseErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("config: %w", err)
+	}
+	t := reflect.TypeFor[Config]()
+	var out []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				out = append(out, fmt.Errorf("config: %s: %w", f.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		out = append(out, fmt.Errorf("config: %w", e))
+	}
+	return errors.Join(out...)
+}

@@ -1,0 +1,39 @@
+// Package worker runs threadbox's Temporal worker: every workflow and activity
+// on one task queue. Workers are stateless; run as many as load needs.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/workflows"
+)
+
+// Options tune the worker; zero values take the SDK defaults.
+type Options struct {
+	TaskQueue string
+}
+
+// New builds a worker with every workflow and activity registered.
+func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
+	workflows.Register(w)
+	w.RegisterActivity(acts)
+	return w
+}
+
+// Run runs the worker until ctx is done.
+func Run(ctx context.Context, w sdkworker.Worker, log *slog.Logger) error {
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting worker: %w", err)
+	}
+	log.InfoContext(ctx, "worker started")
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
