@@ -1,0 +1,182 @@
+package emulator
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Faults configures injected latency and failures so threadbox's retry,
+// backoff and conflict handling can be exercised against the emulator.
+type Faults struct {
+	// Latency is added to every /api and /toolbox request.
+	Latency time.Duration
+	// Fail5xxRate is the probability (0..1) of answering 500/503.
+	Fail5xxRate float64
+	// Fail429Rate is the probability of answering 429 with Retry-After.
+	Fail429Rate float64
+	// Fail409Rate is the probability of answering 409 "Sandbox state change
+	// in progress" on lifecycle calls (start, stop, delete, archive, snapshot).
+	Fail409Rate float64
+	// SlowCreate is extra time a sandbox spends in "creating".
+	SlowCreate time.Duration
+	// Seed makes the injected sequence reproducible; 0 picks a random seed.
+	Seed uint64
+}
+
+// FaultsFromEnv reads EMULATOR_LATENCY, EMULATOR_FAIL_5XX_RATE,
+// EMULATOR_FAIL_429_RATE, EMULATOR_FAIL_409_RATE, EMULATOR_SLOW_CREATE and
+// EMULATOR_SEED, so `threadbox emulator` can be made unreliable from outside.
+func FaultsFromEnv(getenv func(string) string) (Faults, error) {
+	var f Faults
+	var err error
+	dur := func(name string) time.Duration {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" || err != nil {
+			return 0
+		}
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d < 0 {
+			err = fmt.Errorf("emulator: %s=%q: want a non-negative duration: %w", name, v, perr)
+		}
+		return d
+	}
+	rate := func(name string) float64 {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" || err != nil {
+			return 0
+		}
+		p, perr := strconv.ParseFloat(v, 64)
+		if perr != nil || p < 0 || p > 1 {
+			err = fmt.Errorf("emulator: %s=%q: want a rate between 0 and 1: %w", name, v, perr)
+		}
+		return p
+	}
+	f.Latency = dur("EMULATOR_LATENCY")
+	f.SlowCreate = dur("EMULATOR_SLOW_CREATE")
+	f.Fail5xxRate = rate("EMULATOR_FAIL_5XX_RATE")
+	f.Fail429Rate = rate("EMULATOR_FAIL_429_RATE")
+	f.Fail409Rate = rate("EMULATOR_FAIL_409_RATE")
+	if v := strings.TrimSpace(getenv("EMULATOR_SEED")); v != "" && err == nil {
+		seed, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil {
+			return Faults{}, fmt.Errorf("emulator: EMULATOR_SEED=%q: %w", v, perr)
+		}
+		f.Seed = seed
+	}
+	if err != nil {
+		return Faults{}, err
+	}
+	if f.Fail5xxRate+f.Fail429Rate+f.Fail409Rate > 1 {
+		return Faults{}, fmt.Errorf("emulator: fault rates sum to more than 1")
+	}
+	return f, nil
+}
+
+// faultInjector draws from one seeded, mutex-guarded source: exactly one
+// draw per request, so equal request sequences get equal fault sequences.
+type faultInjector struct {
+	cfg  Faults
+	mu   sync.Mutex
+	rng  *rand.Rand
+	seed uint64
+}
+
+func newFaultInjector(cfg Faults) *faultInjector {
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	return &faultInjector{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+func (f *faultInjector) enabled() bool {
+	c := f.cfg
+	return c.Latency > 0 || c.Fail5xxRate > 0 || c.Fail429Rate > 0 || c.Fail409Rate > 0
+}
+
+// decide returns the status to inject (0 = none) for one request.
+func (f *faultInjector) decide(lifecycle bool) int {
+	f.mu.Lock()
+	x := f.rng.Float64()
+	f.mu.Unlock()
+	c := f.cfg
+	switch {
+	case x < c.Fail5xxRate/2:
+		return http.StatusInternalServerError
+	case x < c.Fail5xxRate:
+		return http.StatusServiceUnavailable
+	case x < c.Fail5xxRate+c.Fail429Rate:
+		return http.StatusTooManyRequests
+	case x < c.Fail5xxRate+c.Fail429Rate+c.Fail409Rate && lifecycle:
+		return http.StatusConflict
+	}
+	return 0
+}
+
+// isLifecycleCall tells the calls Daytona can answer with a transition 409.
+func isLifecycleCall(r *http.Request) bool {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	if !strings.HasPrefix(p, "/api/sandbox/") {
+		return false
+	}
+	rest := strings.TrimPrefix(p, "/api/sandbox/")
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodDelete:
+		return true
+	case len(parts) == 2 && r.Method == http.MethodPost:
+		switch parts[1] {
+		case "start", "stop", "archive", "snapshot":
+			return true
+		}
+	}
+	return false
+}
+
+// withFaults applies latency and injected failures before routing.
+func (s *Server) withFaults(next http.Handler) http.Handler {
+	f := s.faults
+	if !f.enabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.cfg.Latency > 0 {
+			t := time.NewTimer(f.cfg.Latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
+		status := f.decide(isLifecycleCall(r))
+		toolbox := strings.HasPrefix(r.URL.Path, "/toolbox/")
+		var msg string
+		switch status {
+		case 0:
+			next.ServeHTTP(w, r)
+			return
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+			msg = "ThrottlerException: Too Many Requests"
+		case http.StatusConflict:
+			msg = msgStateChange
+		default:
+			msg = "injected fault"
+		}
+		if toolbox {
+			writeToolboxError(w, r, status, msg)
+		} else {
+			writeAPIError(w, r, status, msg)
+		}
+	})
+}

@@ -1,0 +1,182 @@
+package emulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// routes builds the mux. Every /api and /toolbox route goes through auth and
+// fault injection, like Daytona's guards and proxy.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	// Daytona's liveness route sits under the global /api prefix and needs no
+	// token (HealthController.live); the gateway's Health uses it.
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})
+
+	api := http.NewServeMux()
+	// Sandboxes.
+	api.HandleFunc("GET /api/sandbox", s.handleListSandboxes)
+	api.HandleFunc("POST /api/sandbox", s.handleCreateSandbox)
+	api.HandleFunc("GET /api/sandbox/{id}", s.handleGetSandbox)
+	api.HandleFunc("DELETE /api/sandbox/{id}", s.handleDeleteSandbox)
+	api.HandleFunc("POST /api/sandbox/{id}/start", s.handleStartSandbox)
+	api.HandleFunc("POST /api/sandbox/{id}/stop", s.handleStopSandbox)
+	api.HandleFunc("POST /api/sandbox/{id}/archive", s.handleArchiveSandbox)
+	api.HandleFunc("PUT /api/sandbox/{id}/labels", s.handleReplaceLabels)
+	api.HandleFunc("POST /api/sandbox/{id}/autostop/{interval}", s.handleSetInterval(intervalAutoStop))
+	api.HandleFunc("POST /api/sandbox/{id}/autoarchive/{interval}", s.handleSetInterval(intervalAutoArchive))
+	api.HandleFunc("POST /api/sandbox/{id}/autodelete/{interval}", s.handleSetInterval(intervalAutoDelete))
+	api.HandleFunc("POST /api/sandbox/{id}/last-activity", s.handleLastActivity)
+	api.HandleFunc("GET /api/sandbox/{id}/toolbox-proxy-url", s.handleToolboxProxyURL)
+	api.HandleFunc("POST /api/sandbox/{id}/snapshot", s.handleSandboxSnapshot)
+	// Volumes.
+	api.HandleFunc("GET /api/volumes", s.handleListVolumes)
+	api.HandleFunc("POST /api/volumes", s.handleCreateVolume)
+	api.HandleFunc("GET /api/volumes/{id}", s.handleGetVolume)
+	api.HandleFunc("DELETE /api/volumes/{id}", s.handleDeleteVolume)
+	api.HandleFunc("GET /api/volumes/by-name/{name}", s.handleGetVolumeByName)
+	// Snapshots.
+	api.HandleFunc("GET /api/snapshots", s.handleListSnapshots)
+	api.HandleFunc("POST /api/snapshots", s.handleCreateSnapshot)
+	api.HandleFunc("GET /api/snapshots/{id}", s.handleGetSnapshot)
+	api.HandleFunc("DELETE /api/snapshots/{id}", s.handleRemoveSnapshot)
+	api.HandleFunc("POST /api/snapshots/{id}/activate", s.handleActivateSnapshot)
+	api.HandleFunc("POST /api/snapshots/{id}/deactivate", s.handleDeactivateSnapshot)
+	api.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, r, http.StatusNotFound, "Cannot "+r.Method+" "+r.URL.Path)
+	})
+
+	tb := http.NewServeMux()
+	tb.HandleFunc("GET /toolbox/{sandboxId}/files", s.toolbox(s.handleListFiles))
+	tb.HandleFunc("DELETE /toolbox/{sandboxId}/files", s.toolbox(s.handleDeleteFile))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/files/info", s.toolbox(s.handleFileInfo))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/files/download", s.toolbox(s.handleDownload))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/files/bulk-download", s.toolbox(s.handleBulkDownload))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/files/upload", s.toolbox(s.handleUpload))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/files/bulk-upload", s.toolbox(s.handleBulkUpload))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/files/move", s.toolbox(s.handleMove))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/files/folder", s.toolbox(s.handleCreateFolder))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/files/search", s.toolbox(s.handleSearchFiles))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/files/find", s.toolbox(s.handleFindInFiles))
+	tb.HandleFunc("POST /toolbox/{sandboxId}/process/execute", s.toolbox(s.handleExecute))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/user-home-dir", s.toolbox(s.handleHomeDir))
+	tb.HandleFunc("GET /toolbox/{sandboxId}/work-dir", s.toolbox(s.handleHomeDir))
+	tb.HandleFunc("/toolbox/", func(w http.ResponseWriter, r *http.Request) {
+		writeToolboxError(w, r, http.StatusNotFound, "not found: "+r.URL.Path)
+	})
+
+	mux.Handle("/api/", s.withAuth(s.withFaults(api), false))
+	mux.Handle("/toolbox/", s.withAuth(s.withFaults(tb), true))
+	return mux
+}
+
+// withAuth enforces Options.APIKey when set.
+func (s *Server) withAuth(next http.Handler, toolbox bool) http.Handler {
+	if s.opts.APIKey == "" {
+		return next
+	}
+	want := "Bearer " + s.opts.APIKey
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != want {
+			if toolbox {
+				writeToolboxError(w, r, http.StatusUnauthorized, "authentication failed: invalid API key")
+			} else {
+				writeAPIError(w, r, http.StatusUnauthorized, "Invalid credentials")
+			}
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON writes v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiErrorBody is Daytona's API error body (all-exceptions.filter.ts).
+type apiErrorBody struct {
+	Path       string `json:"path"`
+	Timestamp  string `json:"timestamp"`
+	StatusCode int    `json:"statusCode"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
+}
+
+// writeAPIError writes Daytona's control-plane error body.
+func writeAPIError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	writeJSON(w, status, apiErrorBody{
+		Path:       r.URL.Path,
+		Timestamp:  time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		StatusCode: status,
+		Error:      http.StatusText(status),
+		Message:    msg,
+	})
+}
+
+// toolboxErrorBody is common-go's ErrorResponse used by the daemon and proxy.
+type toolboxErrorBody struct {
+	StatusCode int    `json:"statusCode"`
+	Message    string `json:"message"`
+	Code       string `json:"code"`
+	Timestamp  string `json:"timestamp"`
+	Path       string `json:"path"`
+	Method     string `json:"method"`
+}
+
+// toolboxErrorCode maps a status to common-go's error code names.
+func toolboxErrorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "BAD_REQUEST"
+	case http.StatusUnauthorized:
+		return "UNAUTHORIZED"
+	case http.StatusForbidden:
+		return "FORBIDDEN"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "CONFLICT"
+	case http.StatusRequestTimeout:
+		return "REQUEST_TIMEOUT"
+	case http.StatusGone:
+		return "GONE"
+	case http.StatusTooManyRequests:
+		return "TOO_MANY_REQUESTS"
+	case http.StatusServiceUnavailable:
+		return "SERVICE_UNAVAILABLE"
+	default:
+		return strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+	}
+}
+
+// writeToolboxError writes common-go's ErrorResponse.
+func writeToolboxError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	writeJSON(w, status, toolboxErrorBody{
+		StatusCode: status,
+		Message:    msg,
+		Code:       toolboxErrorCode(status),
+		Timestamp:  time.Now().UTC().Format(time.RFC3339Nano),
+		Path:       r.URL.Path,
+		Method:     r.Method,
+	})
+}
+
+// httpError is an error carrying the HTTP status Daytona would answer with.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errf(status int, msg string) *httpError { return &httpError{status: status, msg: msg} }
