@@ -29,6 +29,7 @@ func newDevCommand() *cobra.Command {
 		stateDir     string
 		emulatorAddr string
 		uiPort       int
+		temporalCLI  string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -67,6 +68,7 @@ func newDevCommand() *cobra.Command {
 				return err
 			}
 			temporal, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+				CLI:              temporalCLI,
 				Address:          cfg.TemporalAddress,
 				UIPort:           uiPort,
 				DBFile:           filepath.Join(stateDir, "temporal.db"),
@@ -134,6 +136,7 @@ threadbox dev is running (Ctrl-C stops it)
 	cmd.Flags().StringVar(&stateDir, "state-dir", ".threadbox", "where dev keeps the emulator's and Temporal's state")
 	cmd.Flags().StringVar(&emulatorAddr, "emulator-addr", "127.0.0.1:3986", "emulator listen address (when DAYTONA_API_URL is unset)")
 	cmd.Flags().IntVar(&uiPort, "temporal-ui-port", 8233, "Temporal web UI port")
+	cmd.Flags().StringVar(&temporalCLI, "temporal-cli", "", "path of the Temporal CLI (default: .bin/temporal, then PATH)")
 
 	return cmd
 }
