@@ -12,6 +12,7 @@ import (
 
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/skills"
 )
 
 // Error is an error a client may see: a status, a stable snake_case code and a
@@ -42,7 +43,9 @@ func newError(status int, code, msg string) *Error {
 func errBadRequest(code, msg string) *Error { return newError(http.StatusBadRequest, code, msg) }
 func errNotFound(msg string) *Error         { return newError(http.StatusNotFound, "not_found", msg) }
 func errConflict(code, msg string) *Error   { return newError(http.StatusConflict, code, msg) }
-func errTooLarge(msg string) *Error         { return newError(http.StatusRequestEntityTooLarge, "too_large", msg) }
+func errTooLarge(msg string) *Error {
+	return newError(http.StatusRequestEntityTooLarge, "too_large", msg)
+}
 func errInsufficientStorage(msg string) *Error {
 	return newError(http.StatusInsufficientStorage, "quota_exceeded", msg)
 }
@@ -79,6 +82,13 @@ func classify(err error) *Error {
 			return newError(he.Code, "bad_request", http.StatusText(he.Code))
 		}
 	}
+	var se *skills.Error
+	if errors.As(err, &se) {
+		if errors.Is(se, skills.ErrTooLarge) {
+			return newError(http.StatusRequestEntityTooLarge, se.Code, se.Message)
+		}
+		return errBadRequest(se.Code, se.Message)
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return errTooLarge("request body exceeds " + strconv.FormatInt(mbe.Limit, 10) + " bytes")
@@ -97,6 +107,9 @@ func classify(err error) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_provider_unavailable", Message: "the sandbox provider is unavailable; retry later", RetryAfter: 5 * time.Second, Err: err}
 	case errors.Is(err, daytona.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: http.StatusGatewayTimeout, Code: "timeout", Message: "the operation timed out", Err: err}
+	}
+	if e := classifyEntityError(err); e != nil {
+		return e
 	}
 	var unavailable *serviceerror.Unavailable
 	if errors.As(err, &unavailable) {

@@ -45,7 +45,7 @@ var (
 
 // SearchAttributeNames are the custom attributes a Temporal namespace must
 // have registered (threadbox dev registers them on its dev server).
-var SearchAttributeNames = []string{"ThreadId", "UserId", "SandboxId", "SandboxState"}
+var SearchAttributeNames = []string{"ThreadId", "UserId", "SandboxId", "SandboxState", "SkillName", "SnapshotVersion"}
 
 // Phase is an entity's sandbox state as the contract names it.
 type Phase string

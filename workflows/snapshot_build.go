@@ -1,0 +1,110 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/threadbox/threadbox/activities"
+)
+
+// SnapshotDaytonaName is the Daytona name of a snapshot version: versioned
+// (Daytona snapshots are immutable and have no alias) and suffixed with the
+// build's run id, so a rebuild of a number whose first attempt failed, or
+// another deployment sharing the Daytona organisation, never collides. It is
+// deterministic within a run, which is what lets a resumed build find its
+// own snapshot.
+func SnapshotDaytonaName(version int, runID string) string {
+	return fmt.Sprintf("threadbox-skills-v%d-%s", version, shortRun(runID))
+}
+
+func shortRun(runID string) string {
+	if len(runID) > 8 {
+		return runID[:8]
+	}
+	return runID
+}
+
+// SnapshotBuildWorkflow (id snapshot-build:<version>) builds one version: it
+// records the version with its skill set, bakes base snapshot + skills into a
+// Daytona snapshot through a scratch sandbox (always deleted), waits for it
+// to be active, and promotes it — only if the active pointer is still where
+// it was when the build started; otherwise the version stays ready but
+// inactive and the audit trail says why. A failure marks the version failed
+// and leaves the active snapshot untouched.
+func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (SnapshotBuildResult, error) {
+	st := BuildStatus{Phase: "preparing", Version: in.Version}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (BuildStatus, error) { return st, nil }); err != nil {
+		return SnapshotBuildResult{}, err
+	}
+	info := workflow.GetInfo(ctx)
+	name := SnapshotDaytonaName(in.Version, info.WorkflowExecution.RunID)
+	key := fmt.Sprintf("build-v%d-%s", in.Version, shortRun(info.WorkflowExecution.RunID))
+	st.DaytonaName = name
+
+	var start activities.StartSnapshotBuildResult
+	actx := workflow.WithActivityOptions(ctx, quickOptions("record snapshot version"))
+	if err := workflow.ExecuteActivity(actx, acts.StartSnapshotBuild, activities.StartSnapshotBuildInput{
+		Version: in.Version, DaytonaName: name, Actor: in.Request.Actor, WorkflowID: info.WorkflowExecution.ID,
+	}).Get(ctx, &start); err != nil {
+		st.Phase, st.Error = "failed", err.Error()
+		return SnapshotBuildResult{}, err
+	}
+	st.SnapshotID, st.Skills, st.Phase = start.SnapshotID, start.SkillNames, "building"
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("building %s with %v", name, start.SkillNames))
+
+	cleaned := false
+	cleanup := func() {
+		if cleaned {
+			return
+		}
+		cleaned = true
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		dctx = workflow.WithActivityOptions(dctx, quickOptions("delete build sandbox"))
+		if err := workflow.ExecuteActivity(dctx, acts.DeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("build sandbox not deleted", "key", key, "err", err)
+		}
+	}
+	defer cleanup()
+	fail := func(err error) (SnapshotBuildResult, error) {
+		st.Phase, st.Error = "failed", rootMessage(err)
+		cleanup()
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		dctx = workflow.WithActivityOptions(dctx, quickOptions("mark version failed"))
+		_ = workflow.ExecuteActivity(dctx, acts.FailSnapshotBuild, activities.FailSnapshotBuildInput{SnapshotID: start.SnapshotID, Error: rootMessage(err)}).Get(dctx, nil)
+		return SnapshotBuildResult{}, err
+	}
+
+	bctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
+		},
+		Summary: "bake skills into " + name,
+	})
+	var img activities.BuildSnapshotImageResult
+	if err := workflow.ExecuteActivity(bctx, acts.BuildSnapshotImage, activities.BuildSnapshotImageInput{
+		SnapshotID: start.SnapshotID, DaytonaName: name, ScratchKey: key, SkillIDs: start.SkillIDs,
+	}).Get(ctx, &img); err != nil {
+		return fail(err)
+	}
+	cleanup()
+
+	st.Phase = "promoting"
+	var prom activities.PromoteSnapshotResult
+	pctx := workflow.WithActivityOptions(ctx, quickOptions("promote "+name))
+	if err := workflow.ExecuteActivity(pctx, acts.PromoteSnapshot, activities.PromoteSnapshotInput{
+		SnapshotID: start.SnapshotID, DaytonaSnapshotID: img.DaytonaSnapshotID, ExpectedFromID: start.BuiltFromID,
+		Actor: in.Request.Actor, Reason: in.Request.Reason, WorkflowID: info.WorkflowExecution.ID,
+	}).Get(ctx, &prom); err != nil {
+		return fail(err)
+	}
+	st.Phase, st.Activated, st.Reason = "done", prom.Activated, prom.Reason
+	return SnapshotBuildResult{
+		SnapshotID: start.SnapshotID, Version: start.Version, DaytonaName: name, Skills: start.SkillNames,
+		Activated: prom.Activated, Reason: prom.Reason,
+	}, nil
+}

@@ -1,0 +1,87 @@
+package workflows
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// builderMaxRuns bounds the history of one builder run; it continues as new
+// afterwards (or earlier, when the server suggests it).
+const builderMaxRuns = 50
+
+// SnapshotBuilderWorkflow (id SnapshotBuilderWorkflowID) serialises snapshot
+// builds: requests arrive by signal, and each one becomes a child
+// SnapshotBuildWorkflow, run to completion before the next starts. Each build
+// reads the skill set when it starts, so it includes every skill validated
+// before it, and two concurrent publishes produce two versions in order
+// instead of racing for the pointer. It completes when its queue is empty;
+// the next request starts it again.
+func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStatus, error) {
+	queue := append([]BuildRequest(nil), in.Pending...)
+	st := BuilderStatus{Completed: in.Completed}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (BuilderStatus, error) {
+		s := st
+		s.Queued = len(queue)
+		return s, nil
+	}); err != nil {
+		return st, err
+	}
+	ch := workflow.GetSignalChannel(ctx, SignalBuildRequest)
+	drain := func() {
+		for {
+			var req BuildRequest
+			if !ch.ReceiveAsync(&req) {
+				return
+			}
+			queue = append(queue, req)
+		}
+	}
+	runs := 0
+	for {
+		drain()
+		if len(queue) == 0 {
+			return st, nil
+		}
+		if runs >= builderMaxRuns || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return st, workflow.NewContinueAsNewError(ctx, SnapshotBuilderWorkflowName, BuilderInput{Pending: queue, Completed: st.Completed})
+		}
+		req := queue[0]
+		queue = queue[1:]
+		runs++
+		if err := runBuild(ctx, &st, req); err != nil {
+			// A failed build is recorded by the build itself (state failed,
+			// pointer untouched); the queue goes on.
+			workflow.GetLogger(ctx).Error("snapshot build failed", "version", st.CurrentVersion, "err", err)
+		}
+		st.CurrentVersion = 0
+		st.Completed++
+	}
+}
+
+// runBuild allocates the next version number and runs its build as a child.
+func runBuild(ctx workflow.Context, st *BuilderStatus, req BuildRequest) error {
+	actx := workflow.WithActivityOptions(ctx, quickOptions("next snapshot version"))
+	var version int
+	if err := workflow.ExecuteActivity(actx, acts.NextSnapshotVersion).Get(ctx, &version); err != nil {
+		return err
+	}
+	st.CurrentVersion = version
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            SnapshotBuildWorkflowID(version),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+		StaticSummary:         fmt.Sprintf("snapshot build v%d: %s", version, req.Reason),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AttrUserID.ValueSet(req.Actor),
+			AttrSnapshotVersion.ValueSet(strconv.Itoa(version)),
+		),
+		WorkflowRunTimeout: 6 * time.Hour,
+	})
+	var res SnapshotBuildResult
+	return workflow.ExecuteChildWorkflow(cctx, SnapshotBuildWorkflowName, SnapshotBuildInput{Version: version, Request: req}).Get(ctx, &res)
+}
