@@ -21,6 +21,9 @@ type Options struct {
 
 // New builds a worker with every workflow and activity registered.
 func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.Worker {
+	if acts.Temporal == nil {
+		acts.Temporal = c // the orphan reconciler asks entity workflows what they track
+	}
 	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
 	workflows.Register(w)
 	w.RegisterActivity(acts)

@@ -1,0 +1,98 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/threadbox/threadbox/db"
+)
+
+// Lifecycle causes written to the ledger.
+const (
+	CauseUse         = "use"
+	CauseIdleTimer   = "idle_timer"
+	CauseDeleteTimer = "delete_timer"
+	CauseUserDelete  = "user_delete"
+	CauseError       = "error"
+	CauseReconcile   = "reconcile"
+)
+
+// LifecycleEvent is one transition of a sandbox entity. Besides the ledger row
+// it carries the thread's resulting state, so the threads row the API serves
+// is updated in the same transaction as the ledger.
+type LifecycleEvent struct {
+	// DedupKey makes a retried write a no-op (workflow id, run id, sequence).
+	DedupKey   string
+	Kind       string // EntityThread or EntityFiles
+	UserID     string
+	ThreadID   string
+	SandboxID  string
+	Event      string // created, started, stopped, deleted, failed, …
+	Cause      string // one of the Cause* constants
+	Detail     string
+	OccurredAt time.Time
+
+	// Thread row after the transition (threads only).
+	State          string // creating, running, stopped, deleted, error
+	Generation     int
+	Snapshot       string
+	LastActivityAt time.Time
+	AutoStopAt     time.Time
+	AutoDeleteAt   time.Time
+	ErrorMessage   string
+}
+
+// RecordLifecycleEvent writes a transition to the lifecycle ledger and, for
+// threads, the thread's new state, in one transaction. It is idempotent: a
+// retry with the same DedupKey changes nothing.
+func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent) error {
+	entityID := ev.ThreadID
+	if ev.Kind == EntityFiles {
+		entityID = ev.UserID
+	}
+	return pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
+		q := a.Queries.WithTx(tx)
+		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
+			DedupKey:   ev.DedupKey,
+			EntityKind: ev.Kind,
+			UserID:     ev.UserID,
+			EntityID:   entityID,
+			SandboxID:  ev.SandboxID,
+			Event:      ev.Event,
+			Cause:      ev.Cause,
+			Detail:     ev.Detail,
+			OccurredAt: ev.OccurredAt,
+		})
+		if err != nil {
+			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+		}
+		if n == 0 || ev.Kind != EntityThread {
+			return nil // already recorded by an earlier attempt
+		}
+		if _, err := q.UpdateThreadLifecycle(ctx, db.UpdateThreadLifecycleParams{
+			UserID:         ev.UserID,
+			ThreadID:       ev.ThreadID,
+			State:          ev.State,
+			SandboxID:      optional(ev.SandboxID),
+			Generation:     int32(ev.Generation),
+			Snapshot:       optional(ev.Snapshot),
+			LastActivityAt: optionalTime(ev.LastActivityAt),
+			AutoStopAt:     optionalTime(ev.AutoStopAt),
+			AutoDeleteAt:   optionalTime(ev.AutoDeleteAt),
+			ErrorMessage:   optional(ev.ErrorMessage),
+		}); err != nil {
+			return fmt.Errorf("thread %s/%s state: %w", ev.UserID, ev.ThreadID, err)
+		}
+		return nil
+	})
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

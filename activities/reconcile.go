@@ -1,0 +1,149 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
+)
+
+// ReconcileInput tunes one reconciliation pass.
+type ReconcileInput struct {
+	// GracePeriod protects young sandboxes: one created less than this long
+	// ago may belong to a create whose result its workflow has not seen yet.
+	GracePeriod time.Duration
+}
+
+// ReconcileResult reports a pass.
+type ReconcileResult struct {
+	Checked int
+	Deleted []string // sandbox ids deleted as orphans
+	Skipped int      // young, foreign-kind or undecidable sandboxes left alone
+}
+
+// entityView is the part of an entity workflow's "state" query answer the
+// reconciler needs (the full type lives in workflows, which imports us).
+type entityView struct {
+	Phase     string
+	SandboxID string
+}
+
+// queryState is the entity workflows' state query name (workflows.QueryState).
+const queryState = "state"
+
+// ReconcileSandboxes finds sandboxes threadbox created that no entity tracks
+// any more and deletes them: every Daytona sandbox labelled
+// managed-by=threadbox whose thread or files workflow is not running, or runs
+// but tracks another sandbox (a stale generation), once it is older than the
+// grace period. Sandboxes of other kinds (e.g. skill validation scratch
+// sandboxes) belong to their own workflows and are left alone.
+func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) (ReconcileResult, error) {
+	if a.Temporal == nil {
+		return ReconcileResult{}, errors.New("reconcile: no Temporal client configured")
+	}
+	list, err := a.Daytona.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue})
+	if err != nil {
+		return ReconcileResult{}, temporalError("reconcile: list sandboxes", err)
+	}
+	res := ReconcileResult{Deleted: []string{}}
+	now := time.Now()
+	for _, sb := range list {
+		if activity.IsActivity(ctx) {
+			activity.RecordHeartbeat(ctx, res.Checked)
+		}
+		res.Checked++
+		if sb.State == daytona.StateDestroyed || sb.State == daytona.StateDestroying {
+			continue
+		}
+		wfID, kind, ok := entityWorkflowID(sb.Labels)
+		if !ok || sb.CreatedAt.IsZero() || now.Sub(sb.CreatedAt) < in.GracePeriod {
+			res.Skipped++
+			continue
+		}
+		tracked, err := a.tracks(ctx, wfID, sb.ID)
+		if err != nil {
+			a.Logger.WarnContext(ctx, "reconcile: cannot tell who owns sandbox; leaving it", "sandbox", sb.ID, "workflow", wfID, "err", err)
+			res.Skipped++
+			continue
+		}
+		if tracked {
+			continue
+		}
+		if err := a.Daytona.DeleteSandbox(ctx, sb.ID); err != nil {
+			a.Logger.WarnContext(ctx, "reconcile: deleting orphan failed", "sandbox", sb.ID, "err", err)
+			res.Skipped++
+			continue
+		}
+		a.Logger.InfoContext(ctx, "reconcile: deleted orphan sandbox", "sandbox", sb.ID, "name", sb.Name, "workflow", wfID)
+		res.Deleted = append(res.Deleted, sb.ID)
+		if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "deleted"}); err != nil {
+			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
+		}
+		if err := a.RecordLifecycleEvent(ctx, LifecycleEvent{
+			DedupKey:   "reconcile/" + sb.ID,
+			Kind:       kind,
+			UserID:     sb.Labels[daytona.LabelUser],
+			ThreadID:   sb.Labels[daytona.LabelThread],
+			SandboxID:  sb.ID,
+			Event:      "orphan_deleted",
+			Cause:      CauseReconcile,
+			Detail:     "no running workflow " + wfID + " tracks sandbox " + sb.Name,
+			OccurredAt: time.Now(),
+		}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// tracks reports whether the entity workflow wfID is running and holds
+// sandboxID (or is creating, when the id may not be recorded yet).
+func (a *Activities) tracks(ctx context.Context, wfID, sandboxID string) (bool, error) {
+	desc, err := a.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("describe %s: %w", wfID, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return false, nil
+	}
+	v, err := a.Temporal.QueryWorkflow(ctx, wfID, "", queryState)
+	if err != nil {
+		return false, fmt.Errorf("query %s: %w", wfID, err)
+	}
+	var st entityView
+	if err := v.Get(&st); err != nil {
+		return false, fmt.Errorf("decode state of %s: %w", wfID, err)
+	}
+	return st.SandboxID == sandboxID || st.Phase == "creating", nil
+}
+
+// entityWorkflowID maps a sandbox's labels to the workflow that owns it. The
+// ids match workflows.ThreadWorkflowID / FilesWorkflowID (a test guards it).
+func entityWorkflowID(labels map[string]string) (id, kind string, ok bool) {
+	user := labels[daytona.LabelUser]
+	if user == "" {
+		return "", "", false
+	}
+	switch labels[daytona.LabelKind] {
+	case SandboxTypeAgent:
+		thread := labels[daytona.LabelThread]
+		if thread == "" {
+			return "", "", false
+		}
+		return "thread:" + user + ":" + thread, EntityThread, true
+	case SandboxTypeFiles:
+		return "files:" + user, EntityFiles, true
+	}
+	return "", "", false
+}

@@ -1,0 +1,89 @@
+package activities_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/internal/testenv"
+	"github.com/threadbox/threadbox/workflows"
+)
+
+func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	c, _ := testenv.Temporal(t)
+	f.acts.Temporal = c
+	tq := "reconcile-" + uuid.NewString()
+	w := sdkworker.New(c, tq, sdkworker.Options{})
+	workflows.Register(w)
+	w.RegisterActivity(f.acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	// A tracked sandbox: a real thread workflow created it.
+	in := workflows.EntityInput{Kind: workflows.KindThread, UserID: "dave", ThreadID: "kept",
+		Config: workflows.EntityConfig{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	tracked := ensureThread(ctx, t, c, tq, in)
+
+	// An orphan: created for a thread whose workflow does not exist.
+	orphan, err := f.acts.EnsureSandbox(ctx, threadInput("dave", "gone", 1))
+	require.NoError(t, err)
+	// A young orphan inside the grace period is left alone.
+	res, err := f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: time.Hour})
+	require.NoError(t, err)
+	assert.Empty(t, res.Deleted)
+	assert.Equal(t, 2, res.Checked)
+
+	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: 0})
+	require.NoError(t, err)
+	assert.Equal(t, []string{orphan.SandboxID}, res.Deleted)
+	_, err = f.gw.GetSandbox(ctx, orphan.SandboxID)
+	assert.ErrorIs(t, err, daytona.ErrNotFound)
+	sb, err := f.gw.GetSandbox(ctx, tracked.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, daytona.StateStarted, sb.State, "the tracked sandbox is untouched")
+
+	// Once its workflow is gone (user delete that could not reach Daytona is
+	// simulated by terminating the run), the sandbox is an orphan too.
+	require.NoError(t, c.TerminateWorkflow(ctx, workflows.ThreadWorkflowID("dave", "kept"), "", "test"))
+	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{tracked.SandboxID}, res.Deleted)
+}
+
+func TestEntityWorkflowIDsMatchTheWorkflowsPackage(t *testing.T) {
+	// The reconciler derives workflow ids from labels without importing
+	// workflows; ReconcileSandboxes relies on this format.
+	assert.Equal(t, "thread:u:t", workflows.ThreadWorkflowID("u", "t"))
+	assert.Equal(t, "files:u", workflows.FilesWorkflowID("u"))
+	assert.Equal(t, "state", workflows.QueryState)
+}
+
+// ensureThread runs ensure-running as Update-With-Start, as the API does.
+func ensureThread(ctx context.Context, t *testing.T, c client.Client, tq string, in workflows.EntityInput) workflows.EnsureResult {
+	t.Helper()
+	op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID: workflows.ThreadWorkflowID(in.UserID, in.ThreadID), TaskQueue: tq,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.ThreadWorkflowName, in)
+	reqID := uuid.NewString()
+	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: workflows.UpdateEnsureRunning, UpdateID: reqID,
+			WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{workflows.EnsureRequest{RequestID: reqID}}},
+	})
+	require.NoError(t, err)
+	var res workflows.EnsureResult
+	require.NoError(t, h.Get(ctx, &res))
+	return res
+}

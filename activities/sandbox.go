@@ -1,0 +1,297 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
+)
+
+// heartbeatEvery is how often lifecycle activities heartbeat while the gateway
+// waits for Daytona, so a worker crash is noticed in a minute (the workflow's
+// HeartbeatTimeout) instead of after the whole StartToClose timeout.
+const heartbeatEvery = 10 * time.Second
+
+// EnsureSandbox finds or creates the entity's sandbox of the given generation
+// and waits until it runs: it gets or creates the user's volume, picks the
+// snapshot (the active skills snapshot for agent sandboxes, else
+// DAYTONA_BASE_SNAPSHOT), and creates the sandbox under its deterministic name
+// with threadbox's labels, the volume mounted at /home/daytona/volume and
+// Daytona's own auto-stop/auto-delete set a little longer than the
+// workflow's, as a backstop. Because the name is the idempotency key, a retry
+// after a lost response or a worker crash finds the sandbox instead of making
+// a second one. A sandbox that ended in error is deleted and the attempt fails
+// retryably, so the next attempt recreates it under the same name.
+func (a *Activities) EnsureSandbox(ctx context.Context, in EnsureSandboxInput) (SandboxInfo, error) {
+	if in.UserID == "" || (in.Kind == EntityThread && in.ThreadID == "") {
+		return SandboxInfo{}, temporalError("ensure sandbox", &daytona.Error{Kind: daytona.ErrBadRequest, Message: "user and thread ids are required"})
+	}
+	sandboxType := sandboxTypeOf(in.Kind)
+	var info SandboxInfo
+	err := heartbeating(ctx, func(ctx context.Context) error {
+		mount, err := a.ensureVolume(ctx, in.UserID)
+		if err != nil {
+			return err
+		}
+		snapshot, err := a.snapshotFor(ctx, sandboxType)
+		if err != nil {
+			return err
+		}
+		gen, err := a.generationFor(ctx, sandboxType, in)
+		if err != nil {
+			return err
+		}
+		name := daytona.SandboxName(sandboxType, entityKey(in.Kind, in.UserID, in.ThreadID), gen)
+		params := daytona.CreateSandboxParams{
+			Name:              name,
+			Snapshot:          snapshot,
+			Labels:            daytona.Labels(sandboxType, in.UserID, in.ThreadID),
+			Volumes:           []daytona.VolumeMount{mount},
+			AutoStopMinutes:   backstopMinutes(in.AutoStop),
+			AutoDeleteMinutes: backstopMinutes(in.AutoDelete),
+		}
+		if in.AutoDelete <= 0 {
+			params.AutoDeleteMinutes = -1 // files sandboxes are only ever stopped
+		}
+		sb, err := a.Daytona.FindOrCreateSandbox(ctx, params)
+		if err != nil {
+			if sb.ID != "" && sb.State.Failed() {
+				// Clear the broken sandbox so the retry creates a healthy one under
+				// the same name.
+				if derr := a.Daytona.DeleteSandbox(ctx, sb.ID); derr != nil {
+					a.Logger.WarnContext(ctx, "deleting failed sandbox", "sandbox", sb.ID, "err", derr)
+				}
+				_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "deleted"})
+				return fmt.Errorf("sandbox %s failed (%s); deleted it for a clean retry", sb.ID, sb.ErrorReason)
+			}
+			return err
+		}
+		if err := a.Queries.UpsertSandbox(ctx, db.UpsertSandboxParams{
+			SandboxID:   sb.ID,
+			Name:        name,
+			SandboxType: sandboxType,
+			UserID:      &in.UserID,
+			ThreadID:    optional(in.ThreadID),
+			Generation:  int32(gen),
+			Snapshot:    optional(sb.Snapshot),
+			State:       "running",
+		}); err != nil {
+			return fmt.Errorf("recording sandbox %s: %w", sb.ID, err)
+		}
+		info = SandboxInfo{SandboxID: sb.ID, Name: name, ToolboxURL: sb.ToolboxURL, Snapshot: sb.Snapshot, Generation: gen}
+		return nil
+	})
+	if err != nil {
+		return SandboxInfo{}, temporalError("ensure sandbox", err)
+	}
+	return info, nil
+}
+
+// StartSandbox starts a stopped sandbox and waits until it runs. When Daytona
+// no longer has it, or it broke (error state), the activity fails with
+// ErrTypeSandboxGone so the workflow creates the next generation.
+func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxInfo, error) {
+	var sb daytona.Sandbox
+	err := heartbeating(ctx, func(ctx context.Context) error {
+		var err error
+		sb, err = a.Daytona.StartSandbox(ctx, ref.SandboxID)
+		return err
+	})
+	switch {
+	case errors.Is(err, daytona.ErrNotFound):
+		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
+		return SandboxInfo{}, goneError(ref.SandboxID, err)
+	case err != nil && sb.State.Failed():
+		if derr := a.Daytona.DeleteSandbox(ctx, ref.SandboxID); derr != nil {
+			return SandboxInfo{}, temporalError("delete failed sandbox", derr)
+		}
+		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
+		return SandboxInfo{}, goneError(ref.SandboxID, err)
+	case err != nil:
+		return SandboxInfo{}, temporalError("start sandbox", err)
+	}
+	if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "running"}); err != nil {
+		return SandboxInfo{}, fmt.Errorf("recording sandbox %s: %w", sb.ID, err)
+	}
+	return SandboxInfo{SandboxID: sb.ID, Name: sb.Name, ToolboxURL: sb.ToolboxURL, Snapshot: sb.Snapshot, Generation: ref.Generation}, nil
+}
+
+// StopSandbox stops the sandbox and waits until it is stopped; stopping a
+// stopped sandbox is success. A sandbox Daytona no longer has is reported as
+// Gone rather than as an error.
+func (a *Activities) StopSandbox(ctx context.Context, ref SandboxRef) (StopResult, error) {
+	err := heartbeating(ctx, func(ctx context.Context) error { return a.Daytona.StopSandbox(ctx, ref.SandboxID) })
+	state, res := "stopped", StopResult{}
+	switch {
+	case errors.Is(err, daytona.ErrNotFound):
+		state, res = "deleted", StopResult{Gone: true}
+	case err != nil:
+		return StopResult{}, temporalError("stop sandbox", err)
+	}
+	if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: state}); err != nil {
+		return StopResult{}, fmt.Errorf("recording sandbox %s: %w", ref.SandboxID, err)
+	}
+	return res, nil
+}
+
+// DeleteSandbox destroys the sandbox and waits until Daytona no longer has
+// it; a missing sandbox is success. Without a sandbox id it looks the
+// generation's sandbox up by its deterministic name, so a create whose result
+// the workflow never saw is not left behind.
+func (a *Activities) DeleteSandbox(ctx context.Context, ref SandboxRef) error {
+	id := ref.SandboxID
+	err := heartbeating(ctx, func(ctx context.Context) error {
+		if id == "" {
+			if ref.Generation <= 0 {
+				return nil
+			}
+			name := daytona.SandboxName(sandboxTypeOf(ref.Kind), entityKey(ref.Kind, ref.UserID, ref.ThreadID), ref.Generation)
+			sb, err := a.Daytona.GetSandbox(ctx, name)
+			if errors.Is(err, daytona.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			id = sb.ID
+		}
+		return a.Daytona.DeleteSandbox(ctx, id)
+	})
+	if err != nil {
+		return temporalError("delete sandbox", err)
+	}
+	if id == "" {
+		return nil
+	}
+	if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: id, State: "deleted"}); err != nil {
+		return fmt.Errorf("recording sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// RefreshSandboxActivity resets Daytona's auto-stop clock while a lease is
+// held: a long command is not activity to Daytona, and its backstop must not
+// stop a sandbox the workflow keeps running.
+func (a *Activities) RefreshSandboxActivity(ctx context.Context, ref SandboxRef) error {
+	err := a.Daytona.RefreshActivity(ctx, ref.SandboxID)
+	if errors.Is(err, daytona.ErrNotFound) {
+		return goneError(ref.SandboxID, err)
+	}
+	return temporalError("refresh sandbox activity", err)
+}
+
+// ensureVolume gets or creates the user's volume (or the shared one) and
+// records it; it returns the mount for new sandboxes.
+func (a *Activities) ensureVolume(ctx context.Context, userID string) (daytona.VolumeMount, error) {
+	strategy := daytona.PerUser
+	if a.Config.VolumeStrategy == config.VolumeShared {
+		strategy = daytona.Shared
+	}
+	name, subpath := daytona.VolumeFor(strategy, userID, a.Config.SharedVolumeName)
+	vol, err := a.Daytona.EnsureVolume(ctx, name)
+	if err != nil {
+		return daytona.VolumeMount{}, err
+	}
+	if err := a.Queries.UpsertVolume(ctx, db.UpsertVolumeParams{
+		UserID: userID, VolumeName: name, Subpath: subpath, DaytonaVolumeID: &vol.ID,
+	}); err != nil {
+		return daytona.VolumeMount{}, fmt.Errorf("recording volume %s: %w", name, err)
+	}
+	return daytona.VolumeMount{VolumeID: vol.ID, MountPath: VolumeMountPath, Subpath: subpath}, nil
+}
+
+// snapshotFor picks the snapshot of a new sandbox: agent sandboxes use the
+// active skills snapshot, falling back to DAYTONA_BASE_SNAPSHOT (empty means
+// Daytona's default); files sandboxes need no skills and use the base.
+func (a *Activities) snapshotFor(ctx context.Context, sandboxType string) (string, error) {
+	if sandboxType != SandboxTypeAgent {
+		return a.Config.BaseSnapshot, nil
+	}
+	name, err := a.Queries.ActiveSnapshotName(ctx)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return a.Config.BaseSnapshot, nil
+	case err != nil:
+		return "", fmt.Errorf("reading the active snapshot: %w", err)
+	}
+	return name, nil
+}
+
+// generationFor returns the generation to create: the one asked for, unless a
+// sandbox of that generation was already destroyed (a thread deleted and
+// created again starts a new workflow run at generation 1).
+func (a *Activities) generationFor(ctx context.Context, sandboxType string, in EnsureSandboxInput) (int, error) {
+	gen := max(in.Generation, 1)
+	deleted, err := a.Queries.MaxDeletedGeneration(ctx, db.MaxDeletedGenerationParams{
+		SandboxType: sandboxType, UserID: &in.UserID, ThreadID: in.ThreadID,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading past generations: %w", err)
+	}
+	return max(gen, int(deleted)+1), nil
+}
+
+// entityKey is the id part of a sandbox name: the user for a files session,
+// user and thread (each escaped, so the pair stays unambiguous) for a thread.
+func entityKey(kind, userID, threadID string) string {
+	if kind == EntityFiles {
+		return userID
+	}
+	return url.PathEscape(userID) + "/" + url.PathEscape(threadID)
+}
+
+func sandboxTypeOf(kind string) string {
+	if kind == EntityFiles {
+		return SandboxTypeFiles
+	}
+	return SandboxTypeAgent
+}
+
+// backstopMinutes turns one of our intervals into Daytona's whole minutes, at
+// least one minute longer, so Daytona only acts when the workflow could not.
+func backstopMinutes(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d+time.Minute-1)/time.Minute) + 1
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// heartbeating runs fn while heartbeating, so long Daytona waits keep the
+// activity alive and a dead worker is detected by the heartbeat timeout.
+func heartbeating(ctx context.Context, fn func(ctx context.Context) error) error {
+	if !activity.IsActivity(ctx) {
+		return fn(ctx)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return fn(ctx)
+}

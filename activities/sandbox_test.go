@@ -1,0 +1,171 @@
+package activities_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/internal/testenv"
+)
+
+// fixture is a real PostgreSQL database, an in-process emulator and the
+// activities over them.
+type fixture struct {
+	acts *activities.Activities
+	gw   *daytona.Gateway
+	q    *db.Queries
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pool, _ := testenv.Database(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	emu, err := emulator.New(ctx, emulator.Options{
+		APIKey: "k", TransitionDelay: 10 * time.Millisecond, CronInterval: 50 * time.Millisecond, Logger: log,
+	})
+	require.NoError(t, err)
+	hs := httptest.NewServer(emu.Handler())
+	t.Cleanup(func() { hs.Close(); _ = emu.Close(); cancel() })
+	gw, err := daytona.New(daytona.Config{APIURL: hs.URL + "/api", APIKey: "k", PollInterval: 10 * time.Millisecond, WaitTimeout: 20 * time.Second, Logger: log})
+	require.NoError(t, err)
+	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
+	require.NoError(t, err)
+	return &fixture{acts: activities.New(cfg, pool, gw, log), gw: gw, q: db.New(pool)}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func threadInput(user, thread string, gen int) activities.EnsureSandboxInput {
+	return activities.EnsureSandboxInput{Kind: activities.EntityThread, UserID: user, ThreadID: thread, Generation: gen,
+		AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour}
+}
+
+func TestEnsureSandboxIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	in := threadInput("alice", "t/1", 1)
+
+	first, err := f.acts.EnsureSandbox(ctx, in)
+	require.NoError(t, err)
+	again, err := f.acts.EnsureSandbox(ctx, in) // a retried activity
+	require.NoError(t, err)
+	assert.Equal(t, first.SandboxID, again.SandboxID)
+	assert.Equal(t, 1, first.Generation)
+	assert.NotEmpty(t, first.ToolboxURL)
+
+	all, err := f.gw.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue})
+	require.NoError(t, err)
+	require.Len(t, all, 1, "exactly one sandbox for the thread")
+	sb, err := f.gw.GetSandbox(ctx, first.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, daytona.StateStarted, sb.State)
+	assert.Equal(t, map[string]string{"managed-by": "threadbox", "kind": "agent", "user": "alice", "thread": "t/1"}, sb.Labels)
+	assert.Equal(t, 16, sb.AutoStopMinutes, "Daytona's backstop is a minute longer than ours")
+	assert.Equal(t, 121, sb.AutoDeleteMinutes)
+
+	row, err := f.q.GetSandboxRow(ctx, first.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, "running", row.State)
+	assert.Equal(t, "agent", row.SandboxType)
+	vol, err := f.q.GetVolume(ctx, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, "tb-vol-alice", vol.VolumeName)
+	require.NotNil(t, vol.DaytonaVolumeID)
+
+	// The volume is mounted: a file written by one sandbox of the user is
+	// seen by the user's files sandbox.
+	tb := f.gw.Toolbox(first.SandboxID, first.ToolboxURL)
+	res, err := tb.Exec(ctx, daytona.ExecRequest{Command: "echo hello > " + activities.VolumeMountPath + "/probe.txt"})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, res.Output)
+	files, err := f.acts.EnsureSandbox(ctx, activities.EnsureSandboxInput{Kind: activities.EntityFiles, UserID: "alice", Generation: 1, AutoStop: time.Hour})
+	require.NoError(t, err)
+	assert.NotEqual(t, first.SandboxID, files.SandboxID, "the files sandbox is separate from agent sandboxes")
+	fsb, err := f.gw.GetSandbox(ctx, files.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, -1, fsb.AutoDeleteMinutes, "files sandboxes have no auto-delete backstop")
+	out, err := f.gw.Toolbox(files.SandboxID, files.ToolboxURL).Exec(ctx, daytona.ExecRequest{Command: "cat " + activities.VolumeMountPath + "/probe.txt"})
+	require.NoError(t, err)
+	assert.Equal(t, "hello", trim(out.Output))
+}
+
+func TestStopStartDeleteAreIdempotent(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	info, err := f.acts.EnsureSandbox(ctx, threadInput("bob", "t1", 1))
+	require.NoError(t, err)
+	ref := activities.SandboxRef{Kind: activities.EntityThread, UserID: "bob", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+
+	for i := 0; i < 2; i++ {
+		res, err := f.acts.StopSandbox(ctx, ref)
+		require.NoError(t, err, "stop #%d", i+1)
+		assert.False(t, res.Gone)
+	}
+	sb, err := f.gw.GetSandbox(ctx, info.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, daytona.StateStopped, sb.State)
+
+	started, err := f.acts.StartSandbox(ctx, ref)
+	require.NoError(t, err)
+	assert.Equal(t, info.SandboxID, started.SandboxID)
+
+	require.NoError(t, f.acts.DeleteSandbox(ctx, ref))
+	require.NoError(t, f.acts.DeleteSandbox(ctx, ref), "deleting a deleted sandbox is success")
+	row, err := f.q.GetSandboxRow(ctx, info.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, "deleted", row.State)
+	assert.NotNil(t, row.DeletedAt)
+
+	_, err = f.acts.StartSandbox(ctx, ref)
+	assert.True(t, activities.IsSandboxGone(err), "start of a deleted sandbox says gone: %v", err)
+	res, err := f.acts.StopSandbox(ctx, ref)
+	require.NoError(t, err)
+	assert.True(t, res.Gone)
+
+	// The name of a destroyed generation is never reused, even when a new
+	// workflow run asks for generation 1 again.
+	next, err := f.acts.EnsureSandbox(ctx, threadInput("bob", "t1", 1))
+	require.NoError(t, err)
+	assert.Equal(t, 2, next.Generation)
+	assert.NotEqual(t, info.SandboxID, next.SandboxID)
+}
+
+func TestDeleteByNameWithoutID(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	info, err := f.acts.EnsureSandbox(ctx, threadInput("carol", "t1", 1))
+	require.NoError(t, err)
+	// The workflow never saw the create's result: it deletes by generation.
+	require.NoError(t, f.acts.DeleteSandbox(ctx, activities.SandboxRef{Kind: activities.EntityThread, UserID: "carol", ThreadID: "t1", Generation: 1}))
+	_, err = f.gw.GetSandbox(ctx, info.SandboxID)
+	assert.ErrorIs(t, err, daytona.ErrNotFound)
+}
+
+func TestRefreshOfAMissingSandboxSaysGone(t *testing.T) {
+	f := newFixture(t)
+	err := f.acts.RefreshSandboxActivity(testCtx(t), activities.SandboxRef{SandboxID: "does-not-exist"})
+	assert.True(t, activities.IsSandboxGone(err), "%v", err)
+}
+
+func trim(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

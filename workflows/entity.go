@@ -1,0 +1,230 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Limits of the entity workflows.
+const (
+	// MaxLeaseTTL bounds one lease; longer work renews it.
+	MaxLeaseTTL = 24 * time.Hour
+	// MaxLeases bounds the live leases of one entity (state is carried across
+	// ContinueAsNew and must stay small).
+	MaxLeases = 256
+)
+
+// op is the lifecycle operation the main loop is running, if any. While one
+// runs the sandbox is not "ready" even if its phase still says running.
+type op string
+
+const (
+	opNone     op = ""
+	opCreating op = "creating"
+	opStarting op = "starting"
+	opStopping op = "stopping"
+	opDeleting op = "deleting"
+)
+
+// entity is one run of a sandbox entity workflow. Handlers only record
+// requests and wait; the main loop (run) is the only caller of the Daytona
+// lifecycle activities, so concurrent requests can never create two
+// sandboxes.
+type entity struct {
+	in EntityInput
+	st EntityState
+
+	op            op
+	wantUp        bool // an ensure-running waits for the sandbox to run
+	failEpoch     int  // bumped when bringing the sandbox up failed
+	deleteReq     *DeleteRequest
+	done          bool // the sandbox is destroyed after a user delete: the run ends
+	leaseReleased bool // a lease ended early, so the stop deadline may be earlier
+	lastRefresh   time.Time
+	seq           int // ledger sequence within this run
+
+	touchCh   workflow.ReceiveChannel
+	releaseCh workflow.ReceiveChannel
+}
+
+func newEntity(ctx workflow.Context, in EntityInput) *entity {
+	e := &entity{in: in}
+	if in.State != nil {
+		e.st = *in.State
+	} else {
+		e.st = EntityState{Phase: PhaseCreating}
+	}
+	if e.st.Leases == nil {
+		e.st.Leases = map[string]time.Time{}
+	}
+	e.lastRefresh = e.st.LastUseAt
+	e.touchCh = workflow.GetSignalChannel(ctx, SignalTouch)
+	e.releaseCh = workflow.GetSignalChannel(ctx, SignalReleaseLease)
+	return e
+}
+
+// register installs the query, update and signal handlers.
+func (e *entity) register(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (EntityState, error) {
+		return e.snapshot(), nil
+	}); err != nil {
+		return fmt.Errorf("state query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEnsureRunning, e.ensureRunning,
+		workflow.UpdateHandlerOptions{Validator: e.validateEnsure}); err != nil {
+		return fmt.Errorf("ensure-running update: %w", err)
+	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateDelete, e.deleteSandbox); err != nil {
+		return fmt.Errorf("delete update: %w", err)
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var t TouchSignal
+			e.touchCh.Receive(ctx, &t)
+			e.touch(ctx, t)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r ReleaseLeaseSignal
+			e.releaseCh.Receive(ctx, &r)
+			e.release(ctx, r)
+		}
+	})
+	return nil
+}
+
+// validateEnsure rejects bad requests before they reach history.
+func (e *entity) validateEnsure(_ workflow.Context, req EnsureRequest) error {
+	if e.deleteReq != nil || e.done {
+		return errors.New("the sandbox is being deleted; retry to start a new one")
+	}
+	if l := req.Lease; l != nil {
+		switch {
+		case l.ID == "":
+			return errors.New("lease id is required")
+		case l.TTL <= 0:
+			return fmt.Errorf("lease ttl must be positive, got %s", l.TTL)
+		case l.TTL > MaxLeaseTTL:
+			return fmt.Errorf("lease ttl %s is longer than %s; renew it instead", l.TTL, MaxLeaseTTL)
+		}
+		if _, renew := e.st.Leases[l.ID]; !renew && len(e.st.Leases) >= MaxLeases {
+			return fmt.Errorf("too many live leases (%d)", MaxLeases)
+		}
+	}
+	return nil
+}
+
+// ensureRunning records the use (and lease), waits until the main loop has
+// the sandbox running, and says how long it is sure to stay up.
+func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureResult, error) {
+	now := workflow.Now(ctx)
+	e.use(now, req.UsedAt)
+	if l := req.Lease; l != nil {
+		e.st.Leases[l.ID] = now.Add(l.TTL)
+	}
+	before := e.st.SandboxID
+	if !e.ready() {
+		e.wantUp = true
+		epoch := e.failEpoch
+		if err := workflow.Await(ctx, func() bool { return e.ready() || e.failEpoch != epoch || e.done }); err != nil {
+			return EnsureResult{}, err
+		}
+		switch {
+		case e.done:
+			return EnsureResult{}, temporal.NewNonRetryableApplicationError("the thread was deleted", ErrTypeEntityDeleted, nil)
+		case !e.ready():
+			return EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, ErrTypeSandboxUnavailable)
+		}
+	}
+	return EnsureResult{
+		SandboxID:    e.st.SandboxID,
+		ToolboxURL:   e.st.ToolboxURL,
+		Snapshot:     e.st.Snapshot,
+		Generation:   e.st.Generation,
+		RunningUntil: e.stopDeadline(),
+		Created:      e.st.SandboxID != before,
+	}, nil
+}
+
+// deleteSandbox asks the main loop to destroy the sandbox and end the
+// workflow, and waits until it has.
+func (e *entity) deleteSandbox(ctx workflow.Context, req DeleteRequest) error {
+	if e.deleteReq == nil {
+		e.deleteReq = &req
+	}
+	return workflow.Await(ctx, func() bool { return e.done })
+}
+
+// touch records uses seen by the API. It does not wake the main loop: the
+// stop deadline only moves later, and the loop re-arms when its timer fires.
+func (e *entity) touch(ctx workflow.Context, t TouchSignal) {
+	e.use(workflow.Now(ctx), t.At)
+}
+
+// release ends a lease. Finishing the work it covered is a use, and the stop
+// deadline may move earlier, so the main loop re-evaluates.
+func (e *entity) release(ctx workflow.Context, r ReleaseLeaseSignal) {
+	now := workflow.Now(ctx)
+	if _, ok := e.st.Leases[r.LeaseID]; !ok {
+		return
+	}
+	delete(e.st.Leases, r.LeaseID)
+	e.use(now, time.Time{})
+	e.leaseReleased = true
+}
+
+// use moves LastUseAt forward (never backwards, never past the workflow's
+// clock, so a skewed API clock cannot keep a sandbox alive).
+func (e *entity) use(now, at time.Time) {
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	if at.After(e.st.LastUseAt) {
+		e.st.LastUseAt = at
+	}
+}
+
+// ready reports whether an ensure-running can be answered right away.
+func (e *entity) ready() bool {
+	return e.st.Phase == PhaseRunning && e.op == opNone && e.deleteReq == nil && !e.done
+}
+
+// stopDeadline is the earliest moment the sandbox may be stopped: AutoStop
+// after the last use, and never before a live lease expires.
+func (e *entity) stopDeadline() time.Time {
+	d := e.st.LastUseAt.Add(e.in.Config.AutoStop)
+	for _, exp := range e.st.Leases { // a max does not depend on map order
+		if exp.After(d) {
+			d = exp
+		}
+	}
+	return d
+}
+
+// pruneLeases drops expired leases: they end by themselves, so an API process
+// that died mid-command cannot keep a sandbox up forever.
+func (e *entity) pruneLeases(now time.Time) {
+	for id, exp := range e.st.Leases {
+		if !exp.After(now) {
+			delete(e.st.Leases, id)
+		}
+	}
+}
+
+// snapshot is a copy of the state for queries and ContinueAsNew.
+func (e *entity) snapshot() EntityState {
+	st := e.st
+	st.Leases = make(map[string]time.Time, len(e.st.Leases))
+	for k, v := range e.st.Leases {
+		st.Leases[k] = v
+	}
+	if st.Phase == PhaseRunning {
+		st.AutoStopAt = e.stopDeadline()
+	}
+	return st
+}

@@ -1,0 +1,225 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/threadbox/threadbox/activities"
+)
+
+// t0 is the virtual start of every lifecycle test.
+var t0 = time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
+
+var ladder = EntityConfig{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour}
+
+// harness runs an entity workflow under the time-skipping test suite with
+// every activity mocked by a tiny in-memory Daytona, and records what
+// happened when (offsets from t0 as hh:mm).
+type harness struct {
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+
+	mu        sync.Mutex
+	calls     []string
+	ledger    []activities.LifecycleEvent
+	states    []string // SandboxState search attribute upserts
+	ensureIn  []activities.EnsureSandboxInput
+	createErr []error // returned by the next EnsureSandbox calls, in order
+	startGone bool
+
+	timersStarted  map[string]time.Time // timer id -> when it would fire
+	timersCanceled []string
+	timersFired    []string
+}
+
+// newHarness builds the environment; createDelay, when given, is how long
+// each create takes on the workflow clock.
+func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}}
+	env := h.env
+	env.SetStartTime(t0)
+	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: ThreadWorkflowName})
+	env.RegisterWorkflowWithOptions(FilesWorkflow, workflow.RegisterOptions{Name: FilesWorkflowName})
+	env.RegisterActivity(&activities.Activities{})
+
+	createCall := env.OnActivity(acts.EnsureSandbox, mock.Anything, mock.Anything)
+	if len(createDelay) > 0 {
+		createCall = createCall.After(createDelay[0])
+	}
+	createCall.Return(
+		func(_ context.Context, in activities.EnsureSandboxInput) (activities.SandboxInfo, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.ensureIn = append(h.ensureIn, in)
+			if len(h.createErr) > 0 {
+				err := h.createErr[0]
+				h.createErr = h.createErr[1:]
+				h.calls = append(h.calls, "create-failed@"+h.at())
+				return activities.SandboxInfo{}, err
+			}
+			h.calls = append(h.calls, "create@"+h.at())
+			return activities.SandboxInfo{
+				SandboxID: fmt.Sprintf("sbx-%d", in.Generation), Name: fmt.Sprintf("tb-%s-%d", in.Kind, in.Generation),
+				ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: in.Generation,
+			}, nil
+		}).Maybe()
+	env.OnActivity(acts.StartSandbox, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.SandboxRef) (activities.SandboxInfo, error) {
+			h.record("start@" + h.at())
+			if h.startGone {
+				return activities.SandboxInfo{}, temporal.NewNonRetryableApplicationError("gone", activities.ErrTypeSandboxGone, nil)
+			}
+			return activities.SandboxInfo{SandboxID: ref.SandboxID, ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: ref.Generation}, nil
+		}).Maybe()
+	env.OnActivity(acts.StopSandbox, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.SandboxRef) (activities.StopResult, error) {
+			h.record("stop@" + h.at())
+			return activities.StopResult{}, nil
+		}).Maybe()
+	env.OnActivity(acts.DeleteSandbox, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.SandboxRef) error {
+			h.record("delete@" + h.at())
+			return nil
+		}).Maybe()
+	env.OnActivity(acts.RefreshSandboxActivity, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ref activities.SandboxRef) error {
+			h.record("refresh@" + h.at())
+			return nil
+		}).Maybe()
+	env.OnActivity(acts.RecordLifecycleEvent, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, ev activities.LifecycleEvent) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.ledger = append(h.ledger, ev)
+			return nil
+		}).Maybe()
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		if v, ok := sa.GetKeyword(AttrSandboxState); ok {
+			h.mu.Lock()
+			h.states = append(h.states, v)
+			h.mu.Unlock()
+		}
+	}).Return(nil).Maybe()
+
+	env.SetOnTimerScheduledListener(func(id string, d time.Duration) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timersStarted[id] = env.Now().Add(d)
+	})
+	env.SetOnTimerCanceledListener(func(id string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timersCanceled = append(h.timersCanceled, id)
+	})
+	env.SetOnTimerFiredListener(func(id string) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timersFired = append(h.timersFired, id)
+	})
+	return h
+}
+
+func (h *harness) record(s string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, s)
+}
+
+// at is the virtual time since t0 as hh:mm.
+func (h *harness) at() string { return hhmm(h.env.Now().Sub(t0)) }
+
+func hhmm(d time.Duration) string {
+	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// ensureOutcome is what an ensure-running update answered.
+type ensureOutcome struct {
+	at       string
+	rejected error
+	err      error
+	res      EnsureResult
+}
+
+// ensure sends an ensure-running update after delay and stores the outcome.
+func (h *harness) ensure(delay time.Duration, req EnsureRequest, out *ensureOutcome) {
+	h.env.RegisterDelayedCallback(func() {
+		out.at = h.at()
+		h.env.UpdateWorkflow(UpdateEnsureRunning, req.RequestID, &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { out.rejected = err },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				out.err = err
+				if r, ok := v.(EnsureResult); ok {
+					out.res = r
+				}
+			},
+		}, req)
+	}, delay)
+}
+
+// deleteAt sends a delete update after delay; done reports its completion.
+func (h *harness) deleteAt(delay time.Duration, done *bool) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateDelete, "del", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { h.t.Errorf("delete rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(_ any, err error) { *done = err == nil },
+		}, DeleteRequest{RequestID: "del"})
+	}, delay)
+}
+
+func (h *harness) signal(delay time.Duration, name string, arg any) {
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(name, arg) }, delay)
+}
+
+// queryAt queries the state after delay.
+func (h *harness) queryAt(delay time.Duration, out *EntityState) {
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(QueryState)
+		require.NoError(h.t, err)
+		require.NoError(h.t, v.Get(out))
+	}, delay)
+}
+
+func (h *harness) runThread(cfg EntityConfig) {
+	h.env.ExecuteWorkflow(ThreadWorkflowName, EntityInput{Kind: KindThread, UserID: "u1", ThreadID: "t1", Config: cfg})
+}
+
+func (h *harness) causes() []string {
+	var out []string
+	for _, ev := range h.ledger {
+		out = append(out, ev.Event+"/"+ev.Cause)
+	}
+	return out
+}
+
+// canceledAt lists the would-be fire times (hh:mm) of canceled timers.
+func (h *harness) canceledAt() []string {
+	var out []string
+	for _, id := range h.timersCanceled {
+		out = append(out, hhmm(h.timersStarted[id].Sub(t0)))
+	}
+	return out
+}
+
+func decodeContinueAsNew(t *testing.T, err error) EntityInput {
+	t.Helper()
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, err, &can)
+	var in EntityInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &in))
+	return in
+}

@@ -1,0 +1,334 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/threadbox/threadbox/activities"
+)
+
+// stopRetryDelay is how long the loop waits before trying a failed stop or
+// auto-delete again (each attempt already retried inside the activity).
+const stopRetryDelay = time.Minute
+
+// ThreadWorkflow owns one thread's agent sandbox (workflow id
+// thread:<user>:<thread>).
+func ThreadWorkflow(ctx workflow.Context, in EntityInput) error {
+	if in.Kind == "" {
+		in.Kind = KindThread
+	}
+	return runEntity(ctx, in)
+}
+
+// FilesWorkflow owns one user's files sandbox (workflow id files:<user>); it
+// stops after FilesAutoStop and is never deleted by a timer.
+func FilesWorkflow(ctx workflow.Context, in EntityInput) error {
+	if in.Kind == "" {
+		in.Kind = KindFiles
+	}
+	in.Config.AutoDelete = 0
+	return runEntity(ctx, in)
+}
+
+func runEntity(ctx workflow.Context, in EntityInput) error {
+	if in.UserID == "" || (in.Kind == KindThread && in.ThreadID == "") {
+		return fmt.Errorf("entity input needs a user id and, for threads, a thread id: %+v", in)
+	}
+	if in.Config.AutoStop <= 0 {
+		return fmt.Errorf("entity config needs a positive AutoStop, got %s", in.Config.AutoStop)
+	}
+	e := newEntity(ctx, in)
+	if err := e.register(ctx); err != nil {
+		return err
+	}
+	e.upsertSearchAttributes(ctx, true)
+	return e.run(ctx)
+}
+
+// run is the main loop: the only place that calls Daytona lifecycle
+// activities. Each turn decides from the state (absolute times) what is due,
+// does it, or sleeps until the next deadline.
+func (e *entity) run(ctx workflow.Context) error {
+	for {
+		now := workflow.Now(ctx)
+		e.pruneLeases(now)
+		e.leaseReleased = false
+		switch {
+		case e.deleteReq != nil:
+			return e.destroy(ctx)
+		case e.wantUp && e.st.Phase != PhaseRunning:
+			e.bringUp(ctx)
+			continue
+		case e.wantUp:
+			e.wantUp = false
+		}
+		if e.shouldContinueAsNew(ctx) {
+			if ok, err := e.continueAsNew(ctx); ok {
+				return err
+			}
+			continue
+		}
+		switch e.st.Phase {
+		case PhaseRunning:
+			deadline := e.stopDeadline()
+			if !now.Before(deadline) {
+				e.stop(ctx)
+				continue
+			}
+			wake, summary := deadline, "auto-stop at "+clock(deadline)
+			if len(e.st.Leases) > 0 {
+				refreshAt := e.refreshAt()
+				if !now.Before(refreshAt) {
+					e.refresh(ctx)
+					continue
+				}
+				if refreshAt.Before(wake) {
+					wake, summary = refreshAt, "refresh Daytona activity (lease held) at "+clock(refreshAt)
+				}
+			}
+			e.sleep(ctx, wake, summary)
+		case PhaseStopped:
+			if e.in.Config.AutoDelete > 0 {
+				if !now.Before(e.st.AutoDeleteAt) {
+					e.autoDelete(ctx)
+					continue
+				}
+				e.sleep(ctx, e.st.AutoDeleteAt, "auto-delete at "+clock(e.st.AutoDeleteAt))
+			} else {
+				e.sleep(ctx, time.Time{}, "")
+			}
+		default: // creating (nothing asked yet), deleted, error: wait for a request
+			e.sleep(ctx, time.Time{}, "")
+		}
+	}
+}
+
+// wakeCond is true when something must be done now rather than at the
+// deadline the loop sleeps until. Touches and new leases only push deadlines
+// later and so do not wake it (no timer churn).
+func (e *entity) wakeCond(ctx workflow.Context) func() bool {
+	return func() bool {
+		return e.deleteReq != nil ||
+			(e.wantUp && e.st.Phase != PhaseRunning) ||
+			e.leaseReleased ||
+			(workflow.GetInfo(ctx).GetContinueAsNewSuggested() && e.canContinueAsNew())
+	}
+}
+
+// sleep waits until `until` (zero: no deadline) or until wakeCond. The timer
+// runs in a child context cancelled on return, so a timer that lost the race
+// never fires later.
+func (e *entity) sleep(ctx workflow.Context, until time.Time, summary string) {
+	cond := e.wakeCond(ctx)
+	if until.IsZero() {
+		_ = workflow.Await(ctx, cond)
+		return
+	}
+	d := until.Sub(workflow.Now(ctx))
+	if d <= 0 {
+		return
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	workflow.SetCurrentDetails(ctx, e.details(summary))
+	_, _ = workflow.AwaitWithOptions(tctx, workflow.AwaitOptions{
+		Timeout:      d,
+		TimerOptions: workflow.TimerOptions{Summary: summary},
+	}, cond)
+}
+
+// refreshAt is when Daytona's last-activity clock must be refreshed while a
+// lease is held: AutoStop after the last use or refresh, which is at least a
+// minute before Daytona's backstop (AutoStop rounded up to minutes, plus one).
+func (e *entity) refreshAt() time.Time {
+	base := e.lastRefresh
+	if e.st.LastUseAt.After(base) {
+		base = e.st.LastUseAt
+	}
+	return base.Add(e.in.Config.AutoStop)
+}
+
+// bringUp makes the sandbox run for waiting ensure-running requests: start
+// the stopped one, or create the next generation when there is none (first
+// use, after an auto-delete, or when Daytona lost it).
+func (e *entity) bringUp(ctx workflow.Context) {
+	if e.st.SandboxID != "" {
+		e.op = opStarting
+		info, err := e.startSandbox(ctx)
+		switch {
+		case err == nil:
+			e.running(ctx, info)
+			e.transition(ctx, "started", activities.CauseUse, "")
+			return
+		case !activities.IsSandboxGone(err):
+			e.fail(ctx, err)
+			return
+		}
+		e.transition(ctx, "lost", activities.CauseError, err.Error())
+		e.st.SandboxID, e.st.ToolboxURL = "", ""
+	}
+	e.op = opCreating
+	e.st.Phase = PhaseCreating
+	e.upsertSearchAttributes(ctx, false)
+	info, err := e.ensureSandbox(ctx, e.st.Generation+1)
+	if err != nil {
+		e.fail(ctx, err)
+		return
+	}
+	e.running(ctx, info)
+	e.transition(ctx, "created", activities.CauseUse, "generation "+fmt.Sprint(info.Generation))
+}
+
+// running records a sandbox that now runs. The use that asked for it counts
+// from now, after the start, and waiting requests are released.
+func (e *entity) running(ctx workflow.Context, info activities.SandboxInfo) {
+	now := workflow.Now(ctx)
+	e.st.Phase = PhaseRunning
+	e.st.SandboxID, e.st.ToolboxURL, e.st.Snapshot = info.SandboxID, info.ToolboxURL, info.Snapshot
+	e.st.Generation = info.Generation
+	e.st.StoppedAt, e.st.AutoDeleteAt, e.st.Error = time.Time{}, time.Time{}, ""
+	e.use(now, now)
+	e.lastRefresh = now
+	e.st.AutoStopAt = e.stopDeadline()
+	e.op = opNone
+	e.wantUp = false
+}
+
+// fail records that bringing the sandbox up failed: waiting requests get the
+// error, and the next ensure-running tries again.
+func (e *entity) fail(ctx workflow.Context, err error) {
+	e.st.Phase = PhaseError
+	e.st.Error = err.Error()
+	e.op = opNone
+	e.wantUp = false
+	e.failEpoch++
+	e.transition(ctx, "failed", activities.CauseError, e.st.Error)
+}
+
+// stop stops the sandbox once its deadline passed and no lease is live.
+func (e *entity) stop(ctx workflow.Context) {
+	e.op = opStopping
+	res, err := e.stopSandbox(ctx)
+	e.op = opNone
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("stopping the sandbox failed; will retry", "error", err)
+		e.sleep(ctx, workflow.Now(ctx).Add(stopRetryDelay), "retry stop at "+clock(workflow.Now(ctx).Add(stopRetryDelay)))
+		return
+	}
+	now := workflow.Now(ctx)
+	e.st.AutoStopAt = time.Time{}
+	if res.Gone {
+		e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+		e.transition(ctx, "lost", activities.CauseIdleTimer, "Daytona no longer has the sandbox")
+		return
+	}
+	e.st.Phase, e.st.StoppedAt = PhaseStopped, now
+	if e.in.Config.AutoDelete > 0 {
+		e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
+	}
+	e.transition(ctx, "stopped", activities.CauseIdleTimer, "")
+}
+
+// autoDelete deletes a sandbox that stayed stopped for AutoDelete. The
+// entity lives on; its next use creates the next generation.
+func (e *entity) autoDelete(ctx workflow.Context) {
+	e.op = opDeleting
+	err := e.deleteSandboxActivity(ctx)
+	e.op = opNone
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("auto-delete failed; will retry", "error", err)
+		e.sleep(ctx, workflow.Now(ctx).Add(stopRetryDelay), "retry auto-delete at "+clock(workflow.Now(ctx).Add(stopRetryDelay)))
+		return
+	}
+	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+	e.st.AutoDeleteAt = time.Time{}
+	e.transition(ctx, "deleted", activities.CauseDeleteTimer, "")
+}
+
+// destroy handles a user delete: destroy the sandbox (idempotent; when it
+// keeps failing the reconciler removes it, as no workflow tracks it any
+// more), let every handler finish, and end the workflow.
+func (e *entity) destroy(ctx workflow.Context) error {
+	e.op = opDeleting
+	cause := activities.CauseUserDelete
+	if e.deleteReq.Cause != "" {
+		cause = e.deleteReq.Cause
+	}
+	detail := ""
+	if err := e.deleteSandboxActivity(ctx); err != nil {
+		detail = "delete failed, left to the reconciler: " + err.Error()
+		workflow.GetLogger(ctx).Error("deleting the sandbox failed", "error", err)
+	}
+	e.op = opNone
+	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+	e.st.AutoStopAt, e.st.AutoDeleteAt = time.Time{}, time.Time{}
+	e.st.Leases = map[string]time.Time{}
+	e.done = true
+	e.transition(ctx, "deleted", cause, detail)
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	e.drainSignals(ctx)
+	return nil
+}
+
+// refresh resets Daytona's last-activity clock while a lease is held.
+func (e *entity) refresh(ctx workflow.Context) {
+	e.lastRefresh = workflow.Now(ctx)
+	if err := e.refreshActivity(ctx); err != nil {
+		workflow.GetLogger(ctx).Warn("refreshing Daytona's last activity failed", "error", err)
+	}
+}
+
+// canContinueAsNew: only when no request waits on the main loop (handlers
+// waiting on it would deadlock AllHandlersFinished) and nothing is in flight.
+func (e *entity) canContinueAsNew() bool {
+	return !e.wantUp && e.deleteReq == nil && e.op == opNone
+}
+
+func (e *entity) shouldContinueAsNew(ctx workflow.Context) bool {
+	return e.canContinueAsNew() && workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+// continueAsNew carries the state (absolute times, so deadlines do not
+// stretch) into a new run, after every handler finished and every delivered
+// signal was applied. ok is false when a request arrived meanwhile and the
+// loop must serve it first.
+func (e *entity) continueAsNew(ctx workflow.Context) (ok bool, err error) {
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	e.drainSignals(ctx)
+	if !e.canContinueAsNew() {
+		return false, nil
+	}
+	in := e.in
+	st := e.snapshot()
+	in.State = &st
+	return true, workflow.NewContinueAsNewError(ctx, workflow.GetInfo(ctx).WorkflowType.Name, in)
+}
+
+// drainSignals applies signals delivered but not yet applied, which would
+// otherwise be lost when the run ends. A signal delivered in this workflow
+// task may already be handed to a blocked receiver coroutine that has not run
+// yet (ReceiveAsync no longer sees it), so first yield once to let those
+// coroutines apply what they hold, then read whatever is still buffered.
+func (e *entity) drainSignals(ctx workflow.Context) {
+	yielded := false
+	workflow.Go(ctx, func(workflow.Context) { yielded = true })
+	_ = workflow.Await(ctx, func() bool { return yielded })
+	for {
+		var t TouchSignal
+		if !e.touchCh.ReceiveAsync(&t) {
+			break
+		}
+		e.touch(ctx, t)
+	}
+	for {
+		var r ReleaseLeaseSignal
+		if !e.releaseCh.ReceiveAsync(&r) {
+			break
+		}
+		e.release(ctx, r)
+	}
+}
+
+func clock(t time.Time) string { return t.UTC().Format("15:04:05Z") }

@@ -1,0 +1,345 @@
+package workflows
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+)
+
+func TestEntityLadderStopsAfter15MinAndDeletesAfter2h(t *testing.T) {
+	h := newHarness(t)
+	var first ensureOutcome
+	var mid EntityState
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.queryAt(time.Hour, &mid)
+	h.deleteAt(3*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, first.err)
+	assert.Equal(t, "sbx-1", first.res.SandboxID)
+	assert.Equal(t, 1, first.res.Generation)
+	assert.True(t, first.res.Created)
+	assert.Equal(t, t0.Add(15*time.Minute), first.res.RunningUntil)
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "delete@02:15", "delete@03:00"}, h.calls)
+
+	assert.Equal(t, PhaseStopped, mid.Phase)
+	assert.Equal(t, t0.Add(15*time.Minute), mid.StoppedAt)
+	assert.Equal(t, t0.Add(2*time.Hour+15*time.Minute), mid.AutoDeleteAt)
+	assert.True(t, deleted)
+
+	assert.Equal(t, []string{"created/use", "stopped/idle_timer", "deleted/delete_timer", "deleted/user_delete"}, h.causes())
+	// Auto-deleted: the thread lives on ("stopped" without a sandbox); user delete ends it.
+	assert.Equal(t, "stopped", h.ledger[2].State)
+	assert.Equal(t, "", h.ledger[2].SandboxID)
+	assert.Equal(t, "deleted", h.ledger[3].State)
+	assert.Equal(t, []string{"creating", "creating", "running", "stopped", "deleted", "deleted"}, h.states)
+	for i, ev := range h.ledger {
+		for _, other := range h.ledger[:i] {
+			assert.NotEqual(t, other.DedupKey, ev.DedupKey, "ledger dedup keys must be unique per transition")
+		}
+	}
+}
+
+func TestEntityTouchesMoveTheDeadlineWithoutTimerChurn(t *testing.T) {
+	h := newHarness(t)
+	var first ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.signal(10*time.Minute, SignalTouch, TouchSignal{})
+	h.signal(20*time.Minute, SignalTouch, TouchSignal{})
+	// A touch stamped in the future (skewed API clock) counts as now.
+	h.signal(20*time.Minute, SignalTouch, TouchSignal{At: t0.Add(5 * time.Hour)})
+	h.deleteAt(4*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	assert.Equal(t, []string{"create@00:00", "stop@00:35", "delete@02:35", "delete@04:00"}, h.calls)
+	// The auto-stop timer fires at 00:15 and 00:25, finds the deadline moved
+	// each time and re-arms for the rest; then the auto-delete timer.
+	var fires []string
+	for _, id := range h.timersFired {
+		fires = append(fires, hhmm(h.timersStarted[id].Sub(t0)))
+	}
+	assert.Equal(t, []string{"00:15", "00:25", "00:35", "02:35"}, fires)
+	assert.Empty(t, h.timersCanceled, "touches must not cancel and restart timers")
+}
+
+func TestEntityLeaseHoldsTheStop(t *testing.T) {
+	t.Run("released early", func(t *testing.T) {
+		h := newHarness(t)
+		var first ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
+		h.signal(50*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l1"})
+		h.deleteAt(4*time.Hour, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, t0.Add(time.Hour), first.res.RunningUntil, "RunningUntil covers the lease")
+		// Daytona's clock is refreshed while the lease is held; the release is a use.
+		assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
+			"stop@01:05", "delete@03:05", "delete@04:00"}, h.calls)
+	})
+	t.Run("expires by itself", func(t *testing.T) {
+		h := newHarness(t)
+		var first ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
+		h.deleteAt(4*time.Hour, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
+			"stop@01:00", "delete@03:00", "delete@04:00"}, h.calls)
+	})
+}
+
+func TestEntityCommandRunningAcrossTheDeadline(t *testing.T) {
+	h := newHarness(t)
+	var first, cmd ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	// At 00:10 the API runs a command with a 30 min timeout: it takes a lease
+	// for it inside ensure-running and releases it when the command ends at 00:35.
+	h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "cmd", TTL: 30 * time.Minute}}, &cmd)
+	h.signal(35*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "cmd"})
+	h.deleteAt(3*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, cmd.err)
+	assert.False(t, cmd.res.Created)
+	assert.Equal(t, t0.Add(40*time.Minute), cmd.res.RunningUntil)
+	assert.Equal(t, []string{"create@00:00", "refresh@00:25", "stop@00:50", "delete@02:50", "delete@03:00"}, h.calls)
+}
+
+func TestEntityRestartFromStopped(t *testing.T) {
+	h := newHarness(t)
+	var first, again ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(5*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, again.err)
+	assert.Equal(t, first.res.SandboxID, again.res.SandboxID)
+	assert.False(t, again.res.Created)
+	assert.Equal(t, t0.Add(time.Hour+15*time.Minute), again.res.RunningUntil)
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "start@01:00", "stop@01:15", "delete@03:15", "delete@05:00"}, h.calls)
+	// The auto-delete timer of the first stop (02:15) lost the race to the
+	// restart: it was canceled and never fired.
+	assert.Equal(t, []string{"02:15"}, h.canceledAt())
+	for _, id := range h.timersFired {
+		assert.NotContains(t, h.timersCanceled, id)
+	}
+}
+
+func TestEntityRecreateAfterAutoDelete(t *testing.T) {
+	h := newHarness(t)
+	var first, again ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(3*time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(4*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, again.err)
+	assert.Equal(t, "sbx-2", again.res.SandboxID)
+	assert.Equal(t, 2, again.res.Generation)
+	assert.True(t, again.res.Created)
+	require.Len(t, h.ensureIn, 2)
+	assert.Equal(t, 2, h.ensureIn[1].Generation)
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "delete@02:15", "create@03:00", "stop@03:15", "delete@04:00"}, h.calls)
+}
+
+func TestEntityRestartOfALostSandboxCreatesTheNextGeneration(t *testing.T) {
+	h := newHarness(t)
+	h.startGone = true
+	var first, again ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(2*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, again.err)
+	assert.Equal(t, "sbx-2", again.res.SandboxID)
+	assert.True(t, again.res.Created)
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "start@01:00", "create@01:00", "stop@01:15", "delete@02:00"}, h.calls)
+}
+
+func TestEntityUserDelete(t *testing.T) {
+	t.Run("while creating", func(t *testing.T) {
+		h := newHarness(t, 3*time.Minute)
+		var first ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.deleteAt(time.Minute, &deleted)
+		h.runThread(ladder)
+
+		require.True(t, h.env.IsWorkflowCompleted())
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.True(t, deleted)
+		var ae *temporal.ApplicationError
+		require.ErrorAs(t, first.err, &ae, "the waiting ensure learns the thread is gone")
+		assert.Equal(t, ErrTypeEntityDeleted, ae.Type())
+		// The create finished at 00:03 and its sandbox was destroyed right after.
+		assert.Equal(t, []string{"create@00:03", "delete@00:03"}, h.calls) // the mock records on completion
+		assert.Equal(t, []string{"created/use", "deleted/user_delete"}, h.causes())
+	})
+	t.Run("while running", func(t *testing.T) {
+		h := newHarness(t)
+		var first ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.deleteAt(5*time.Minute, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.True(t, deleted)
+		assert.Equal(t, []string{"create@00:00", "delete@00:05"}, h.calls)
+		assert.Equal(t, []string{"00:15"}, h.canceledAt(), "the auto-stop timer is canceled")
+	})
+	t.Run("while stopped", func(t *testing.T) {
+		h := newHarness(t)
+		var first ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.deleteAt(30*time.Minute, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.True(t, deleted)
+		assert.Equal(t, []string{"create@00:00", "stop@00:15", "delete@00:30"}, h.calls)
+		assert.Equal(t, []string{"02:15"}, h.canceledAt(), "the auto-delete timer is canceled")
+	})
+}
+
+func TestEntityContinueAsNewKeepsPendingSignalsAndDeadlines(t *testing.T) {
+	h := newHarness(t)
+	var first, second ensureOutcome
+	h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l-long", TTL: time.Hour}}, &first)
+	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l-short", TTL: 30 * time.Minute}}, &second)
+	// Signals buffered without a workflow task are delivered in the same task
+	// as the CAN suggestion (at 00:10:01). They must not be lost: the main
+	// loop lets their receivers run and drains the channels before CAN.
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflowSkippingWorkflowTask(SignalTouch, TouchSignal{})
+		h.env.SignalWorkflowSkippingWorkflowTask(SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l-short"})
+	}, 10*time.Minute)
+	h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, 10*time.Minute+time.Second)
+	h.runThread(ladder)
+
+	require.True(t, h.env.IsWorkflowCompleted())
+	in := decodeContinueAsNew(t, h.env.GetWorkflowError())
+	require.NotNil(t, in.State)
+	require.NoError(t, second.err)
+	assert.Equal(t, KindThread, in.Kind)
+	assert.Equal(t, ladder, in.Config)
+	assert.Equal(t, PhaseRunning, in.State.Phase)
+	assert.Equal(t, "sbx-1", in.State.SandboxID)
+	assert.Equal(t, 1, in.State.Generation)
+	assert.Equal(t, t0.Add(10*time.Minute+time.Second), in.State.LastUseAt, "the touch delivered with the suggestion is applied")
+	assert.Equal(t, map[string]time.Time{"l-long": t0.Add(time.Hour)}, in.State.Leases, "the release sent with the suggestion is applied")
+	assert.Equal(t, []string{"create@00:00"}, h.calls)
+
+	// The next run continues from the carried state: no create, and the stop
+	// happens at the absolute deadline (the lease's expiry), not re-stretched.
+	h2 := newHarness(t)
+	h2.env.SetStartTime(t0.Add(10*time.Minute + time.Second))
+	var deleted bool
+	h2.deleteAt(2*time.Hour, &deleted)
+	h2.env.ExecuteWorkflow(ThreadWorkflowName, in)
+	require.NoError(t, h2.env.GetWorkflowError())
+	assert.Equal(t, []string{"refresh@00:25", "refresh@00:40", "refresh@00:55", "stop@01:00", "delete@02:10"}, h2.calls)
+	assert.Empty(t, h2.ensureIn, "the carried sandbox is not recreated")
+}
+
+func TestEntityFilesSessionOnlyStops(t *testing.T) {
+	h := newHarness(t)
+	var first, again ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(9*time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(12*time.Hour, &deleted)
+	h.env.ExecuteWorkflow(FilesWorkflowName, EntityInput{Kind: KindFiles, UserID: "u1",
+		Config: EntityConfig{AutoStop: time.Hour, AutoDelete: 2 * time.Hour}})
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, again.err)
+	assert.Equal(t, first.res.SandboxID, again.res.SandboxID, "the stopped files sandbox is restarted, not recreated")
+	assert.Equal(t, []string{"create@00:00", "stop@01:00", "start@09:00", "stop@10:00", "delete@12:00"}, h.calls)
+	require.NotEmpty(t, h.ensureIn)
+	assert.Equal(t, "files", h.ensureIn[0].Kind)
+	assert.Equal(t, time.Duration(0), h.ensureIn[0].AutoDelete)
+	assert.Equal(t, "stopped/idle_timer", h.causes()[1])
+}
+
+func TestEntityCreateFailureThenRetry(t *testing.T) {
+	h := newHarness(t)
+	h.createErr = []error{temporal.NewNonRetryableApplicationError("quota exceeded", "DaytonaBadRequest", errors.New("403"))}
+	var first, again ensureOutcome
+	var mid EntityState
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.queryAt(2*time.Minute, &mid)
+	h.ensure(5*time.Minute, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, first.err, &ae)
+	assert.Equal(t, ErrTypeSandboxUnavailable, ae.Type())
+	assert.Equal(t, PhaseError, mid.Phase)
+	assert.Contains(t, mid.Error, "quota exceeded")
+	require.NoError(t, again.err)
+	assert.Equal(t, "sbx-1", again.res.SandboxID)
+	assert.Equal(t, []string{"create-failed@00:00", "create@00:05", "stop@00:20", "delete@01:00"}, h.calls)
+	assert.Equal(t, "failed/error", h.causes()[0])
+	assert.Equal(t, "error", h.ledger[0].State)
+}
+
+func TestEntityEnsureValidatorRejectsBadLeases(t *testing.T) {
+	h := newHarness(t)
+	var first, negative, noID ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l", TTL: -time.Second}}, &negative)
+	h.ensure(time.Minute, EnsureRequest{RequestID: "r3", Lease: &LeaseRequest{TTL: time.Minute}}, &noID)
+	h.deleteAt(2*time.Minute, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	assert.ErrorContains(t, negative.rejected, "must be positive")
+	assert.ErrorContains(t, noID.rejected, "lease id is required")
+}
+
+func TestEntityConcurrentEnsuresCreateOnce(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	outs := make([]ensureOutcome, 5)
+	var deleted bool
+	for i := range outs {
+		h.ensure(time.Duration(i)*10*time.Second, EnsureRequest{RequestID: string(rune('a' + i))}, &outs[i])
+	}
+	h.deleteAt(10*time.Minute, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	for i, o := range outs {
+		require.NoError(t, o.err, i)
+		assert.Equal(t, "sbx-1", o.res.SandboxID, i)
+	}
+	h.env.AssertNumberOfCalls(t, "EnsureSandbox", 1)
+}
