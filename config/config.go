@@ -94,6 +94,7 @@ type Config struct {
 	ExecOutputLimit       int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
 	MaxExecTimeout        time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
 	UploadDir             string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
+	ReconcileInterval     Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
 	LogLevel              string         `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat             string         `env:"LOG_FORMAT" envDefault:"text"`
 }
@@ -145,7 +146,7 @@ func Names() []string {
 		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
 		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
-		"THREADBOX_UPLOAD_DIR", "LOG_LEVEL", "LOG_FORMAT",
+		"THREADBOX_UPLOAD_DIR", "THREADBOX_RECONCILE_INTERVAL", "LOG_LEVEL", "LOG_FORMAT",
 	}
 }
 

@@ -52,6 +52,7 @@ func TestEveryVariable(t *testing.T) {
 		"THREADBOX_EXEC_OUTPUT_LIMIT":     "2048",
 		"THREADBOX_MAX_EXEC_TIMEOUT":      "10m",
 		"THREADBOX_UPLOAD_DIR":            "/var/spool/tb",
+		"THREADBOX_RECONCILE_INTERVAL":    "5m",
 		"LOG_LEVEL":                       "debug",
 		"LOG_FORMAT":                      "json",
 	}
@@ -78,6 +79,7 @@ func TestEveryVariable(t *testing.T) {
 		ExecOutputLimit:       2048,
 		MaxExecTimeout:        10 * time.Minute,
 		UploadDir:             "/var/spool/tb",
+		ReconcileInterval:     Interval(5 * time.Minute),
 		LogLevel:              "debug",
 		LogFormat:             "json",
 	}, cfg)
@@ -120,6 +122,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"THREADBOX_MAX_BODY_BYTES":        "0",
 		"THREADBOX_EXEC_OUTPUT_LIMIT":     "-1",
 		"THREADBOX_MAX_EXEC_TIMEOUT":      "forever",
+		"THREADBOX_RECONCILE_INTERVAL":    "-1",
 		"LOG_LEVEL":                       "loud",
 		"LOG_FORMAT":                      "xml",
 	}

@@ -95,6 +95,9 @@ func newDevCommand() *cobra.Command {
 				return err
 			}
 			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, activities.New(cfg, pool, gw, log))
+			if err := workflows.EnsureReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, cfg.ReconcileInterval.Duration()); err != nil {
+				return err
+			}
 			g.Go(func() error { return worker.Run(ctx, w, log) })
 
 			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log})

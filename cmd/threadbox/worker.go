@@ -6,6 +6,7 @@ import (
 	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/worker"
+	"github.com/threadbox/threadbox/workflows"
 )
 
 func newWorkerCommand() *cobra.Command {
@@ -34,6 +35,9 @@ func newWorkerCommand() *cobra.Command {
 				return err
 			}
 			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, activities.New(cfg, pool, gw, log))
+			if err := workflows.EnsureReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, cfg.ReconcileInterval.Duration()); err != nil {
+				return err
+			}
 			return worker.Run(ctx, w, log)
 		},
 	}
