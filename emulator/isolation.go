@@ -2,7 +2,9 @@ package emulator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,19 +67,21 @@ func bwrapArgs(t *tbSandbox, cwd string, shell string) []string {
 			if err != nil {
 				continue
 			}
-			// bwrap refuses to create a symlink that exists: the root is a
-			// persistent directory, so an earlier command may have made it.
+			// Make the link in the sandbox root on the host before bwrap runs
+			// (bwrap's --symlink fails when it exists, and concurrent commands
+			// on a fresh sandbox would race to create it). The root is
+			// persistent, so this happens once per sandbox.
 			inRoot := filepath.Join(t.root, d)
+			if err := os.Symlink(target, inRoot); err != nil && !errors.Is(err, fs.ErrExist) {
+				continue
+			}
 			if cur, err := os.Readlink(inRoot); err == nil && cur == target {
 				continue
 			}
-			if _, err := os.Lstat(inRoot); err == nil {
-				if real, err := filepath.EvalSymlinks(d); err == nil {
-					args = append(args, "--ro-bind", real, d)
-				}
-				continue
+			// Something else occupies the name: bind the real directory over it.
+			if real, err := filepath.EvalSymlinks(d); err == nil {
+				args = append(args, "--ro-bind", real, d)
 			}
-			args = append(args, "--symlink", target, d)
 			continue
 		}
 		if fi.IsDir() {

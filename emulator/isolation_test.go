@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -231,4 +232,32 @@ func TestIsolationNoneFallback(t *testing.T) {
 
 	_, err = New(context.Background(), Options{Isolation: "bogus", Logger: quietLogger()})
 	assert.Error(t, err)
+}
+
+// The first commands on a fresh sandbox may run concurrently; the namespace
+// setup must not race on the root's /bin, /lib... links.
+func TestIsolationConcurrentFirstCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	if !e.srv.IsolationActive() {
+		t.Skip("bubblewrap (bwrap) is not installed or cannot create namespaces here; CI installs it (apt-get install bubblewrap)")
+	}
+	sb := e.create(apiclient.CreateSandbox{})
+	const n = 8
+	results := make(chan toolbox.ExecuteResponse, n)
+	for i := range n {
+		go func() {
+			res, _, err := e.tb(sb).ProcessAPI.ExecuteCommand(e.ctx).Request(toolbox.ExecuteRequest{Command: fmt.Sprintf("echo run-%d", i)}).Execute()
+			if err != nil {
+				results <- toolbox.ExecuteResponse{Result: err.Error(), ExitCode: toolbox.PtrInt32(-99)}
+				return
+			}
+			results <- *res
+		}()
+	}
+	for range n {
+		res := <-results
+		require.Equal(t, int32(0), res.GetExitCode(), res.Result)
+		require.Contains(t, res.Result, "run-")
+	}
 }

@@ -1,0 +1,118 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/threadbox/threadbox/workflows"
+)
+
+// maxLeaseTTL bounds a client lease: long enough for an agent turn or a
+// long job, short enough that a forgotten lease does not keep a sandbox (and
+// its cost) alive for days.
+const maxLeaseTTL = 24 * time.Hour
+
+type leaseRequest struct {
+	TTLS *int64 `json:"ttl_s"`
+}
+
+type leaseResponse struct {
+	LeaseID   string    `json:"lease_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+	SandboxID string    `json:"sandbox_id"`
+}
+
+// createLease is POST /v1/threads/{id}/leases: ensure-running with a lease,
+// so the sandbox is running when the answer arrives and is not auto-stopped
+// before expires_at (unless the lease is released). 201.
+func (t *threadAPI) createLease(c echo.Context) error {
+	var req leaseRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.TTLS == nil || *req.TTLS <= 0 || *req.TTLS > int64(maxLeaseTTL/time.Second) {
+		return errBadRequest("invalid_ttl", "ttl_s must be a whole number of seconds between 1 and "+strconv.FormatInt(int64(maxLeaseTTL/time.Second), 10))
+	}
+	ref, err := threadRef(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := t.guard(ref)(ctx); err != nil {
+		return err
+	}
+	ttl := time.Duration(*req.TTLS) * time.Second
+	id := "lease-" + uuid.NewString()
+	start := time.Now()
+	res, err := t.sb.EnsureLease(ctx, ref, id, ttl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, leaseResponse{LeaseID: id, ExpiresAt: start.Add(ttl).UTC(), SandboxID: res.SandboxID})
+}
+
+// releaseLease is DELETE /v1/threads/{id}/leases/{lease_id}: 204, or 404 for
+// a lease the thread does not hold (unknown, expired or already released),
+// which is read from the workflow's state query. The release is a use: the
+// idle timer counts from it.
+func (t *threadAPI) releaseLease(c echo.Context) error {
+	ref, err := threadRef(c)
+	if err != nil {
+		return err
+	}
+	leaseID := c.Param("lease_id")
+	if !strings.HasPrefix(leaseID, "lease-") || len(leaseID) > 64 {
+		return errNotFound("lease not found")
+	}
+	ctx := c.Request().Context()
+	if err := t.guard(ref)(ctx); err != nil {
+		return err
+	}
+	held, err := t.sb.HoldsLease(ctx, ref, leaseID)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errNotFound("lease not found")
+	}
+	if err := t.sb.ReleaseLease(ctx, ref, leaseID); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// HoldsLease asks the workflow (state query) whether leaseID is live.
+func (c *sandboxClient) HoldsLease(ctx context.Context, ref entityRef, leaseID string) (bool, error) {
+	v, err := c.opts.Temporal.QueryWorkflow(ctx, ref.workflowID(), "", workflows.QueryState)
+	if err != nil {
+		if isWorkflowNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("querying %s: %w", ref.workflowID(), err)
+	}
+	var st workflows.EntityState
+	if err := v.Get(&st); err != nil {
+		return false, fmt.Errorf("decoding state of %s: %w", ref.workflowID(), err)
+	}
+	exp, ok := st.Leases[leaseID]
+	return ok && exp.After(time.Now()), nil
+}
+
+// ReleaseLease reports a use and then releases the lease, synchronously.
+func (c *sandboxClient) ReleaseLease(ctx context.Context, ref entityRef, leaseID string) error {
+	id := ref.workflowID()
+	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalTouch, workflows.TouchSignal{At: c.opts.Now()}); err != nil {
+		return fmt.Errorf("touch %s: %w", id, err)
+	}
+	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalReleaseLease, workflows.ReleaseLeaseSignal{LeaseID: leaseID}); err != nil {
+		return fmt.Errorf("release lease on %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/workflows"
+)
+
+// threadAPI serves /v1/threads. It owns the sandbox client of thread
+// entities; the files routes build their own for files sessions.
+type threadAPI struct {
+	s  *Server
+	sb *sandboxClient
+}
+
+// threadRoutes registers the thread API (owned by the threads change).
+func (s *Server) threadRoutes(g *echo.Group) error {
+	t := &threadAPI{s: s, sb: newSandboxClient(sandboxClientOptions{
+		Temporal:  s.temporal,
+		Gateway:   s.daytona,
+		TaskQueue: s.cfg.TemporalTaskQueue,
+		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
+		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
+		Logger:    s.log,
+	})}
+	s.closers = append(s.closers, t.sb.Close)
+
+	g.POST("/threads", t.create)
+	g.GET("/threads", t.list)
+	g.GET("/threads/:id", t.get)
+	g.DELETE("/threads/:id", t.delete)
+	g.POST("/threads/:id/exec", t.exec)
+	g.GET("/threads/:id/files", t.getFile)
+	g.PUT("/threads/:id/files", t.putFile)
+	g.DELETE("/threads/:id/files", t.deleteFile)
+	g.POST("/threads/:id/files/move", t.moveFile)
+	g.POST("/threads/:id/files/upload", t.uploadFiles)
+	g.POST("/threads/:id/files/download", t.downloadFiles)
+	g.POST("/threads/:id/leases", t.createLease)
+	g.DELETE("/threads/:id/leases/:lease_id", t.releaseLease)
+	return nil
+}
+
+// threadIDPattern keeps thread ids safe in workflow ids ("thread:<user>:<id>"
+// splits on the last colon), sandbox names, labels, URLs and logs.
+var threadIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func validThreadID(id string) bool { return threadIDPattern.MatchString(id) }
+
+// threadView is a thread as clients see it: the row, which the workflow keeps
+// up to date on every lifecycle transition.
+type threadView struct {
+	ThreadID       string     `json:"thread_id"`
+	State          string     `json:"state"`
+	SandboxID      *string    `json:"sandbox_id"`
+	Snapshot       *string    `json:"snapshot"`
+	Generation     int32      `json:"generation"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	AutoStopAt     *time.Time `json:"auto_stop_at"`
+	AutoDeleteAt   *time.Time `json:"auto_delete_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+func viewOf(t db.Thread) threadView {
+	return threadView{
+		ThreadID: t.ThreadID, State: t.State, SandboxID: t.SandboxID, Snapshot: t.Snapshot,
+		Generation: t.Generation, LastActivityAt: t.LastActivityAt, AutoStopAt: t.AutoStopAt,
+		AutoDeleteAt: t.AutoDeleteAt, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+}
+
+// errThreadNotFound is the answer for a thread that is missing, deleted or
+// another user's: the three are indistinguishable on purpose.
+func errThreadNotFound() *Error { return errNotFound("thread not found") }
+
+// threadRef reads and checks the :id parameter. A malformed id cannot name a
+// thread, so it is a 404 like any other unknown thread.
+func threadRef(c echo.Context) (entityRef, error) {
+	id := c.Param("id")
+	if !validThreadID(id) {
+		return entityRef{}, errThreadNotFound()
+	}
+	return entityRef{Kind: workflows.KindThread, UserID: principal(c).UserID, ThreadID: id}, nil
+}
+
+// liveThread returns the caller's thread row unless it is missing or deleted.
+func (t *threadAPI) liveThread(ctx context.Context, ref entityRef) (db.Thread, error) {
+	row, err := t.s.q.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.Thread{}, errThreadNotFound()
+	}
+	if err != nil {
+		return db.Thread{}, fmt.Errorf("reading thread: %w", err)
+	}
+	if row.State == string(workflows.PhaseDeleted) {
+		return db.Thread{}, errThreadNotFound()
+	}
+	return row, nil
+}
+
+// guard is the existence check the sandbox client runs before it talks to
+// Temporal; the cached path needs none because its entry was made after one
+// (and is dropped on delete).
+func (t *threadAPI) guard(ref entityRef) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := t.liveThread(ctx, ref)
+		return err
+	}
+}
+
+type createThreadRequest struct {
+	ThreadID *string `json:"thread_id"`
+}
+
+// create is POST /v1/threads: insert or revive the row, then make sure the
+// sandbox runs. 201 when this call created (or revived) the thread, 200 when
+// it already existed, decided by the insert so concurrent creates agree.
+func (t *threadAPI) create(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req createThreadRequest
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	id := uuid.NewString()
+	if req.ThreadID != nil {
+		id = *req.ThreadID
+		if !validThreadID(id) {
+			return errBadRequest("invalid_thread_id", "thread_id must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+	}
+	ref := entityRef{Kind: workflows.KindThread, UserID: principal(c).UserID, ThreadID: id}
+	created := true
+	if _, err := t.s.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: ref.UserID, ThreadID: id}); err != nil {
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("creating thread: %w", err)
+		}
+		created = false
+	}
+	if created {
+		t.sb.Invalidate(ref) // a revived thread must not reuse its last life's sandbox
+	}
+	sb, err := t.sb.Ensure(ctx, ref, 0, t.guard(ref))
+	if err != nil {
+		return err
+	}
+	row, err := t.liveThread(ctx, ref)
+	if err != nil {
+		return err
+	}
+	v := viewOf(row)
+	if v.State != string(workflows.PhaseRunning) || v.SandboxID == nil || *v.SandboxID != sb.Result.SandboxID {
+		// The row is written by the workflow's activities and may trail the
+		// answer we hold; the sandbox is running now.
+		v.State = string(workflows.PhaseRunning)
+		v.SandboxID = &sb.Result.SandboxID
+		if sb.Result.Snapshot != "" {
+			v.Snapshot = &sb.Result.Snapshot
+		}
+		v.Generation = int32(sb.Result.Generation)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, v)
+}
+
+type threadList struct {
+	Threads []threadView `json:"threads"`
+}
+
+// list is GET /v1/threads[?include_deleted=true].
+func (t *threadAPI) list(c echo.Context) error {
+	includeDeleted := false
+	if v := c.QueryParam("include_deleted"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errBadRequest("invalid_parameter", "include_deleted must be true or false")
+		}
+		includeDeleted = b
+	}
+	rows, err := t.s.q.APIListThreads(c.Request().Context(), db.APIListThreadsParams{UserID: principal(c).UserID, IncludeDeleted: includeDeleted})
+	if err != nil {
+		return fmt.Errorf("listing threads: %w", err)
+	}
+	out := threadList{Threads: make([]threadView, 0, len(rows))}
+	for _, r := range rows {
+		out.Threads = append(out.Threads, viewOf(r))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// get is GET /v1/threads/{id}.
+func (t *threadAPI) get(c echo.Context) error {
+	ref, err := threadRef(c)
+	if err != nil {
+		return err
+	}
+	row, err := t.liveThread(c.Request().Context(), ref)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewOf(row))
+}
