@@ -1,0 +1,55 @@
+package dav
+
+import (
+	"context"
+	"mime"
+	"os"
+	"path"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/threadbox/threadbox/daytona"
+)
+
+// fileInfo is an os.FileInfo from a sandbox listing. It implements
+// webdav.ContentTyper so the engine never opens a file and reads 512 bytes
+// to sniff its type (once per PROPFIND entry otherwise).
+type fileInfo struct {
+	name string
+	fi   daytona.FileInfo
+}
+
+func newFileInfo(name string, fi daytona.FileInfo) *fileInfo {
+	return &fileInfo{name: path.Base(name), fi: fi}
+}
+
+func (f *fileInfo) Name() string       { return f.name }
+func (f *fileInfo) Size() int64        { return f.fi.Size }
+func (f *fileInfo) ModTime() time.Time { return f.fi.ModTime }
+func (f *fileInfo) IsDir() bool        { return f.fi.IsDir }
+func (f *fileInfo) Sys() any           { return nil }
+func (f *fileInfo) Mode() os.FileMode {
+	if f.fi.IsDir {
+		return os.ModeDir | 0o755
+	}
+	return 0o644
+}
+
+// ContentType answers from the extension only (never by reading the file).
+func (f *fileInfo) ContentType(context.Context) (string, error) {
+	return ContentTypeOf(f.name), nil
+}
+
+// ETag falls back to the engine's modtime+size tag: the toolbox offers no
+// content hash.
+func (f *fileInfo) ETag(context.Context) (string, error) { return "", webdav.ErrNotImplemented }
+
+// ContentTypeOf is the type served for a file name: by extension, else
+// application/octet-stream.
+func ContentTypeOf(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}

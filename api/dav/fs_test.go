@@ -1,0 +1,183 @@
+package dav_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/api/dav"
+	"github.com/threadbox/threadbox/db"
+)
+
+func (s *davServer) do(t *testing.T, method, p string, body io.Reader, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+strings.TrimPrefix(p, "/"), body)
+	require.NoError(t, err)
+	req.SetBasicAuth("alice", testKey)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// A Depth 1 PROPFIND of 1,000 entries makes one listing call and no
+// per-entry stat or download (the stat cache and ContentTyper at work), and
+// loads dead properties in one query.
+func TestPropfindOneListing(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	dir := filepath.Join(s.Vol, "many")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for i := range 1000 {
+		name := fmt.Sprintf("f%04d", i) // no extension: the engine would sniff
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644))
+	}
+	s.TB.Lists.Store(0)
+	s.TB.Stats.Store(0)
+	resp, body := s.do(t, "PROPFIND", "many/", nil, map[string]string{"Depth": "1"})
+	require.Equal(t, 207, resp.StatusCode)
+	require.Equal(t, 1001, strings.Count(body, "<D:response>"))
+	require.EqualValues(t, 1, s.TB.Lists.Load(), "one listing call")
+	require.LessOrEqual(t, s.TB.Stats.Load(), int64(2), "no per-entry stat")
+	require.EqualValues(t, 0, s.TB.Downloads.Load(), "no content sniffing")
+}
+
+// GET with Range opens one ranged download at the offset; HEAD downloads
+// nothing.
+func TestRangedRead(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	require.NoError(t, os.WriteFile(filepath.Join(s.Vol, "blob"), data, 0o644))
+	resp, body := s.do(t, http.MethodGet, "blob", nil, map[string]string{"Range": "bytes=500000-500099"})
+	require.Equal(t, 206, resp.StatusCode)
+	require.Equal(t, data[500000:500100], []byte(body))
+	require.EqualValues(t, 1, s.TB.Downloads.Load())
+	resp, _ = s.do(t, http.MethodHead, "blob", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
+	require.EqualValues(t, 1, s.TB.Downloads.Load(), "HEAD reads no content")
+	resp, body = s.do(t, http.MethodGet, "blob", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, data, []byte(body))
+}
+
+// Over-quota writes are 507 and leave no file, no spool and no change in
+// the accounted usage; fitting writes are accounted exactly.
+func TestQuotaLeavesNothing(t *testing.T) {
+	s := newDavServer(t, 100_000)
+	ctx := context.Background()
+	resp, body := s.do(t, http.MethodPut, "a.bin", bytes.NewReader(make([]byte, 60_000)), nil)
+	require.Equal(t, 201, resp.StatusCode, body)
+	u, err := s.Q.VolumeUsage(ctx, testUser)
+	require.NoError(t, err)
+	require.EqualValues(t, 60_000, u.UsedBytes)
+
+	resp, body = s.do(t, http.MethodPut, "b.bin", bytes.NewReader(make([]byte, 50_000)), nil)
+	require.Equal(t, 507, resp.StatusCode, body)
+	// Unknown length: refused mid-stream.
+	resp, body = s.do(t, http.MethodPut, "c.bin", io.MultiReader(bytes.NewReader(make([]byte, 50_000))), nil)
+	require.Equal(t, 507, resp.StatusCode, body)
+	resp, _ = s.do(t, "COPY", "a.bin", nil, map[string]string{"Destination": "/dav/d.bin"})
+	require.Equal(t, 507, resp.StatusCode)
+	// Overwriting a file frees its bytes first.
+	resp, _ = s.do(t, http.MethodPut, "a.bin", bytes.NewReader(make([]byte, 90_000)), nil)
+	require.Equal(t, 201, resp.StatusCode)
+
+	ents, err := os.ReadDir(s.Vol)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "only a.bin: %v", ents)
+	require.Equal(t, "a.bin", ents[0].Name())
+	u, _ = s.Q.VolumeUsage(ctx, testUser)
+	require.EqualValues(t, 90_000, u.UsedBytes)
+
+	resp, _ = s.do(t, http.MethodDelete, "a.bin", nil, nil)
+	require.Equal(t, 204, resp.StatusCode)
+	u, _ = s.Q.VolumeUsage(ctx, testUser)
+	require.EqualValues(t, 0, u.UsedBytes)
+}
+
+// COPY and MOVE work on trees, and dead properties follow MOVE and DELETE.
+func TestCopyMoveTree(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	for _, p := range []string{"t/", "t/sub/"} {
+		resp, _ := s.do(t, "MKCOL", p, nil, nil)
+		require.Equal(t, 201, resp.StatusCode)
+	}
+	for _, p := range []string{"t/a.txt", "t/sub/b.txt"} {
+		resp, _ := s.do(t, http.MethodPut, p, strings.NewReader("content of "+p), nil)
+		require.Equal(t, 201, resp.StatusCode)
+	}
+	patch := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:k>v</Z:k></D:prop></D:set></D:propertyupdate>`
+	resp, _ := s.do(t, "PROPPATCH", "t/sub/b.txt", strings.NewReader(patch), nil)
+	require.Equal(t, 207, resp.StatusCode)
+
+	resp, _ = s.do(t, "COPY", "t/", nil, map[string]string{"Destination": "/dav/t2/"})
+	require.Equal(t, 201, resp.StatusCode)
+	resp, _ = s.do(t, "MOVE", "t/", nil, map[string]string{"Destination": "/dav/t3/"})
+	require.Equal(t, 201, resp.StatusCode)
+	for _, p := range []string{"t2/a.txt", "t2/sub/b.txt", "t3/a.txt", "t3/sub/b.txt"} {
+		b, err := os.ReadFile(filepath.Join(s.Vol, filepath.FromSlash(p)))
+		require.NoError(t, err, p)
+		require.Equal(t, "content of t/"+strings.SplitN(p, "/", 2)[1], string(b))
+	}
+	_, err := os.Stat(filepath.Join(s.Vol, "t"))
+	require.True(t, os.IsNotExist(err))
+	rows, err := s.Q.DeadProps(context.Background(), db.DeadPropsParams{UserID: testUser, Paths: []string{"/t/sub/b.txt", "/t2/sub/b.txt", "/t3/sub/b.txt"}})
+	require.NoError(t, err)
+	var paths []string
+	for _, r := range rows {
+		paths = append(paths, r.Path)
+	}
+	require.ElementsMatch(t, []string{"/t2/sub/b.txt", "/t3/sub/b.txt"}, paths)
+
+	resp, _ = s.do(t, "COPY", "t3/", nil, map[string]string{"Destination": "/dav/t3/inside/"})
+	require.Equal(t, 403, resp.StatusCode, "a collection cannot be copied into itself")
+	resp, _ = s.do(t, http.MethodDelete, "t3/", nil, nil)
+	require.Equal(t, 204, resp.StatusCode)
+	rows, _ = s.Q.DeadProps(context.Background(), db.DeadPropsParams{UserID: testUser, Paths: []string{"/t3/sub/b.txt"}})
+	require.Empty(t, rows)
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{"": "/", "/": "/", "a/b": "/a/b", "/a//b/": "/a/b", "./a": "/a"} {
+		got, err := dav.CleanPath(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"..", "../a", "a/../../b", "a/..", "a\x00b", strings.Repeat("x", 256), strings.Repeat("a/", 2049)} {
+		_, err := dav.CleanPath(bad)
+		require.ErrorIs(t, err, dav.ErrBadPath, "%q", bad)
+	}
+}
+
+// Locks are per user: another user's same path is not locked.
+func TestLocksPerUser(t *testing.T) {
+	l := &dav.Locks{}
+	require.NotSame(t, l.For("a"), l.For("b"))
+	require.Same(t, l.For("a"), l.For("a"))
+}
+
+func TestLockTimeoutClamped(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	lock := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+	for hdr, want := range map[string]string{"": "Second-3600", "Infinite": "Second-3600", "Second-99999999": "Second-3600", "Second-60": "Second-60", "Infinite, Second-30": "Second-30"} {
+		resp, body := s.do(t, "LOCK", "l.txt", strings.NewReader(lock), map[string]string{"Timeout": hdr})
+		require.Contains(t, []int{200, 201}, resp.StatusCode, body)
+		require.Contains(t, body, want, "Timeout %q", hdr)
+		resp, _ = s.do(t, "UNLOCK", "l.txt", nil, map[string]string{"Lock-Token": resp.Header.Get("Lock-Token")})
+		require.Equal(t, 204, resp.StatusCode)
+	}
+}

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/threadbox/threadbox/api/dav"
+	"github.com/threadbox/threadbox/workflows"
+)
+
+// filesAPI serves a user's volume: /v1/files (REST), /dav/ (WebDAV) and
+// /v1/uploads/ (tus). Every byte goes through the user's files sandbox, which
+// mounts the volume at volumeRoot; agent sandboxes are never involved.
+type filesAPI struct {
+	s     *Server
+	sb    *sandboxClient
+	locks *dav.Locks
+}
+
+// volumeRoot is where the files sandbox mounts the user's volume; client
+// paths of the files routes are relative to it.
+const volumeRoot = "/home/daytona/volume"
+
+// transferNeed is how long a transfer (PUT, GET, COPY, MOVE, upload push)
+// asks the files sandbox to stay up: it takes a lease that is released when
+// the request ends, so the idle timer cannot stop the sandbox mid-transfer.
+const transferNeed = time.Hour
+
+// usageMaxAge bounds how stale the stored volume usage may be for a quota
+// decision before it is re-measured in the sandbox (agents' writes only show
+// up that way).
+const usageMaxAge = 5 * time.Minute
+
+// fileRoutes registers the user-files API, WebDAV and uploads (owned by the
+// files change). WebDAV is mounted on the root router because it does its own
+// authentication (OPTIONS answers without credentials).
+func (s *Server) fileRoutes(root *echo.Echo, v1 *echo.Group) error {
+	f := &filesAPI{s: s, locks: &dav.Locks{}, sb: newSandboxClient(sandboxClientOptions{
+		Temporal:  s.temporal,
+		Gateway:   s.daytona,
+		TaskQueue: s.cfg.TemporalTaskQueue,
+		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
+		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
+		Logger:    s.log,
+	})}
+	s.closers = append(s.closers, f.sb.Close)
+
+	v1.GET("/files", f.get)
+	v1.PUT("/files", f.put)
+	v1.DELETE("/files", f.delete)
+	v1.POST("/files/move", f.move)
+
+	h := echo.WrapHandler(f.davHandler())
+	root.Match(dav.Methods, "/dav", h)
+	root.Match(dav.Methods, "/dav/*", h)
+
+	return f.uploadRoutes(v1)
+}
