@@ -12,7 +12,7 @@ run: tools
 
 ## test: the full test suite (unit, PostgreSQL, Temporal dev server, emulator, WebDAV/tus clients)
 test: tools sqlc-check vet
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 ## tools: install the Temporal CLI and sqlc into .bin/ when missing
 tools: $(BIN)/temporal $(BIN)/sqlc

@@ -1,8 +1,9 @@
 // Package bench holds threadbox's manual benchmarks. They bring up the whole
 // system (testenv) and print tables for docs/BENCHMARKS.md; they run only
-// when THREADBOX_BENCH=1, so `go test ./...` skips them:
+// as Go benchmarks (never in the normal test run); each runs its
+// measurements once and prints its tables:
 //
-//	THREADBOX_BENCH=1 go test ./bench/ -run TestThreadsBenchmark -v -timeout 30m
+//	go test ./bench/ -run '^$' -bench Threads -benchtime 1x -timeout 30m
 package bench
 
 import (
@@ -27,12 +28,6 @@ import (
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/workflows"
 )
-
-func enabled(t *testing.T) {
-	if os.Getenv("THREADBOX_BENCH") != "1" {
-		t.Skip("manual benchmark: set THREADBOX_BENCH=1")
-	}
-}
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
 
@@ -95,7 +90,7 @@ func ms(d time.Duration) string {
 }
 
 // updatesIn counts the ensure-running updates in a thread's current run.
-func updatesIn(t *testing.T, env *testenv.Env, wfID string) int {
+func updatesIn(t testing.TB, env *testenv.Env, wfID string) int {
 	it := env.Temporal.GetWorkflowHistory(context.Background(), wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	n := 0
 	for it.HasNext() {
@@ -108,8 +103,8 @@ func updatesIn(t *testing.T, env *testenv.Env, wfID string) int {
 	return n
 }
 
-func TestThreadsBenchmark(t *testing.T) {
-	enabled(t)
+func BenchmarkThreads(b *testing.B) {
+	var t testing.TB = b
 	env := testenv.New(t, testenv.Options{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour})
 	ctx := context.Background()
 
