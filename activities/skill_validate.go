@@ -31,6 +31,12 @@ const maxStepLog = 32 << 10
 // error; errors are infrastructure failures that Temporal retries. The
 // workflow deletes the scratch sandbox afterwards, whatever happened.
 func (a *Activities) ValidateSkill(ctx context.Context, in ValidateSkillInput) (ValidateSkillResult, error) {
+	// Heartbeat throughout, not only during commands: creating the scratch
+	// sandbox waits until Daytona has started it, which can take longer than
+	// the workflow's heartbeat timeout, and cancellation only arrives through
+	// heartbeats.
+	stop := a.heartbeatEvery(ctx, 5*time.Second, "validating "+in.ScratchKey)
+	defer stop()
 	bundle, err := a.loadSkill(ctx, in.SkillID)
 	if err != nil {
 		var se *skills.Error
@@ -68,9 +74,7 @@ func (a *Activities) ValidateSkill(ctx context.Context, in ValidateSkillInput) (
 	}
 	for _, s := range steps {
 		logf("$ %s", s.cmd)
-		stop := a.heartbeatEvery(ctx, 5*time.Second, s.name)
 		out, err := tb.Exec(ctx, daytona.ExecRequest{Command: s.cmd, Cwd: dir, Timeout: s.timeout})
-		stop()
 		switch {
 		case errors.Is(err, daytona.ErrTimeout):
 			logf("%s timed out after %s", s.name, s.timeout)

@@ -210,9 +210,43 @@ func (t *threadAPI) get(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	row, err := t.liveThread(c.Request().Context(), ref)
+	ctx := c.Request().Context()
+	row, err := t.liveThread(ctx, ref)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewOf(row))
+	return c.JSON(http.StatusOK, t.withLiveDeadlines(ctx, ref, viewOf(row)))
+}
+
+// withLiveDeadlines overlays the workflow's current deadlines on the row's.
+// The row is written on transitions only, while uses and leases move the
+// deadlines in between; the workflow's state query is the authority. When
+// the query cannot be answered (no run, Temporal slow), the row is returned
+// as it is.
+func (t *threadAPI) withLiveDeadlines(ctx context.Context, ref entityRef, v threadView) threadView {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := t.s.temporal.QueryWorkflow(qctx, workflows.ThreadWorkflowID(ref.UserID, ref.ThreadID), "", workflows.QueryState)
+	if err != nil {
+		return v
+	}
+	var st workflows.EntityState
+	if err := resp.Get(&st); err != nil {
+		return v
+	}
+	at := func(tm time.Time) *time.Time {
+		if tm.IsZero() {
+			return nil
+		}
+		tm = tm.UTC()
+		return &tm
+	}
+	if !st.LastUseAt.IsZero() {
+		v.LastActivityAt = at(st.LastUseAt)
+	}
+	if st.Phase == workflows.PhaseRunning || st.Phase == workflows.PhaseStopped {
+		v.AutoStopAt = at(st.AutoStopAt)
+		v.AutoDeleteAt = at(st.AutoDeleteAt)
+	}
+	return v
 }

@@ -59,10 +59,12 @@ func (c tc) call(method, path string, v any) (*http.Response, []byte) {
 }
 
 type threadJSON struct {
-	ThreadID   string  `json:"thread_id"`
-	State      string  `json:"state"`
-	SandboxID  *string `json:"sandbox_id"`
-	Generation int     `json:"generation"`
+	ThreadID       string     `json:"thread_id"`
+	State          string     `json:"state"`
+	SandboxID      *string    `json:"sandbox_id"`
+	Generation     int        `json:"generation"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	AutoStopAt     *time.Time `json:"auto_stop_at"`
 }
 
 type execJSON struct {

@@ -160,3 +160,27 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 }
+
+// TestThreadGetShowsLiveDeadlines checks that GET reports the deadline the
+// workflow really holds: a use after creation moves auto_stop_at, although
+// the row is only written on transitions.
+func TestThreadGetShowsLiveDeadlines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute})
+	c := newTC(t, env, env.UserKey)
+	_, th := c.create("deadline")
+	first := c.get("deadline")
+	require.NotNil(t, first.AutoStopAt)
+	require.WithinDuration(t, time.Now().Add(30*time.Second), *first.AutoStopAt, 5*time.Second)
+	require.Equal(t, "running", th.State)
+
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, 0, c.exec("deadline", "true").ExitCode)
+	testenv.Eventually(t, 10*time.Second, "auto_stop_at to move after a use", func() bool {
+		now := c.get("deadline")
+		return now.AutoStopAt != nil && now.AutoStopAt.Sub(*first.AutoStopAt) >= time.Second
+	})
+}

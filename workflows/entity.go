@@ -61,7 +61,9 @@ func newEntity(ctx workflow.Context, in EntityInput) *entity {
 	if e.st.Leases == nil {
 		e.st.Leases = map[string]time.Time{}
 	}
-	e.lastRefresh = e.st.LastUseAt
+	// When Daytona's clock was last reset is not carried across
+	// ContinueAsNew: leaving it zero makes a running sandbox's first turn
+	// refresh it, which is never too late.
 	e.touchCh = workflow.GetSignalChannel(ctx, SignalTouch)
 	e.releaseCh = workflow.GetSignalChannel(ctx, SignalReleaseLease)
 	return e
@@ -146,7 +148,7 @@ func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureR
 		ToolboxURL:   e.st.ToolboxURL,
 		Snapshot:     e.st.Snapshot,
 		Generation:   e.st.Generation,
-		RunningUntil: e.stopDeadline(),
+		RunningUntil: e.runningUntil(),
 		Created:      e.st.SandboxID != before,
 	}, nil
 }
@@ -204,6 +206,14 @@ func (e *entity) stopDeadline() time.Time {
 		}
 	}
 	return d
+}
+
+// runningUntil is the earliest moment the sandbox could be stopped whatever
+// happens next. Leases do not count: any of them may be released at once, and
+// a release is a use, so the stop can never come before AutoStop after the
+// last use. The API trusts this value to skip Temporal until then.
+func (e *entity) runningUntil() time.Time {
+	return e.st.LastUseAt.Add(e.in.Config.AutoStop)
 }
 
 // pruneLeases drops expired leases: they end by themselves, so an API process

@@ -36,6 +36,7 @@ type harness struct {
 	ensureIn  []activities.EnsureSandboxInput
 	createErr []error // returned by the next EnsureSandbox calls, in order
 	startGone bool
+	startErr  error // returned by every StartSandbox call when set
 
 	timersStarted  map[string]time.Time // timer id -> when it would fire
 	timersCanceled []string
@@ -80,6 +81,9 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 			h.record("start@" + h.at())
 			if h.startGone {
 				return activities.SandboxInfo{}, temporal.NewNonRetryableApplicationError("gone", activities.ErrTypeSandboxGone, nil)
+			}
+			if h.startErr != nil {
+				return activities.SandboxInfo{}, h.startErr
 			}
 			return activities.SandboxInfo{SandboxID: ref.SandboxID, ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: ref.Generation}, nil
 		}).Maybe()

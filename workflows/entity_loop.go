@@ -78,15 +78,14 @@ func (e *entity) run(ctx workflow.Context) error {
 				continue
 			}
 			wake, summary := deadline, "auto-stop at "+clock(deadline)
-			if len(e.st.Leases) > 0 {
-				refreshAt := e.refreshAt()
+			// Daytona's backstop would stop the sandbox before our deadline
+			// (a lease, or uses Daytona never saw): reset its clock in time.
+			if refreshAt := e.refreshAt(); refreshAt.Before(deadline) {
 				if !now.Before(refreshAt) {
 					e.refresh(ctx)
 					continue
 				}
-				if refreshAt.Before(wake) {
-					wake, summary = refreshAt, "refresh Daytona activity (lease held) at "+clock(refreshAt)
-				}
+				wake, summary = refreshAt, "refresh Daytona activity at "+clock(refreshAt)
 			}
 			e.sleep(ctx, wake, summary)
 		case PhaseStopped:
@@ -139,15 +138,15 @@ func (e *entity) sleep(ctx workflow.Context, until time.Time, summary string) {
 	}, cond)
 }
 
-// refreshAt is when Daytona's last-activity clock must be refreshed while a
-// lease is held: AutoStop after the last use or refresh, which is at least a
-// minute before Daytona's backstop (AutoStop rounded up to minutes, plus one).
+// refreshAt is when Daytona's last-activity clock must be refreshed if the
+// sandbox is to run on: AutoStop after the last moment the workflow itself
+// reset it (create, start, refresh), which is at least a minute before
+// Daytona's backstop (AutoStop rounded up to minutes, plus one). Uses do not
+// count: many never reach Daytona (a lease taken with POST /leases, POST
+// /threads on an existing thread, a lease release), and a long command is a
+// single request that Daytona does not see as activity while it runs.
 func (e *entity) refreshAt() time.Time {
-	base := e.lastRefresh
-	if e.st.LastUseAt.After(base) {
-		base = e.st.LastUseAt
-	}
-	return base.Add(e.in.Config.AutoStop)
+	return e.lastRefresh.Add(e.in.Config.AutoStop)
 }
 
 // bringUp makes the sandbox run for waiting ensure-running requests: start
@@ -163,6 +162,16 @@ func (e *entity) bringUp(ctx workflow.Context) {
 			e.transition(ctx, "started", activities.CauseUse, "")
 			return
 		case !activities.IsSandboxGone(err):
+			// The sandbox still exists, stopped as far as we know: waiting
+			// requests get the error, and it stays on the stopped ladder so
+			// its auto-delete still happens.
+			e.st.Phase = PhaseStopped
+			if e.st.StoppedAt.IsZero() {
+				e.st.StoppedAt = workflow.Now(ctx)
+			}
+			if e.in.Config.AutoDelete > 0 && e.st.AutoDeleteAt.IsZero() {
+				e.st.AutoDeleteAt = e.st.StoppedAt.Add(e.in.Config.AutoDelete)
+			}
 			e.fail(ctx, err)
 			return
 		}
@@ -197,9 +206,12 @@ func (e *entity) running(ctx workflow.Context, info activities.SandboxInfo) {
 }
 
 // fail records that bringing the sandbox up failed: waiting requests get the
-// error, and the next ensure-running tries again.
+// error, and the next ensure-running tries again. A failed create leaves the
+// entity in error; a failed start leaves it stopped (the caller sets it).
 func (e *entity) fail(ctx workflow.Context, err error) {
-	e.st.Phase = PhaseError
+	if e.st.Phase != PhaseStopped {
+		e.st.Phase = PhaseError
+	}
 	e.st.Error = err.Error()
 	e.op = opNone
 	e.wantUp = false

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,14 +61,17 @@ func TestEntityTouchesMoveTheDeadlineWithoutTimerChurn(t *testing.T) {
 	h.runThread(ladder)
 
 	require.NoError(t, h.env.GetWorkflowError())
-	assert.Equal(t, []string{"create@00:00", "stop@00:35", "delete@02:35", "delete@04:00"}, h.calls)
+	// The workflow cannot tell whether Daytona saw the uses, so it resets
+	// Daytona's clock before its backstop (00:16, 00:31) could act.
+	assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "stop@00:35", "delete@02:35", "delete@04:00"}, h.calls)
 	// The auto-stop timer fires at 00:15 and 00:25, finds the deadline moved
-	// each time and re-arms for the rest; then the auto-delete timer.
+	// each time and re-arms for the rest (00:30 is the refresh); then the
+	// auto-delete timer.
 	var fires []string
 	for _, id := range h.timersFired {
 		fires = append(fires, hhmm(h.timersStarted[id].Sub(t0)))
 	}
-	assert.Equal(t, []string{"00:15", "00:25", "00:35", "02:35"}, fires)
+	assert.Equal(t, []string{"00:15", "00:25", "00:30", "00:35", "02:35"}, fires)
 	assert.Empty(t, h.timersCanceled, "touches must not cancel and restart timers")
 }
 
@@ -82,10 +86,10 @@ func TestEntityLeaseHoldsTheStop(t *testing.T) {
 		h.runThread(ladder)
 
 		require.NoError(t, h.env.GetWorkflowError())
-		assert.Equal(t, t0.Add(time.Hour), first.res.RunningUntil, "RunningUntil covers the lease")
-		// Daytona's clock is refreshed while the lease is held; the release is a use.
+		assert.Equal(t, t0.Add(15*time.Minute), first.res.RunningUntil, "RunningUntil does not count on a releasable lease")
+		// Daytona's clock is refreshed while the sandbox is kept up; the release is a use.
 		assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
-			"stop@01:05", "delete@03:05", "delete@04:00"}, h.calls)
+			"refresh@01:00", "stop@01:05", "delete@03:05", "delete@04:00"}, h.calls)
 	})
 	t.Run("expires by itself", func(t *testing.T) {
 		h := newHarness(t)
@@ -116,8 +120,8 @@ func TestEntityCommandRunningAcrossTheDeadline(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	require.NoError(t, cmd.err)
 	assert.False(t, cmd.res.Created)
-	assert.Equal(t, t0.Add(40*time.Minute), cmd.res.RunningUntil)
-	assert.Equal(t, []string{"create@00:00", "refresh@00:25", "stop@00:50", "delete@02:50", "delete@03:00"}, h.calls)
+	assert.Equal(t, t0.Add(25*time.Minute), cmd.res.RunningUntil, "the lease may be released early")
+	assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45", "stop@00:50", "delete@02:50", "delete@03:00"}, h.calls)
 }
 
 func TestEntityRestartFromStopped(t *testing.T) {
@@ -262,7 +266,9 @@ func TestEntityContinueAsNewKeepsPendingSignalsAndDeadlines(t *testing.T) {
 	h2.deleteAt(2*time.Hour, &deleted)
 	h2.env.ExecuteWorkflow(ThreadWorkflowName, in)
 	require.NoError(t, h2.env.GetWorkflowError())
-	assert.Equal(t, []string{"refresh@00:25", "refresh@00:40", "refresh@00:55", "stop@01:00", "delete@02:10"}, h2.calls)
+	// When Daytona's clock was last reset is not carried: the new run resets
+	// it at once.
+	assert.Equal(t, []string{"refresh@00:10", "refresh@00:25", "refresh@00:40", "refresh@00:55", "stop@01:00", "delete@02:10"}, h2.calls)
 	assert.Empty(t, h2.ensureIn, "the carried sandbox is not recreated")
 }
 
@@ -342,4 +348,90 @@ func TestEntityConcurrentEnsuresCreateOnce(t *testing.T) {
 		assert.Equal(t, "sbx-1", o.res.SandboxID, i)
 	}
 	h.env.AssertNumberOfCalls(t, "EnsureSandbox", 1)
+}
+
+// TestEntityRefreshesDaytonaBeforeItsBackstop: Daytona's own auto-stop (the
+// backstop, AutoStop rounded up plus a minute) counts from the last activity
+// Daytona saw, which a use reported only to the workflow (a lease taken with
+// POST /leases, POST /threads on an existing thread) does not reset. The
+// workflow must refresh Daytona's clock before the backstop can stop a
+// sandbox it keeps running, whether a lease holds it or a later use does.
+func TestEntityRefreshesDaytonaBeforeItsBackstop(t *testing.T) {
+	backstop := 16 * time.Minute // Daytona stops at last activity + 16 min (AutoStop 15)
+	t.Run("lease taken without toolbox traffic", func(t *testing.T) {
+		h := newHarness(t)
+		var first, lease ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &lease)
+		h.deleteAt(3*time.Hour, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		require.NoError(t, lease.err)
+		require.GreaterOrEqual(t, len(h.calls), 2)
+		assert.Equal(t, "create@00:00", h.calls[0])
+		assert.Equal(t, "refresh@00:15", h.calls[1], "Daytona's clock must be reset before %s", hhmm(backstop))
+		assert.Contains(t, h.calls, "stop@01:10")
+	})
+	t.Run("use without toolbox traffic", func(t *testing.T) {
+		h := newHarness(t)
+		var first, again ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2"}, &again)
+		h.deleteAt(time.Hour, &deleted)
+		h.runThread(ladder)
+
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{"create@00:00", "refresh@00:15", "stop@00:25", "delete@01:00"}, h.calls)
+	})
+}
+
+// TestEntityRunningUntilIgnoresReleasableLeases: RunningUntil is what the API
+// trusts to skip Temporal, so it must not count on a lease that anyone may
+// release early (a release moves the stop to release+AutoStop).
+func TestEntityRunningUntilIgnoresReleasableLeases(t *testing.T) {
+	h := newHarness(t)
+	var first, leased ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &leased)
+	h.signal(2*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l1"})
+	h.deleteAt(time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, leased.err)
+	stopAt := ""
+	for _, c := range h.calls {
+		if strings.HasPrefix(c, "stop@") {
+			stopAt = strings.TrimPrefix(c, "stop@")
+		}
+	}
+	require.NotEmpty(t, stopAt, "%v", h.calls)
+	assert.False(t, leased.res.RunningUntil.After(t0.Add(17*time.Minute)),
+		"RunningUntil %s is later than the stop at %s", hhmm(leased.res.RunningUntil.Sub(t0)), stopAt)
+	assert.Equal(t, t0.Add(16*time.Minute), leased.res.RunningUntil)
+}
+
+// TestEntityFailedStartKeepsTheAutoDelete: when starting a stopped sandbox
+// fails, the waiting request gets the error, but the sandbox still exists
+// and must still be deleted AutoDelete after it stopped (the entity must not
+// sit in "error" with no timer, holding a stopped sandbox forever).
+func TestEntityFailedStartKeepsTheAutoDelete(t *testing.T) {
+	h := newHarness(t)
+	h.startErr = temporal.NewNonRetryableApplicationError("start refused", "DaytonaInvalidState", nil)
+	var first, again ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.deleteAt(4*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, again.err, &ae)
+	assert.Equal(t, ErrTypeSandboxUnavailable, ae.Type())
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "start@01:00", "delete@02:15", "delete@04:00"}, h.calls)
 }

@@ -72,6 +72,10 @@ func SkillValidationWorkflow(ctx workflow.Context, in SkillValidationInput) (Ski
 	vctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
+		// On cancellation, wait until the activity has stopped before the
+		// cleanup deletes its scratch sandbox: a create still in flight
+		// would otherwise land after the delete and never be removed.
+		WaitForCancellation: true,
 		RetryPolicy:         skillRetry,
 		Summary:             "validate " + in.Name + " v" + fmt.Sprint(in.Version),
 	})

@@ -80,6 +80,9 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 	bctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
 		HeartbeatTimeout:    30 * time.Second,
+		// On cancellation, wait until the activity has stopped before the
+		// cleanup deletes the build sandbox (see SkillValidationWorkflow).
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5,
 		},
