@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,6 +99,10 @@ type sandboxEntry struct {
 	pending  time.Time // latest use not yet reported
 	lastSent time.Time
 	sending  bool
+	// suspect is a sandbox a call found not running; the next ensure-running
+	// asks the workflow to verify it (Daytona's backstop or an operator may
+	// have stopped or deleted it behind the workflow's back).
+	suspect string
 }
 
 // updateSem bounds the concurrent updates this process sends one workflow.
@@ -236,7 +239,7 @@ func entityEnding(err error) bool {
 	if !errors.As(err, &app) {
 		return false
 	}
-	return app.Type() == workflows.ErrTypeEntityDeleted || strings.Contains(app.Error(), "being deleted")
+	return app.Type() == workflows.ErrTypeEntityDeleted || app.Type() == workflows.ErrTypeEntityDeleting
 }
 
 // EnsureLease takes a client-requested lease of ttl inside ensure-running.
@@ -286,6 +289,30 @@ func (c *sandboxClient) Invalidate(ref entityRef) {
 	c.mu.Unlock()
 }
 
+// Suspect drops the cache entry and records that sandboxID was found not
+// running, so the next ensure-running makes the workflow check it.
+func (c *sandboxClient) Suspect(ref entityRef, sandboxID string) {
+	c.mu.Lock()
+	if e := c.entries[ref.workflowID()]; e != nil {
+		e.valid = false
+		e.suspect = sandboxID
+	}
+	c.mu.Unlock()
+}
+
+// takeSuspect returns and clears the suspect sandbox of a workflow.
+func (c *sandboxClient) takeSuspect(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[id]
+	if e == nil {
+		return ""
+	}
+	s := e.suspect
+	e.suspect = ""
+	return s
+}
+
 // ensureShared runs one lease-less ensure for all concurrent callers of a
 // workflow. The shared call runs detached from the first caller's context so
 // one impatient client cannot fail the others; each caller still stops
@@ -326,7 +353,7 @@ func (c *sandboxClient) update(ctx context.Context, ref entityRef, lease *workfl
 	defer release()
 
 	usedAt := c.opts.Now()
-	req := workflows.EnsureRequest{RequestID: uuid.NewString(), Lease: lease, UsedAt: usedAt}
+	req := workflows.EnsureRequest{RequestID: uuid.NewString(), Lease: lease, UsedAt: usedAt, SuspectSandboxID: c.takeSuspect(id)}
 	start := c.startOperation(ref)
 	h, err := c.opts.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

@@ -37,7 +37,7 @@ func (c *sandboxClient) Use(ctx context.Context, ref entityRef, o useOptions, fn
 		}
 		c.log.InfoContext(ctx, "sandbox gone behind the cache; ensuring it again",
 			"workflow_id", ref.workflowID(), "sandbox_id", sb.Result.SandboxID, "cached", sb.Cached, "err", err)
-		c.Invalidate(ref)
+		c.Suspect(ref, sb.Result.SandboxID)
 	}
 }
 

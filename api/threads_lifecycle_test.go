@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -182,5 +183,36 @@ func TestThreadGetShowsLiveDeadlines(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "auto_stop_at to move after a use", func() bool {
 		now := c.get("deadline")
 		return now.AutoStopAt != nil && now.AutoStopAt.Sub(*first.AutoStopAt) >= time.Second
+	})
+}
+
+// TestThreadRecoversFromChangesBehindItsBack: Daytona's backstop or an
+// operator may stop or delete a sandbox without the workflow knowing. The
+// next use must still work: the API names the dead sandbox in its
+// ensure-running and the workflow starts it again, or recreates it.
+func TestThreadRecoversFromChangesBehindItsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{AutoStop: time.Minute, AutoDelete: 2 * time.Minute})
+	c := newTC(t, env, env.UserKey)
+	_, th := c.create("behind")
+	first := *th.SandboxID
+	require.Equal(t, 0, c.exec("behind", "echo kept > /home/daytona/volume/v.txt").ExitCode)
+
+	require.NoError(t, env.Gateway.StopSandbox(context.Background(), first))
+	r := c.exec("behind", "cat /home/daytona/volume/v.txt")
+	require.Equal(t, 0, r.ExitCode, r.Output)
+	require.Equal(t, "kept\n", r.Output)
+	require.Equal(t, daytona.StateStarted, sandboxState(t, env, first), "the same sandbox was started again")
+
+	require.NoError(t, env.Gateway.DeleteSandbox(context.Background(), first))
+	r = c.exec("behind", "cat /home/daytona/volume/v.txt")
+	require.Equal(t, 0, r.ExitCode, r.Output)
+	require.Equal(t, "kept\n", r.Output)
+	testenv.Eventually(t, 5*time.Second, "the thread to show a new sandbox of the next generation", func() bool {
+		now := c.get("behind")
+		return now.SandboxID != nil && *now.SandboxID != first && now.Generation > th.Generation
 	})
 }

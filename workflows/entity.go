@@ -103,7 +103,7 @@ func (e *entity) register(ctx workflow.Context) error {
 // validateEnsure rejects bad requests before they reach history.
 func (e *entity) validateEnsure(_ workflow.Context, req EnsureRequest) error {
 	if e.deleteReq != nil || e.done {
-		return errors.New("the sandbox is being deleted; retry to start a new one")
+		return temporal.NewApplicationError("the sandbox is being deleted; retry to start a new one", ErrTypeEntityDeleting)
 	}
 	if l := req.Lease; l != nil {
 		switch {
@@ -130,6 +130,14 @@ func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureR
 		e.st.Leases[l.ID] = now.Add(l.TTL)
 	}
 	before := e.st.SandboxID
+	if req.SuspectSandboxID != "" && req.SuspectSandboxID == e.st.SandboxID && e.ready() {
+		// Treat it as stopped: the main loop's start is a no-op for a sandbox
+		// that does run, starts a stopped one and recreates a lost one.
+		e.st.Phase, e.st.StoppedAt = PhaseStopped, now
+		if e.in.Config.AutoDelete > 0 {
+			e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
+		}
+	}
 	if !e.ready() {
 		e.wantUp = true
 		epoch := e.failEpoch

@@ -202,6 +202,20 @@ func TestEntityUserDelete(t *testing.T) {
 		assert.Equal(t, []string{"create@00:03", "delete@00:03"}, h.calls) // the mock records on completion
 		assert.Equal(t, []string{"created/use", "deleted/user_delete"}, h.causes())
 	})
+	t.Run("an ensure during the delete is refused with a type the API can act on", func(t *testing.T) {
+		h := newHarness(t, 3*time.Minute)
+		var first, during ensureOutcome
+		var deleted bool
+		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.deleteAt(time.Minute, &deleted)
+		h.ensure(2*time.Minute, EnsureRequest{RequestID: "r2"}, &during)
+		h.runThread(ladder)
+
+		require.True(t, deleted)
+		var ae *temporal.ApplicationError
+		require.ErrorAs(t, during.rejected, &ae, "the validator refuses the ensure")
+		assert.Equal(t, ErrTypeEntityDeleting, ae.Type())
+	})
 	t.Run("while running", func(t *testing.T) {
 		h := newHarness(t)
 		var first ensureOutcome
@@ -434,4 +448,25 @@ func TestEntityFailedStartKeepsTheAutoDelete(t *testing.T) {
 	require.ErrorAs(t, again.err, &ae)
 	assert.Equal(t, ErrTypeSandboxUnavailable, ae.Type())
 	assert.Equal(t, []string{"create@00:00", "stop@00:15", "start@01:00", "delete@02:15", "delete@04:00"}, h.calls)
+}
+
+// A caller that found the sandbox not running (Daytona's backstop or an
+// operator stopped it) names it in its next ensure; the workflow starts it
+// again instead of answering with the dead sandbox.
+func TestEntityEnsureVerifiesASuspectSandbox(t *testing.T) {
+	h := newHarness(t)
+	var first, suspect, stale ensureOutcome
+	var deleted bool
+	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(5*time.Minute, EnsureRequest{RequestID: "r2", SuspectSandboxID: "sbx-1"}, &suspect)
+	// A suspicion about a sandbox the workflow no longer has changes nothing.
+	h.ensure(6*time.Minute, EnsureRequest{RequestID: "r3", SuspectSandboxID: "sbx-old"}, &stale)
+	h.deleteAt(time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.NoError(t, suspect.err)
+	require.NoError(t, stale.err)
+	assert.Equal(t, "sbx-1", suspect.res.SandboxID)
+	assert.Equal(t, []string{"create@00:00", "start@00:05", "refresh@00:20", "stop@00:21", "delete@01:00"}, h.calls)
 }

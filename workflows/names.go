@@ -94,6 +94,11 @@ type EnsureRequest struct {
 	RequestID string        // idempotency key (also the update id)
 	Lease     *LeaseRequest // optional
 	UsedAt    time.Time     // when the API saw the use
+	// SuspectSandboxID is a sandbox the caller found not running although
+	// the workflow believes it runs (Daytona's backstop or an operator acted
+	// behind its back); the workflow starts it again, or recreates it when it
+	// is gone, before answering.
+	SuspectSandboxID string
 }
 
 // EnsureResult tells the API where the sandbox is and how long it is sure to
@@ -145,6 +150,9 @@ const (
 	// ErrTypeEntityDeleted: the thread was deleted while the request waited;
 	// a new UwS after the run ended starts a fresh run.
 	ErrTypeEntityDeleted = "EntityDeleted"
+	// ErrTypeEntityDeleting: the update was refused because this run is
+	// deleting its sandbox; a retry reaches the next run.
+	ErrTypeEntityDeleting = "EntityDeleting"
 	// ErrTypeSandboxUnavailable: bringing the sandbox up failed (Daytona
 	// refused or stayed down through the retries); EntityState.Error has the
 	// reason and the next ensure-running tries again.
