@@ -83,43 +83,6 @@ func (q *Queries) GetThread(ctx context.Context, arg GetThreadParams) (Thread, e
 	return i, err
 }
 
-const listThreadsByUser = `-- name: ListThreadsByUser :many
-SELECT user_id, thread_id, state, sandbox_id, generation, snapshot, last_activity_at, auto_stop_at, auto_delete_at, error_message, created_at, updated_at FROM threads WHERE user_id = $1 AND state <> 'deleted' ORDER BY created_at, thread_id
-`
-
-func (q *Queries) ListThreadsByUser(ctx context.Context, userID string) ([]Thread, error) {
-	rows, err := q.db.Query(ctx, listThreadsByUser, userID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []Thread{}
-	for rows.Next() {
-		var i Thread
-		if err := rows.Scan(
-			&i.UserID,
-			&i.ThreadID,
-			&i.State,
-			&i.SandboxID,
-			&i.Generation,
-			&i.Snapshot,
-			&i.LastActivityAt,
-			&i.AutoStopAt,
-			&i.AutoDeleteAt,
-			&i.ErrorMessage,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const updateThreadLifecycle = `-- name: UpdateThreadLifecycle :execrows
 UPDATE threads
 SET state = $1, sandbox_id = $2, generation = $3, snapshot = $4,

@@ -19,9 +19,6 @@ RETURNING *;
 -- name: GetThread :one
 SELECT * FROM threads WHERE user_id = $1 AND thread_id = $2;
 
--- name: ListThreadsByUser :many
-SELECT * FROM threads WHERE user_id = $1 AND state <> 'deleted' ORDER BY created_at, thread_id;
-
 -- name: UpdateThreadLifecycle :execrows
 -- Written by the workflow's ledger activity on every transition. A thread the
 -- user deleted is never brought back by a late write: only the API revives it.
