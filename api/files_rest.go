@@ -72,25 +72,13 @@ func (f *filesAPI) get(c echo.Context) error {
 		if err != nil {
 			return volumeError(clientPath(p), err)
 		}
-		out := dirListing{Path: clientPath(p), Entries: make([]fileEntry, 0, len(list))}
-		for _, e := range list {
-			out.Entries = append(out.Entries, fileEntry{Name: e.Name, Size: e.Size, IsDir: e.IsDir, ModifiedAt: e.ModTime.UTC()})
-		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, listingOf(clientPath(p), list))
 	}
-	offset, length, status := int64(0), info.Size, http.StatusOK
+	offset, length, status, err := requestedRange(c, info.Size)
+	if err != nil {
+		return err
+	}
 	h := c.Response().Header()
-	if rh := c.Request().Header.Get("Range"); rh != "" {
-		start, end, ok, satisfiable := parseRange(rh, info.Size)
-		switch {
-		case ok && !satisfiable:
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
-			return &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the range is outside the file"}
-		case ok:
-			offset, length, status = start, end-start+1, http.StatusPartialContent
-			h.Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(info.Size, 10))
-		}
-	}
 	var body io.ReadCloser = io.NopCloser(strings.NewReader(""))
 	if length > 0 {
 		if body, err = v.TB.Download(ctx, v.Abs(p), offset, length); err != nil {

@@ -108,26 +108,14 @@ func (t *threadAPI) getFile(c echo.Context) error {
 		return fileError(p, err)
 	}
 	if info.IsDir {
-		out := dirListing{Path: p, Entries: make([]fileEntry, 0, len(entries))}
-		for _, e := range entries {
-			out.Entries = append(out.Entries, fileEntry{Name: e.Name, Size: e.Size, IsDir: e.IsDir, ModifiedAt: e.ModTime.UTC()})
-		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, listingOf(p, entries))
 	}
 
-	offset, length, status := int64(0), info.Size, http.StatusOK
-	h := c.Response().Header()
-	if rh := c.Request().Header.Get("Range"); rh != "" {
-		start, end, ok, satisfiable := parseRange(rh, info.Size)
-		switch {
-		case ok && !satisfiable:
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
-			return &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the range is outside the file"}
-		case ok:
-			offset, length, status = start, end-start+1, http.StatusPartialContent
-			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, info.Size))
-		}
+	offset, length, status, err := requestedRange(c, info.Size)
+	if err != nil {
+		return err
 	}
+	h := c.Response().Header()
 	ctx := c.Request().Context()
 	var body io.ReadCloser
 	if length > 0 {
@@ -158,6 +146,36 @@ func (t *threadAPI) getFile(c echo.Context) error {
 // parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range.
 // ok is false for anything else (the whole file is then served, as RFC 9110
 // allows); satisfiable is false when the range starts past the end.
+// listingOf is the JSON listing of the directory dir.
+func listingOf(dir string, list []daytona.FileInfo) dirListing {
+	out := dirListing{Path: dir, Entries: make([]fileEntry, 0, len(list))}
+	for _, e := range list {
+		out.Entries = append(out.Entries, fileEntry{Name: e.Name, Size: e.Size, IsDir: e.IsDir, ModifiedAt: e.ModTime.UTC()})
+	}
+	return out
+}
+
+// requestedRange reads the request's Range header against a file of size
+// bytes: the part to send and the status to send it with (206 and its
+// Content-Range header for a satisfiable single range, 200 for the whole
+// file). An unsatisfiable range is a 416 Error.
+func requestedRange(c echo.Context, size int64) (offset, length int64, status int, err error) {
+	rh := c.Request().Header.Get("Range")
+	if rh == "" {
+		return 0, size, http.StatusOK, nil
+	}
+	start, end, ok, satisfiable := parseRange(rh, size)
+	switch {
+	case ok && !satisfiable:
+		c.Response().Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		return 0, 0, 0, &Error{Status: http.StatusRequestedRangeNotSatisfiable, Code: "range_not_satisfiable", Message: "the range is outside the file"}
+	case ok:
+		c.Response().Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		return start, end - start + 1, http.StatusPartialContent, nil
+	}
+	return 0, size, http.StatusOK, nil
+}
+
 func parseRange(h string, size int64) (start, end int64, ok, satisfiable bool) {
 	spec, found := strings.CutPrefix(h, "bytes=")
 	if !found || strings.Contains(spec, ",") {

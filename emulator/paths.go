@@ -235,3 +235,20 @@ func pathErrStatus(err error) int {
 	}
 	return http.StatusBadRequest
 }
+
+// pathParam resolves a toolbox request's required `path` query parameter,
+// answering the error itself (400 when missing, the file-system status when
+// it cannot be resolved); ok is false when it did.
+func (t *tbSandbox) pathParam(w http.ResponseWriter, r *http.Request, followFinal bool) (res resolved, ok bool) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
+		return resolved{}, false
+	}
+	res, err := t.resolve(p, followFinal)
+	if err != nil {
+		fsError(w, r, err)
+		return resolved{}, false
+	}
+	return res, true
+}

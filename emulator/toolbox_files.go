@@ -90,14 +90,8 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request, t *tbSa
 }
 
 func (s *Server) handleFileInfo(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
-	p := r.URL.Query().Get("path")
-	if p == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
-		return
-	}
-	res, err := t.resolve(p, true)
-	if err != nil {
-		fsError(w, r, err)
+	res, ok := t.pathParam(w, r, true)
+	if !ok {
 		return
 	}
 	fi, err := os.Stat(res.host)
@@ -110,14 +104,8 @@ func (s *Server) handleFileInfo(w http.ResponseWriter, r *http.Request, t *tbSan
 
 func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
 	q := r.URL.Query()
-	p := q.Get("path")
-	if p == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
-		return
-	}
-	res, err := t.resolve(p, false)
-	if err != nil {
-		fsError(w, r, err)
+	res, ok := t.pathParam(w, r, false)
+	if !ok {
 		return
 	}
 	fi, err := os.Lstat(res.host)

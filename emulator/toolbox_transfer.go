@@ -37,14 +37,8 @@ func contentDisposition(kind, field, name string) string {
 }
 
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
-	p := r.URL.Query().Get("path")
-	if p == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
-		return
-	}
-	res, err := t.resolve(p, true)
-	if err != nil {
-		fsError(w, r, err)
+	res, ok := t.pathParam(w, r, true)
+	if !ok {
 		return
 	}
 	f, err := os.Open(res.host)
