@@ -125,11 +125,24 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	e := classify(err)
-	if e.Status >= 500 || e.Err != nil {
-		s.log.ErrorContext(c.Request().Context(), "request failed", "status", e.Status, "code", e.Code,
-			"err", err, "method", c.Request().Method, "path", c.Request().URL.Path, "request_id", requestID(c))
+	attrs := []any{"status", e.Status, "code", e.Code, "err", err,
+		"method", c.Request().Method, "path", c.Request().URL.Path, "request_id", requestID(c)}
+	switch {
+	case serverFault(e):
+		s.log.ErrorContext(c.Request().Context(), "request failed", attrs...)
+	case e.Err != nil:
+		// A client-side condition with a cause worth keeping (a rate-limited
+		// dependency, a full volume).
+		s.log.InfoContext(c.Request().Context(), "request refused", attrs...)
 	}
 	writeError(c, e)
+}
+
+// serverFault reports whether an error is the service's (or a dependency's)
+// fault and deserves an error log; a full volume (507) is the client's
+// condition, like a 4xx.
+func serverFault(e *Error) bool {
+	return e.Status >= 500 && e.Status != http.StatusInsufficientStorage
 }
 
 func writeError(c echo.Context, e *Error) {

@@ -22,11 +22,6 @@ type filesAPI struct {
 // paths of the files routes are relative to it.
 const volumeRoot = "/home/daytona/volume"
 
-// transferNeed is how long a transfer (PUT, GET, COPY, MOVE, upload push)
-// asks the files sandbox to stay up: it takes a lease that is released when
-// the request ends, so the idle timer cannot stop the sandbox mid-transfer.
-const transferNeed = time.Hour
-
 // usageMaxAge bounds how stale the stored volume usage may be for a quota
 // decision before it is re-measured in the sandbox (agents' writes only show
 // up that way).

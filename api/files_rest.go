@@ -225,7 +225,7 @@ func (f *filesAPI) davHandler() http.Handler {
 // davFail writes an error for WebDAV with the API's JSON error body.
 func (f *filesAPI) davFail(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(volumeError(r.URL.Path, err))
-	if e.Status >= 500 {
+	if serverFault(e) {
 		f.s.log.ErrorContext(r.Context(), "webdav request failed", "status", e.Status, "code", e.Code,
 			"err", err, "method", r.Method, "path", r.URL.Path)
 	}

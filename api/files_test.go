@@ -56,7 +56,8 @@ func TestFiles(t *testing.T) {
 		require.Equal(t, 409, resp.StatusCode, body)
 		require.Contains(t, body, "is_a_directory")
 		resp, body = fdo(t, env, key, http.MethodPost, "/v1/files/move", strings.NewReader(`{"from":"docs/b.txt","to":"docs/b.txt/x"}`), map[string]string{"Content-Type": "application/json"})
-		require.NotEqual(t, 200, resp.StatusCode, body)
+		require.Equal(t, 400, resp.StatusCode, body)
+		require.Contains(t, body, "invalid_move")
 		resp, body = fdo(t, env, key, http.MethodDelete, "/v1/files?path=docs", nil, nil)
 		require.Equal(t, 409, resp.StatusCode, body)
 		resp, body = fdo(t, env, key, http.MethodDelete, "/v1/files?path=docs&recursive=true", nil, nil)
@@ -81,4 +82,5 @@ func TestFiles(t *testing.T) {
 	t.Run("bad-input", func(t *testing.T) { testBadInput(t, env, key) })
 	t.Run("quota", func(t *testing.T) { testQuota(t, env) })
 	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, env, key) })
+	t.Run("long-transfer", func(t *testing.T) { testLongTransfer(t, env, key) })
 }

@@ -57,7 +57,7 @@ func (f *filesAPI) uploadRoutes(v1 *echo.Group) error {
 		},
 		Status: func(err error) (int, string, string) {
 			e := classify(volumeError("", err))
-			if e.Status >= 500 {
+			if serverFault(e) {
 				f.s.log.Error("upload failed", "status", e.Status, "code", e.Code, "err", err)
 			}
 			return e.Status, e.Code, e.Message

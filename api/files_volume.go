@@ -17,15 +17,17 @@ import (
 // caller must call release when the request ends (it reports the use, so
 // the idle timer restarts from then, and ends the lease).
 func (f *filesAPI) openVolume(ctx context.Context, userID string, transfer bool) (*dav.Volume, func(), error) {
-	need := time.Duration(0)
-	if transfer {
-		need = transferNeed
-	}
-	sb, err := f.sb.Ensure(ctx, entityRef{Kind: workflows.KindFiles, UserID: userID}, need, nil)
+	sb, err := f.sb.Ensure(ctx, entityRef{Kind: workflows.KindFiles, UserID: userID}, 0, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("files sandbox of %s: %w", userID, err)
 	}
-	return f.volume(userID, sb.Toolbox), func() { f.sb.Done(sb) }, nil
+	if !transfer {
+		return f.volume(userID, sb.Toolbox), func() { f.sb.Done(sb) }, nil
+	}
+	// A transfer may outlast the window the cache guarantees: hold the
+	// sandbox (a lease only if it does) so it never stops mid-transfer.
+	stop := f.sb.Hold(sb)
+	return f.volume(userID, sb.Toolbox), func() { stop(); f.sb.Done(sb) }, nil
 }
 
 // volume builds the quota- and property-aware view of a user's volume.

@@ -141,7 +141,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		return nil, err
 	}
-	for _, d := range []string{"sandboxes", "volumes", "snapshots"} {
+	for _, d := range []string{"sandboxes", "volumes", "snapshots", "uploads"} {
 		if err := os.MkdirAll(filepath.Join(s.baseDir, d), 0o755); err != nil {
 			return fail(fmt.Errorf("emulator: create %s: %w", d, err))
 		}

@@ -142,8 +142,12 @@ func (s *Server) writeDownloadPart(mw *multipart.Writer, r *http.Request, t *tbS
 	return nil
 }
 
-// writeUpload streams one upload into a sandbox path, creating parents.
-func writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.FileMode) (int64, error) {
+// writeUpload streams one upload into a sandbox path, creating parents. The
+// bytes land in a spool outside every sandbox and are renamed into place only
+// once the part was read to its end: like Daytona's daemon, which parses the
+// whole multipart form before it writes the file, a broken or aborted upload
+// never leaves a partial file behind.
+func (s *Server) writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.FileMode) (int64, error) {
 	res, err := t.resolve(p, true)
 	if err != nil {
 		return 0, err
@@ -151,7 +155,7 @@ func writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.FileMode) (in
 	if err := os.MkdirAll(filepath.Dir(res.host), dirMode); err != nil {
 		return 0, fmt.Errorf("create parent: %w", err)
 	}
-	f, err := os.Create(res.host)
+	f, err := os.CreateTemp(filepath.Join(s.baseDir, "uploads"), "part-")
 	if err != nil {
 		return 0, fmt.Errorf("create file: %w", err)
 	}
@@ -159,7 +163,14 @@ func writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.FileMode) (in
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), res.host)
+	}
 	if err != nil {
+		_ = os.Remove(f.Name())
 		return n, fmt.Errorf("write file: %w", err)
 	}
 	return n, nil
@@ -190,7 +201,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, t *tbSandb
 			_ = part.Close()
 			continue
 		}
-		_, err = writeUpload(t, p, part, 0o750)
+		_, err = s.writeUpload(t, p, part, 0o750)
 		_ = part.Close()
 		if err != nil {
 			writeToolboxError(w, r, pathErrStatus(err), err.Error())
@@ -250,7 +261,7 @@ func (s *Server) handleBulkUpload(w http.ResponseWriter, r *http.Request, t *tbS
 			errs = append(errs, fmt.Sprintf("file[%s]: missing .path metadata", idx))
 			continue
 		}
-		n, err := writeUpload(t, dest, part, 0o755)
+		n, err := s.writeUpload(t, dest, part, 0o755)
 		_ = part.Close()
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("file[%s]: %v", idx, err))

@@ -184,7 +184,7 @@ func (v *Volume) Move(ctx context.Context, from, to string, overwrite bool) erro
 		return &os.PathError{Op: "move", Path: from, Err: os.ErrPermission}
 	}
 	if to == from || (len(to) > len(from) && to[:len(from)+1] == from+"/") {
-		return &os.PathError{Op: "move", Path: to, Err: errIntoItself}
+		return &os.PathError{Op: "move", Path: to, Err: ErrIntoItself}
 	}
 	if overwrite {
 		if err := v.Remove(ctx, to); err != nil && !os.IsNotExist(err) {
@@ -202,8 +202,9 @@ func (v *Volume) Move(ctx context.Context, from, to string, overwrite bool) erro
 
 var (
 	// ErrIsDir is a file operation on a directory.
-	ErrIsDir      = errors.New("is a directory")
-	errIntoItself = errors.New("cannot move or copy a collection into itself")
+	ErrIsDir = errors.New("is a directory")
+	// ErrIntoItself is a move or copy of a resource onto or into itself.
+	ErrIntoItself = errors.New("cannot move or copy a resource onto or into itself")
 )
 
 // partName is the spool name for base, kept within NAME_MAX.
