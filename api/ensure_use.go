@@ -30,7 +30,14 @@ func (c *sandboxClient) Use(ctx context.Context, ref entityRef, o useOptions, fn
 		if err != nil {
 			return err
 		}
+		stop := func() {}
+		if sb.LeaseID == "" {
+			// A use that outlives what was ensured (a slow client on a
+			// streamed body) still never sees the sandbox stop under it.
+			stop = c.Hold(sb)
+		}
 		err = fn(ctx, sb)
+		stop()
 		c.Done(sb)
 		if err == nil || attempt > 0 || (o.Replayable != nil && !o.Replayable()) || !c.gone(ctx, sb, err) {
 			return err

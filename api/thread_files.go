@@ -92,9 +92,10 @@ func (t *threadAPI) getFile(c echo.Context) error {
 		info    daytona.FileInfo
 		entries []daytona.FileInfo
 		tb      *daytona.Toolbox
+		used    ensured
 	)
 	err = t.sb.Use(c.Request().Context(), ref, useOptions{Need: t.fileNeed(), Guard: t.guard(ref)}, func(ctx context.Context, sb *ensured) error {
-		tb = sb.Toolbox
+		tb, used = sb.Toolbox, *sb
 		var err error
 		if info, err = tb.Stat(ctx, p); err != nil {
 			return err
@@ -123,6 +124,11 @@ func (t *threadAPI) getFile(c echo.Context) error {
 			return fileError(p, err)
 		}
 		defer body.Close()
+		// The download may outlast the window the stat was ensured for: hold
+		// the sandbox while it streams, and count its end as the use.
+		used.LeaseID = ""
+		stop := t.sb.Hold(&used)
+		defer func() { stop(); t.sb.Done(&used) }()
 	}
 	ct := mime.TypeByExtension(path.Ext(p))
 	if ct == "" {
