@@ -176,7 +176,7 @@ func (t *threadAPI) create(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, v)
+	return c.JSON(status, t.withLiveDeadlines(ctx, ref, v))
 }
 
 type threadList struct {

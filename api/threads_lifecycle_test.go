@@ -173,6 +173,8 @@ func TestThreadGetShowsLiveDeadlines(t *testing.T) {
 	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute})
 	c := newTC(t, env, env.UserKey)
 	_, th := c.create("deadline")
+	require.NotNil(t, th.AutoStopAt, "the create answer has the deadline")
+	require.NotNil(t, th.LastActivityAt)
 	first := c.get("deadline")
 	require.NotNil(t, first.AutoStopAt)
 	require.WithinDuration(t, time.Now().Add(30*time.Second), *first.AutoStopAt, 5*time.Second)
