@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/threadbox/threadbox/api/dav"
 )
@@ -30,6 +31,9 @@ func volumeError(p string, err error) error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "not allowed on the volume root", Err: err}
 	case errors.Is(err, dav.ErrIntoItself):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_move", Message: "cannot move a resource onto or into itself: " + p}
+	case errors.Is(err, dav.ErrTooManyLocks):
+		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_locks",
+			Message: "too many live WebDAV locks; unlock some or wait for them to expire", RetryAfter: time.Minute, Err: err}
 	case errors.Is(err, dav.ErrIsDir):
 		return &Error{Status: http.StatusConflict, Code: "is_a_directory", Message: p + " is a directory"}
 	}

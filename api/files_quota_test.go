@@ -51,6 +51,13 @@ func testQuota(t *testing.T, env *testenv.Env) {
 	_, status = tusCreate(t, env, key, "huge.bin", int(limit+1))
 	require.Equal(t, 413, status)
 
+	// Uploads still receiving reserve their size: two parallel uploads cannot
+	// both claim the 1 MiB left.
+	_, status = tusCreate(t, env, key, "first.bin", 600_000)
+	require.Equal(t, 201, status)
+	_, status = tusCreate(t, env, key, "second.bin", 600_000)
+	require.Equal(t, 507, status, "the second upload does not fit next to the first")
+
 	// 600 KB fits once, a COPY of it does not.
 	resp, body = fdo(t, env, key, http.MethodPut, "/dav/small.bin", bytes.NewReader(big[:600_000]), nil)
 	require.Equal(t, 201, resp.StatusCode, body)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -44,7 +45,11 @@ func (f *filesAPI) uploadRoutes(v1 *echo.Group) error {
 				return err
 			}
 			defer release()
-			return volumeError("", v.Quota.Check(ctx, size, 0))
+			pending, err := f.s.q.ReceivingUploadBytes(ctx, user)
+			if err != nil {
+				return fmt.Errorf("reading pending uploads: %w", err)
+			}
+			return volumeError("", v.Quota.Check(ctx, size+pending, 0))
 		},
 		Push: func(ctx context.Context, user, p string, r io.Reader, size int64) error {
 			v, release, err := f.openVolume(ctx, user, true)

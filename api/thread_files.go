@@ -34,8 +34,9 @@ func (t *threadAPI) transferNeed(n int64) time.Duration {
 }
 
 // fileError turns a toolbox error about a client's file into the answer the
-// client should see; other errors pass through to classify. Daytona's
-// message is about the client's own file, so it is shown.
+// client should see; other errors pass through to classify. Of Daytona's
+// message only the reason is shown (see refusalReason); the whole error is
+// kept as the cause, for the log.
 func fileError(p string, err error) error {
 	var de *daytona.Error
 	if !errors.As(err, &de) {
@@ -47,13 +48,26 @@ func fileError(p string, err error) error {
 	case errors.Is(err, daytona.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: "file_exists", Message: "destination exists: " + p}
 	case errors.Is(err, daytona.ErrBadRequest):
-		msg := de.Message
-		if msg == "" {
-			msg = "the sandbox refused the operation"
-		}
-		return &Error{Status: http.StatusBadRequest, Code: "file_operation_failed", Message: p + ": " + msg}
+		return &Error{Status: http.StatusBadRequest, Code: "file_operation_failed", Message: p + ": " + refusalReason(de.Message), Err: err}
 	}
 	return err
+}
+
+// refusalReason is the part of a toolbox refusal a client may see. The
+// daemon's messages are Go errors such as "stat /abs/path: not a directory",
+// and the path is the daemon's own (the emulator's is a host path under its
+// state directory): only the reason after the last ": " is kept, and only
+// when it names no path.
+func refusalReason(msg string) string {
+	const generic = "the sandbox refused the operation"
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "/") {
+		msg = msg[i+2:]
+	}
+	msg = strings.TrimSpace(msg)
+	if msg == "" || strings.Contains(msg, "/") {
+		return generic
+	}
+	return msg
 }
 
 // threadQueryPath reads and validates ?path=.

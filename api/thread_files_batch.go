@@ -63,6 +63,21 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 		return errBadRequest("malformed_multipart", "the multipart body cannot be read")
 	}
 	out := threadBatchResult{Files: []threadBatchFile{}}
+	// Results are held until the end: past maxBatchFiles one last entry says
+	// the rest was skipped, and the remaining parts are only drained, so a
+	// body of tiny parts cannot grow the answer with it.
+	full := false
+	add := func(f threadBatchFile) {
+		switch {
+		case full:
+		case len(out.Files) >= maxBatchFiles:
+			full = true
+			f.Error = "too many files in one batch (at most 1000); this and every later part were skipped"
+			out.Files = append(out.Files, f)
+		default:
+			out.Files = append(out.Files, f)
+		}
+	}
 	pending := ""
 	havePath := false
 	for {
@@ -76,6 +91,13 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 			}
 			return errBadRequest("malformed_multipart", "the multipart body is malformed")
 		}
+		if full {
+			part.Close()
+			if body.over.Load() {
+				return errTooLarge("the body exceeds " + strconv.FormatInt(limit, 10) + " bytes")
+			}
+			continue
+		}
 		switch part.FormName() {
 		case "path":
 			v, err := io.ReadAll(io.LimitReader(part, maxPathBytes+1))
@@ -84,7 +106,7 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 				return errBadRequest("malformed_multipart", "the multipart body is malformed")
 			}
 			if havePath {
-				out.Files = append(out.Files, threadBatchFile{Path: pending, Error: "no file part followed this path"})
+				add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
 			}
 			pending, havePath = string(v), true
 		case "file":
@@ -93,7 +115,7 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 			case !havePath:
 				res.Error = "file part without a preceding path field"
 			case len(out.Files) >= maxBatchFiles:
-				res.Error = "too many files in one batch (at most 1000)"
+				// add reports it
 			default:
 				res.Path, res.Error = t.uploadPart(ctx, ref, pending, part, body)
 			}
@@ -101,14 +123,14 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 			if body.over.Load() {
 				return errTooLarge("the body exceeds " + strconv.FormatInt(limit, 10) + " bytes")
 			}
-			out.Files = append(out.Files, res)
+			add(res)
 			havePath = false
 		default:
 			part.Close()
 		}
 	}
 	if havePath {
-		out.Files = append(out.Files, threadBatchFile{Path: pending, Error: "no file part followed this path"})
+		add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
 	}
 	if len(out.Files) == 0 {
 		return errBadRequest("missing_files", "the body holds no path/file pairs")

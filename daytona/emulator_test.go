@@ -507,3 +507,24 @@ func TestHealth(t *testing.T) {
 	e.hs.Close()
 	wantKind(t, e.g.Health(testCtx(t)), ErrUnavailable, "health when down")
 }
+
+// A sandbox found under the requested name is adopted only when its ownership labels
+// agree: a name collision never hands one user another user's sandbox.
+func TestFindOrCreateRefusesAForeignSandbox(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	name := SandboxName("agent", "shared-name", 1)
+	owner, err := e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: name, Labels: Labels("agent", "alice", "t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: name, Labels: Labels("agent", "mallory", "t")})
+	wantKind(t, err, ErrNotOwned, "a sandbox labelled for another user")
+	if Retryable(err) {
+		t.Fatalf("ErrNotOwned must not be retried: %v", err)
+	}
+	again, err := e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: name, Labels: Labels("agent", "alice", "t")})
+	if err != nil || again.ID != owner.ID {
+		t.Fatalf("the owner still finds its sandbox: %+v %v", again, err)
+	}
+}

@@ -30,6 +30,9 @@ var (
 	// ErrBadRequest: the request was rejected as invalid (400 outside lifecycle calls, 401,
 	// 403 and other 4xx). Retrying the same request will not help.
 	ErrBadRequest = errors.New("daytona: bad request")
+	// ErrNotOwned: a deterministic name is taken by a sandbox whose labels say it belongs
+	// to another entity. Find-or-create never adopts it; retrying will not help.
+	ErrNotOwned = errors.New("daytona: sandbox name taken by another owner")
 )
 
 // Error is the error type of every failed gateway call. Kind is one of the Err* values above

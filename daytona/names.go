@@ -45,10 +45,26 @@ func sanitize(s string) (string, bool) {
 	return strings.Trim(b.String(), "-"), changed
 }
 
-// shortHash is 8 hex characters of SHA-256: enough to keep distinct ids distinct.
+// shortHash is 16 hex characters (64 bits) of SHA-256. Ids are partly client-chosen (thread
+// ids), so the suffix must resist a deliberate search for an id whose name collides with
+// someone else's: 32 bits would fall to minutes of brute force, 64 bits do not.
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
+	return hex.EncodeToString(sum[:8])
+}
+
+// endsInHash reports whether s ends like a hashed name part: "-" and 16 hex digits.
+func endsInHash(s string) bool {
+	const n = 16
+	if len(s) < n+1 || s[len(s)-n-1] != '-' {
+		return false
+	}
+	for _, r := range s[len(s)-n:] {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // safeName builds prefix + part + suffix where part is the sanitised id. If the id had to be
@@ -56,7 +72,8 @@ func shortHash(s string) string {
 // and deterministic (retried activities compute the same name).
 func safeName(prefix, id, suffix string) string {
 	part, changed := sanitize(id)
-	if part == "" {
+	if part == "" || endsInHash(part) {
+		// An id kept as it is must never look like another id's hashed form.
 		changed = true
 	}
 	budget := maxNameLen - len(prefix) - len(suffix)

@@ -41,6 +41,12 @@ func TestSandboxName(t *testing.T) {
 		}
 		seen[n] = key
 	}
+	// An id chosen to look like another id's hashed form gets a hash of its own.
+	victim := SandboxName("agent", "john.smith", 1)
+	forged := strings.TrimSuffix(strings.TrimPrefix(victim, "tb-agent-"), "-1")
+	if got := SandboxName("agent", forged, 1); got == victim {
+		t.Errorf("id %q collides with the hashed name of john.smith: %q", forged, got)
+	}
 	if SandboxName("agent", "t1", 1) == SandboxName("agent", "t1", 2) {
 		t.Error("generations must differ")
 	}

@@ -160,6 +160,15 @@ func (g *Gateway) FindOrCreateSandbox(ctx context.Context, p CreateSandboxParams
 	if sb.Name != "" && sb.Name != p.Name && sb.ID != p.Name {
 		return sb, &Error{Kind: ErrConflict, Op: op, Message: fmt.Sprintf("name %q resolved to sandbox %s named %q", p.Name, sb.ID, sb.Name)}
 	}
+	// The name is derived from the entity, but a sandbox found by it is adopted only if
+	// its ownership labels agree: a name collision must never hand one user another
+	// user's sandbox (and the volume mounted in it).
+	for _, k := range []string{LabelManagedBy, LabelKind, LabelUser, LabelThread} {
+		if want, ok := p.Labels[k]; ok && sb.Labels[k] != want {
+			return Sandbox{}, &Error{Kind: ErrNotOwned, Op: op,
+				Message: fmt.Sprintf("sandbox %s named %q has label %s=%q, want %q", sb.ID, p.Name, k, sb.Labels[k], want)}
+		}
+	}
 	return g.driveStarted(ctx, op, sb)
 }
 

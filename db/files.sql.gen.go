@@ -195,6 +195,21 @@ func (q *Queries) MoveDeadPropsTree(ctx context.Context, arg MoveDeadPropsTreePa
 	return err
 }
 
+const receivingUploadBytes = `-- name: ReceivingUploadBytes :one
+SELECT COALESCE(SUM(size), 0)::bigint AS bytes FROM uploads WHERE user_id = $1 AND state = 'receiving'
+`
+
+// Bytes promised to uploads still receiving: a new upload must fit the quota
+// together with them, so parallel uploads cannot each claim the same space
+// (and fill the spool disk). Abandoned uploads stop counting when the
+// janitor fails them.
+func (q *Queries) ReceivingUploadBytes(ctx context.Context, userID string) (int64, error) {
+	row := q.db.QueryRow(ctx, receivingUploadBytes, userID)
+	var bytes int64
+	err := row.Scan(&bytes)
+	return bytes, err
+}
+
 const setUploadState = `-- name: SetUploadState :exec
 UPDATE uploads
 SET state = $1, completed_at = CASE WHEN $1::text = 'receiving' THEN NULL ELSE now() END

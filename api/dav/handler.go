@@ -2,6 +2,7 @@ package dav
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -40,6 +41,9 @@ const DefaultMaxLockTimeout = time.Hour
 //     answered with their real status through Fail.
 //   - Paths with "..", NUL or over-long names (also percent-encoded, and in
 //     Destination) are refused with 400 before anything is touched.
+//   - COPY/MOVE of the root, or of a collection into itself, is 403 (the
+//     engine would recurse into the copy it is making).
+//   - Bodies other than PUT's are capped at MaxXMLBody (413).
 type Handler struct {
 	// Prefix is the mount point, e.g. "/dav" (no trailing slash).
 	Prefix string
@@ -75,6 +79,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.fixRequest(w, r, src) {
 		return
 	}
+	capBody := r.Method != http.MethodPut && r.Body != nil && r.Body != http.NoBody
+	bodyLimit := int64(MaxXMLBody)
+	if r.Method == "LOCK" {
+		bodyLimit = MaxLockBody
+	}
+	if capBody && r.ContentLength > bodyLimit {
+		h.Fail(w, r, &http.MaxBytesError{Limit: bodyLimit})
+		return
+	}
 	ctx := r.Context()
 	if r.Method == http.MethodPut && r.ContentLength >= 0 {
 		ctx = WithSizeHint(ctx, r.ContentLength)
@@ -87,10 +100,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	fs := NewFS(v)
+	if capBody {
+		r.Body = &cappedBody{ReadCloser: http.MaxBytesReader(w, r.Body, bodyLimit), fs: fs}
+	}
 	engine := &webdav.Handler{
 		Prefix:     h.Prefix,
 		FileSystem: fs,
-		LockSystem: h.Locks.For(user),
+		LockSystem: noteLocks{LockSystem: h.Locks.For(user), fs: fs},
 		Logger: func(r *http.Request, err error) {
 			if err != nil && h.Logger != nil {
 				h.Logger.DebugContext(r.Context(), "webdav", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -148,7 +164,8 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 			h.Fail(w, r, err)
 			return false
 		}
-		if src != "/" && strings.HasPrefix(dst, src+"/") {
+		// Everything is inside the root: copying it anywhere would recurse.
+		if src == "/" || strings.HasPrefix(dst, src+"/") {
 			http.Error(w, "cannot copy or move a resource into itself", http.StatusForbidden)
 			return false
 		}
@@ -166,6 +183,32 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		w.Header().Set("Content-Type", ContentTypeOf(src))
 	}
 	return true
+}
+
+// MaxXMLBody caps the request bodies of every method but PUT. The engine
+// reads PROPFIND, PROPPATCH and LOCK bodies whole into memory (and keeps dead
+// properties in PostgreSQL and lock owners in memory for an hour); no
+// client sends more than a few KiB. Over it: 413, nothing touched.
+const MaxXMLBody = 1 << 20
+
+// MaxLockBody caps LOCK bodies: their owner XML is kept in memory for the
+// lock's life (MaxLocksPerUser of them per user).
+const MaxLockBody = 64 << 10
+
+// cappedBody is a capped request body that records an overflow on the
+// request's FS, so the engine's 400 for the cut-off XML is answered as 413.
+type cappedBody struct {
+	io.ReadCloser
+	fs *FS
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		b.fs.note(err)
+	}
+	return n, err
 }
 
 // clampTimeout rewrites a LOCK Timeout header (RFC 4918 §10.7: a list of

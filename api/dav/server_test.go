@@ -65,11 +65,16 @@ func newDavServer(t *testing.T, quota int64) *davServer {
 		},
 		Fail: func(w http.ResponseWriter, r *http.Request, err error) {
 			status := http.StatusInternalServerError
+			var mbe *http.MaxBytesError
 			switch {
+			case errors.As(err, &mbe): // the API's classify answers 413
+				status = http.StatusRequestEntityTooLarge
 			case errors.Is(err, errUnauthorized):
 				status = http.StatusUnauthorized
 			case errors.Is(err, dav.ErrBadPath):
 				status = http.StatusBadRequest
+			case errors.Is(err, dav.ErrTooManyLocks): // the API's volumeError answers 429
+				status = http.StatusTooManyRequests
 			case errors.Is(err, dav.ErrQuotaExceeded):
 				status = http.StatusInsufficientStorage
 			}

@@ -54,3 +54,10 @@ WHERE id = @id;
 -- name: ForgetUploadsBefore :execrows
 -- Drops finished-upload records the janitor no longer needs to answer for.
 DELETE FROM uploads WHERE state <> 'receiving' AND completed_at < @before;
+
+-- name: ReceivingUploadBytes :one
+-- Bytes promised to uploads still receiving: a new upload must fit the quota
+-- together with them, so parallel uploads cannot each claim the same space
+-- (and fill the spool disk). Abandoned uploads stop counting when the
+-- janitor fails them.
+SELECT COALESCE(SUM(size), 0)::bigint AS bytes FROM uploads WHERE user_id = @user_id AND state = 'receiving';
