@@ -101,15 +101,24 @@ func (a *Activities) ActivateSnapshot(ctx context.Context, in ActivateSnapshotIn
 		id := row.ID
 		to = &id
 	}
-	if to == nil {
+	outcome, reason := OutcomeActivated, in.Reason
+	switch {
+	case sameSnapshot(cur, to):
+		// Another activation or rollback got there first (the API's
+		// already-active check ran before this workflow): nothing moves, and
+		// the audit trail says so.
+		outcome, reason = OutcomeSkipped, in.Reason+" (already active)"
+	case to == nil:
 		if err := q.ClearActiveSnapshot(ctx); err != nil {
 			return ActivateSnapshotResult{}, fmt.Errorf("clearing active snapshot: %w", err)
 		}
-	} else if err := setActive(ctx, q, *to); err != nil {
-		return ActivateSnapshotResult{}, err
+	default:
+		if err := setActive(ctx, q, *to); err != nil {
+			return ActivateSnapshotResult{}, err
+		}
 	}
 	row, err := q.InsertSnapshotActivation(ctx, db.InsertSnapshotActivationParams{
-		FromSnapshotID: cur, ToSnapshotID: to, Actor: in.Actor, Reason: in.Reason, WorkflowID: in.WorkflowID, Outcome: OutcomeActivated,
+		FromSnapshotID: cur, ToSnapshotID: to, Actor: in.Actor, Reason: reason, WorkflowID: in.WorkflowID, Outcome: outcome,
 	})
 	if err != nil {
 		return ActivateSnapshotResult{}, fmt.Errorf("writing audit row: %w", err)
@@ -118,6 +127,11 @@ func (a *Activities) ActivateSnapshot(ctx context.Context, in ActivateSnapshotIn
 		return ActivateSnapshotResult{}, fmt.Errorf("commit: %w", err)
 	}
 	return ActivateSnapshotResult{FromID: cur, ToID: to, At: row.CreatedAt}, nil
+}
+
+// sameSnapshot reports whether two version ids (nil = the base) are the same.
+func sameSnapshot(a, b *int64) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
 // activeID is the active version's id, nil when the base snapshot is active.

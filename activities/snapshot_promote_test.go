@@ -121,3 +121,22 @@ func TestActivateRefusesSnapshotsThatAreNotReady(t *testing.T) {
 	require.Equal(t, "failed", row.State)
 	require.Equal(t, "build_failed", *row.ErrorMessage)
 }
+
+// An activation that finds its target already active (a rollback to the same
+// version got there first) moves nothing and is audited as skipped.
+func TestActivateOfTheActiveVersionIsAuditedAsSkipped(t *testing.T) {
+	e := newSkillEnv(t, false)
+	ctx := context.Background()
+	for i, wf := range []string{"snapshot-rollback:a", "snapshot-rollback:b"} {
+		_, err := e.acts.ActivateSnapshot(ctx, activities.ActivateSnapshotInput{SnapshotID: 0, Actor: "root", Reason: "to base", WorkflowID: wf})
+		require.NoError(t, err, "attempt %d", i)
+	}
+	rows, err := e.q.ListSnapshotActivations(ctx, 10)
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	for _, r := range rows {
+		require.Equal(t, activities.OutcomeSkipped, r.Outcome, "the base was active all along")
+		require.Contains(t, r.Reason, "already active")
+	}
+	require.Nil(t, activeID(t, e))
+}

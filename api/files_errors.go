@@ -29,6 +29,8 @@ func volumeError(p string, err error) error {
 		return &Error{Status: http.StatusConflict, Code: "file_exists", Message: "destination exists: " + p}
 	case os.IsPermission(err):
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "not allowed on the volume root", Err: err}
+	case errors.Is(err, dav.ErrIncompleteBody):
+		return &Error{Status: http.StatusBadRequest, Code: "incomplete_body", Message: "the request body ended before it was complete", Err: err}
 	case errors.Is(err, dav.ErrIntoItself):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_move", Message: "cannot move a resource onto or into itself: " + p}
 	case errors.Is(err, dav.ErrTooManyLocks):

@@ -83,4 +83,5 @@ func TestFiles(t *testing.T) {
 	t.Run("quota", func(t *testing.T) { testQuota(t, env) })
 	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, env, key) })
 	t.Run("long-transfer", func(t *testing.T) { testLongTransfer(t, env, key) })
+	t.Run("incomplete-body", func(t *testing.T) { testIncompleteBody(t, env, key) })
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -79,4 +80,37 @@ func testLongTransfer(t *testing.T, env *testenv.Env, key string) {
 	resp2, body := fdo(t, env, key, http.MethodGet, "/v1/files?path=slow.bin", nil, nil)
 	require.Equal(t, 200, resp2.StatusCode)
 	require.Equal(t, strings.Repeat("x", n*1024), body)
+}
+
+// brokenBody yields some bytes and then fails, as a client that goes away
+// mid-upload does.
+type brokenBody struct{ left int }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := min(len(p), b.left)
+	b.left -= n
+	return n, nil
+}
+
+func (b *brokenBody) Close() error { return nil }
+
+// testIncompleteBody: a write whose body breaks off is the client's fault
+// (400 incomplete_body, not a 500) and leaves nothing behind, on both the
+// REST route and WebDAV.
+func testIncompleteBody(t *testing.T, env *testenv.Env, key string) {
+	for _, target := range []string{"/v1/files?path=broken.bin", "/dav/broken-dav.bin"} {
+		req := httptest.NewRequest(http.MethodPut, target, &brokenBody{left: 64 << 10})
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		env.API.Handler().ServeHTTP(rec, req)
+		require.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", target, rec.Body.String())
+		require.Contains(t, rec.Body.String(), "incomplete_body", target)
+	}
+	for _, p := range []string{"broken.bin", "broken-dav.bin"} {
+		resp, body := fdo(t, env, key, http.MethodGet, "/v1/files?path="+p, nil, nil)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+	}
 }

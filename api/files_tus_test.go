@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -85,6 +86,13 @@ func testTusProtocol(t *testing.T, env *testenv.Env, key string) {
 	for _, bad := range []string{"../escape.bin", "a/../../escape.bin", "%2e%2e/escape.bin", "..%2fescape.bin", "x\x00y", "/", ""} {
 		body, status := tusCreate(t, env, key, bad, 10)
 		require.Equal(t, 400, status, "path %q: %s", bad, body)
+		// Errors have the API's JSON shape, like every other route's.
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &e), "path %q: %s", bad, body)
+		require.NotEmpty(t, e.Error.Code)
+		require.NotEmpty(t, e.Error.Message)
 	}
 	resp, _ = fdo(t, env, key, http.MethodHead, "/v1/uploads/..%2f..%2fetc", nil, tusHeaders(nil))
 	require.Equal(t, 404, resp.StatusCode)

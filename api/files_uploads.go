@@ -72,7 +72,7 @@ func (f *filesAPI) uploadRoutes(v1 *echo.Group) error {
 		return err
 	}
 	f.s.closers = append(f.s.closers, svc.Close)
-	h := echo.WrapHandler(http.StripPrefix("/v1/uploads", svc.Handler()))
+	h := echo.WrapHandler(jsonErrors(http.StripPrefix("/v1/uploads", svc.Handler())))
 	v1.Any("/uploads", h)
 	v1.Any("/uploads/*", h)
 	return nil

@@ -203,6 +203,9 @@ func (v *Volume) Move(ctx context.Context, from, to string, overwrite bool) erro
 var (
 	// ErrIsDir is a file operation on a directory.
 	ErrIsDir = errors.New("is a directory")
+	// ErrIncompleteBody is a write whose request body broke off (the client
+	// went away or sent less than it announced): the client's fault, not ours.
+	ErrIncompleteBody = errors.New("the request body ended before it was complete")
 	// ErrIntoItself is a move or copy of a resource onto or into itself.
 	ErrIntoItself = errors.New("cannot move or copy a resource onto or into itself")
 )
@@ -246,7 +249,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 		c.left -= int64(n)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		c.err = err
+		c.err = fmt.Errorf("%w: %w", ErrIncompleteBody, err)
 	}
 	return n, err
 }
