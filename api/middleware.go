@@ -43,8 +43,9 @@ func requestID(c echo.Context) string {
 // Basic, the user name is ignored: the key alone identifies the user.
 func credentials(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
-	if rest, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(rest), true
+	// The scheme name is case-insensitive (RFC 9110 §11.1).
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:]), true
 	}
 	if _, pass, ok := r.BasicAuth(); ok {
 		return pass, true
@@ -68,8 +69,23 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	return p, nil
 }
 
+// underPrefix reports whether a request is for prefix or below it, by the
+// route it matched or, for unmatched requests, by its path.
+func underPrefix(c echo.Context, prefix string) bool {
+	for _, p := range []string{c.Path(), c.Request().URL.Path} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// authMiddleware authenticates every request under /v1.
 func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if !underPrefix(c, "/v1") {
+			return next(c)
+		}
 		p, err := s.authenticate(c.Request())
 		if err != nil {
 			return err
@@ -79,9 +95,10 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// requireAdmin refuses non-admin keys under /v1/admin (after authMiddleware).
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !principal(c).Admin {
+		if underPrefix(c, "/v1/admin") && !principal(c).Admin {
 			return newError(http.StatusForbidden, "forbidden", "this route needs an admin api key")
 		}
 		return next(c)

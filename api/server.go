@@ -90,7 +90,11 @@ func New(d Deps) (*Server, error) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promHandler(d.Registry)))
 
-	v1 := e.Group("/v1", s.authMiddleware)
+	// Authentication is a global middleware scoped by path rather than group
+	// middleware: echo implements group middleware with a catch-all route,
+	// which would turn a wrong method on a known route into a 404 (not 405).
+	e.Use(s.authMiddleware, requireAdmin)
+	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
 	if err := s.threadRoutes(v1); err != nil {
 		return nil, err
@@ -98,7 +102,7 @@ func New(d Deps) (*Server, error) {
 	if err := s.fileRoutes(e, v1); err != nil {
 		return nil, err
 	}
-	admin := v1.Group("/admin", requireAdmin)
+	admin := v1.Group("/admin")
 	if err := s.adminRoutes(admin); err != nil {
 		return nil, err
 	}

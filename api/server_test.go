@@ -98,6 +98,14 @@ func TestAuthentication(t *testing.T) {
 	resp, body = do(t, "GET", ts.URL+"/v1/whoami", "tb_unknown", nil)
 	requireError(t, resp, body, 401, "unauthorized")
 
+	// The scheme is case-insensitive.
+	req0, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
+	req0.Header.Set("Authorization", "bearer "+userKey)
+	r0, err := http.DefaultClient.Do(req0)
+	require.NoError(t, err)
+	r0.Body.Close()
+	require.Equal(t, 200, r0.StatusCode)
+
 	// HTTP Basic with the key as password (WebDAV clients), any user name.
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
 	req.SetBasicAuth("whoever", userKey)
@@ -130,4 +138,11 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	requireError(t, resp, body, 404, "not_found")
 	resp, body = do(t, "POST", ts.URL+"/healthz", "", nil)
 	requireError(t, resp, body, 405, "method_not_allowed")
+	// A wrong method on a known authenticated route is 405 too, not 404.
+	resp, body = do(t, "PATCH", ts.URL+"/v1/whoami", key, nil)
+	requireError(t, resp, body, 405, "method_not_allowed")
+	resp, body = do(t, "PATCH", ts.URL+"/v1/whoami", "", nil)
+	requireError(t, resp, body, 401, "unauthorized")
+	resp, body = do(t, "DELETE", ts.URL+"/v1/admin/snapshots", key, nil)
+	requireError(t, resp, body, 403, "forbidden")
 }
