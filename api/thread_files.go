@@ -166,6 +166,13 @@ func (t *threadAPI) getFile(c echo.Context) error {
 // parseRange reads a single "bytes=a-b", "bytes=a-" or "bytes=-n" range.
 // ok is false for anything else (the whole file is then served, as RFC 9110
 // allows); satisfiable is false when the range starts past the end.
+// isDir reports whether p is a directory in the sandbox; it is asked only on
+// an error path, to name an error the toolbox answers with a bare 400.
+func isDir(ctx context.Context, tb *daytona.Toolbox, p string) bool {
+	fi, err := tb.Stat(ctx, p)
+	return err == nil && fi.IsDir
+}
+
 // listingOf is the JSON listing of the directory dir.
 func listingOf(dir string, list []daytona.FileInfo) dirListing {
 	out := dirListing{Path: dir, Entries: make([]fileEntry, 0, len(list))}
@@ -280,7 +287,12 @@ func (t *threadAPI) putFile(c echo.Context) error {
 		Need: t.transferNeed(req.ContentLength), Guard: t.guard(ref),
 		Replayable: func() bool { return body.n.Load() == 0 },
 	}, func(ctx context.Context, sb *ensured) error {
-		return sb.Toolbox.Upload(ctx, p, body)
+		err := sb.Toolbox.Upload(ctx, p, body)
+		if errors.Is(err, daytona.ErrBadRequest) && isDir(ctx, sb.Toolbox, p) {
+			// The toolbox answers a bare 400 here; say what it was, as /v1/files does.
+			return &Error{Status: http.StatusConflict, Code: "is_a_directory", Message: p + " is a directory"}
+		}
+		return err
 	})
 	if body.over.Load() {
 		return errTooLarge("the body exceeds " + strconv.FormatInt(limit, 10) + " bytes")
@@ -321,7 +333,11 @@ func (t *threadAPI) deleteFile(c echo.Context) error {
 		return err
 	}
 	err = t.sb.Use(c.Request().Context(), ref, useOptions{Need: t.fileNeed(), Guard: t.guard(ref)}, func(ctx context.Context, sb *ensured) error {
-		return sb.Toolbox.Delete(ctx, p, recursive)
+		err := sb.Toolbox.Delete(ctx, p, recursive)
+		if !recursive && errors.Is(err, daytona.ErrBadRequest) && isDir(ctx, sb.Toolbox, p) {
+			return errConflict("is_a_directory", p+" is a directory; pass recursive=true to delete it")
+		}
+		return err
 	})
 	if err != nil {
 		return fileError(p, err)

@@ -113,7 +113,9 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		}
 
 		resp, body = c.raw(http.MethodDelete, "/v1/threads/files/files?path=dir", "", nil)
-		require.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+		requireErr(t, resp, body, http.StatusConflict, "is_a_directory")
+		resp, body = c.raw(http.MethodPut, "/v1/threads/files/files?path=dir", "application/octet-stream", strings.NewReader("x"))
+		requireErr(t, resp, body, http.StatusConflict, "is_a_directory")
 		resp, body = c.raw(http.MethodDelete, "/v1/threads/files/files?path=dir&recursive=true", "", nil)
 		require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 		resp, body = c.raw(http.MethodGet, "/v1/threads/files/files?path=dir", "", nil)
