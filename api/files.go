@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/threadbox/threadbox/api/dav"
-	"github.com/threadbox/threadbox/workflows"
 )
 
 // filesAPI serves a user's volume: /v1/files (REST), /dav/ (WebDAV) and
@@ -31,15 +30,7 @@ const usageMaxAge = 5 * time.Minute
 // files change). WebDAV is mounted on the root router because it does its own
 // authentication (OPTIONS answers without credentials).
 func (s *Server) fileRoutes(root *echo.Echo, v1 *echo.Group) error {
-	f := &filesAPI{s: s, locks: &dav.Locks{}, sb: newSandboxClient(sandboxClientOptions{
-		Temporal:  s.temporal,
-		Gateway:   s.daytona,
-		TaskQueue: s.cfg.TemporalTaskQueue,
-		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
-		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
-		Logger:    s.log,
-	})}
-	s.closers = append(s.closers, f.sb.Close)
+	f := &filesAPI{s: s, locks: &dav.Locks{}, sb: s.sandboxes}
 
 	v1.GET("/files", f.get)
 	v1.PUT("/files", f.put)

@@ -22,6 +22,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/workflows"
 )
 
 // Deps are the collaborators of the API server. Temporal and Daytona may be
@@ -47,8 +48,11 @@ type Server struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	metrics  *httpMetrics
-	echo     *echo.Echo
-	closers  []func()
+	// sandboxes is the hot-path client of every sandbox entity (threads and
+	// files sessions), keyed by workflow id.
+	sandboxes *sandboxClient
+	echo      *echo.Echo
+	closers   []func()
 }
 
 // New builds the server and its routes.
@@ -75,6 +79,15 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.sandboxes = newSandboxClient(sandboxClientOptions{
+		Temporal:  s.temporal,
+		Gateway:   s.daytona,
+		TaskQueue: s.cfg.TemporalTaskQueue,
+		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
+		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
+		Logger:    s.log,
+	})
+	s.closers = append(s.closers, s.sandboxes.Close)
 
 	e := echo.New()
 	e.HideBanner = true

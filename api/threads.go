@@ -26,15 +26,7 @@ type threadAPI struct {
 
 // threadRoutes registers the thread API (owned by the threads change).
 func (s *Server) threadRoutes(g *echo.Group) error {
-	t := &threadAPI{s: s, sb: newSandboxClient(sandboxClientOptions{
-		Temporal:  s.temporal,
-		Gateway:   s.daytona,
-		TaskQueue: s.cfg.TemporalTaskQueue,
-		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
-		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
-		Logger:    s.log,
-	})}
-	s.closers = append(s.closers, t.sb.Close)
+	t := &threadAPI{s: s, sb: s.sandboxes}
 
 	g.POST("/threads", t.create)
 	g.GET("/threads", t.list)

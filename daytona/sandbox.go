@@ -16,47 +16,36 @@ func fromAPISandbox(s *apiclient.Sandbox) Sandbox {
 	if s == nil {
 		return Sandbox{}
 	}
-	out := Sandbox{
-		ID:             s.Id,
-		Name:           s.Name,
-		State:          SandboxState(deref(s.State)),
-		Snapshot:       deref(s.Snapshot),
-		Labels:         s.Labels,
-		ErrorReason:    deref(s.ErrorReason),
-		CreatedAt:      parseTime(s.CreatedAt),
-		LastActivityAt: parseTime(s.LastActivityAt),
-	}
-	if s.ToolboxProxyUrl != "" {
-		out.ToolboxURL = strings.TrimRight(s.ToolboxProxyUrl, "/") + "/" + s.Id
-	}
-	if s.AutoStopInterval != nil {
-		out.AutoStopMinutes = int(*s.AutoStopInterval)
-	}
-	if s.AutoDeleteInterval != nil {
-		out.AutoDeleteMinutes = int(*s.AutoDeleteInterval)
-	}
-	return out
+	return sandboxOf(s.Id, s.Name, s.State, s.Snapshot, s.Labels, s.ErrorReason, s.CreatedAt,
+		s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
 }
 
 func fromListItem(s *apiclient.SandboxListItem) Sandbox {
+	return sandboxOf(s.Id, s.Name, s.State, s.Snapshot, s.Labels, s.ErrorReason, s.CreatedAt,
+		s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
+}
+
+// sandboxOf builds a Sandbox from the fields the API's Sandbox and SandboxListItem share.
+func sandboxOf(id, name string, state *apiclient.SandboxState, snapshot *string, labels map[string]string,
+	errorReason, createdAt, lastActivityAt *string, proxyURL string, autoStop, autoDelete *float32) Sandbox {
 	out := Sandbox{
-		ID:             s.Id,
-		Name:           s.Name,
-		State:          SandboxState(deref(s.State)),
-		Snapshot:       deref(s.Snapshot),
-		Labels:         s.Labels,
-		ErrorReason:    deref(s.ErrorReason),
-		CreatedAt:      parseTime(s.CreatedAt),
-		LastActivityAt: parseTime(s.LastActivityAt),
+		ID:             id,
+		Name:           name,
+		State:          SandboxState(deref(state)),
+		Snapshot:       deref(snapshot),
+		Labels:         labels,
+		ErrorReason:    deref(errorReason),
+		CreatedAt:      parseTime(createdAt),
+		LastActivityAt: parseTime(lastActivityAt),
 	}
-	if s.ToolboxProxyUrl != "" {
-		out.ToolboxURL = strings.TrimRight(s.ToolboxProxyUrl, "/") + "/" + s.Id
+	if proxyURL != "" {
+		out.ToolboxURL = strings.TrimRight(proxyURL, "/") + "/" + id
 	}
-	if s.AutoStopInterval != nil {
-		out.AutoStopMinutes = int(*s.AutoStopInterval)
+	if autoStop != nil {
+		out.AutoStopMinutes = int(*autoStop)
 	}
-	if s.AutoDeleteInterval != nil {
-		out.AutoDeleteMinutes = int(*s.AutoDeleteInterval)
+	if autoDelete != nil {
+		out.AutoDeleteMinutes = int(*autoDelete)
 	}
 	return out
 }
