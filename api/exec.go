@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -101,6 +100,9 @@ func (t *threadAPI) exec(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The gateway keeps at most this much output, so a command that prints
+	// gigabytes never costs the API server more than the limit.
+	dreq.MaxOutput = t.s.cfg.ExecOutputLimit
 	ref, err := threadRef(c)
 	if err != nil {
 		return err
@@ -123,18 +125,5 @@ func (t *threadAPI) exec(c echo.Context) error {
 	if timedOut {
 		return c.JSON(http.StatusOK, execResponse{ExitCode: timedOutExitCode, TimedOut: true})
 	}
-	out, truncated := truncateUTF8(res.Output, t.s.cfg.ExecOutputLimit)
-	return c.JSON(http.StatusOK, execResponse{ExitCode: res.ExitCode, Output: out, Truncated: truncated})
-}
-
-// truncateUTF8 caps s at limit bytes without splitting a UTF-8 sequence.
-func truncateUTF8(s string, limit int) (string, bool) {
-	if len(s) <= limit {
-		return s, false
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut], true
+	return c.JSON(http.StatusOK, execResponse{ExitCode: res.ExitCode, Output: res.Output, Truncated: res.Truncated})
 }

@@ -56,16 +56,6 @@ func TestThreadPath(t *testing.T) {
 	}
 }
 
-func TestTruncateUTF8(t *testing.T) {
-	s, cut := truncateUTF8("héllo", 2) // 'é' is two bytes: never split it
-	if s != "h" || !cut {
-		t.Errorf("truncateUTF8 = %q, %v", s, cut)
-	}
-	if s, cut := truncateUTF8("abc", 3); s != "abc" || cut {
-		t.Errorf("truncateUTF8 at the limit = %q, %v", s, cut)
-	}
-}
-
 func TestParseRange(t *testing.T) {
 	cases := []struct {
 		h                string

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -125,6 +126,11 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		require.Equal(t, 0, r.ExitCode)
 		require.True(t, r.Truncated)
 		require.Len(t, r.Output, 1000)
+		// The cut never splits a UTF-8 sequence: "a" + 499 two-byte "é" fit in 1000 bytes.
+		r = c.exec("files", "printf a; for i in $(seq 600); do printf '\303\251'; done")
+		require.True(t, r.Truncated)
+		require.Len(t, r.Output, 999)
+		require.True(t, utf8.ValidString(r.Output))
 		r = c.exec("files", "pwd")
 		require.Equal(t, "/home/daytona\n", r.Output)
 		resp, body = c.call(http.MethodPost, "/v1/threads/files/exec", map[string]any{"command": "pwd; echo $FOO", "cwd": "up", "env": map[string]string{"FOO": "bar"}})

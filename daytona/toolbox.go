@@ -1,8 +1,10 @@
 package daytona
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -75,18 +77,33 @@ func (t *Toolbox) Exec(ctx context.Context, r ExecRequest) (ExecResult, error) {
 		ctx, cancel = context.WithTimeout(ctx, r.Timeout+execGrace)
 		defer cancel()
 	}
-	res, resp, err := t.api.ProcessAPI.ExecuteCommand(ctx).Request(req).Execute()
+	// The request is the generated model; the response is decoded by hand so that at most
+	// MaxOutput bytes of the output are ever held (see decodeExecResponse).
+	body, err := json.Marshal(req)
 	if err != nil {
-		if r.Timeout > 0 && resp == nil && ctx.Err() != nil && parent.Err() == nil {
+		return ExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Err: err}
+	}
+	hreq, err := t.newRequest(ctx, http.MethodPost, t.endpoint("/process/execute", nil), bytes.NewReader(body))
+	if err != nil {
+		return ExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Err: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := t.do(op, classExecute, hreq)
+	if err != nil {
+		var de *Error
+		if r.Timeout > 0 && errors.As(err, &de) && de.Status == 0 && ctx.Err() != nil && parent.Err() == nil {
 			// Our own deadline (timeout + grace) fired before the server's 408.
 			return ExecResult{}, &Error{Kind: ErrTimeout, Op: op, Message: "no answer within the command timeout", Err: err}
 		}
-		return ExecResult{}, mapErr(op, classExecute, resp, err)
+		return ExecResult{}, err
 	}
-	out := ExecResult{Output: res.Result}
-	if res.ExitCode != nil {
-		out.ExitCode = int(*res.ExitCode)
+	defer resp.Body.Close()
+	out, truncated, err := decodeExecResponse(resp.Body, r.MaxOutput)
+	if err != nil {
+		return ExecResult{}, mapErr(op, classExecute, nil, err)
 	}
+	out.Truncated = truncated
 	return out, nil
 }
 

@@ -155,12 +155,17 @@ type ExecRequest struct {
 	Env     map[string]string
 	// Timeout is rounded up to whole seconds; 0 means no server-side timeout (only ctx).
 	Timeout time.Duration
+	// MaxOutput keeps at most this many bytes of the output (cut at a UTF-8 boundary);
+	// 0 keeps everything. The rest is read and dropped, never held.
+	MaxOutput int
 }
 
 // ExecResult is a finished command: exit code and combined stdout+stderr.
 type ExecResult struct {
 	ExitCode int
 	Output   string
+	// Truncated reports that output beyond ExecRequest.MaxOutput was dropped.
+	Truncated bool
 }
 
 // FileInfo describes one file or directory inside a sandbox.
