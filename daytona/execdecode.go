@@ -117,46 +117,79 @@ func noEOF(err error) error {
 	return err
 }
 
+// capped collects at most max bytes (max <= 0: all), whole runes only; cut reports that
+// something was dropped. It allocates nothing beyond the kept bytes.
+type capped struct {
+	out []byte
+	max int
+	cut bool
+}
+
+func (c *capped) add(n int) bool {
+	if c.cut || (c.max > 0 && len(c.out)+n > c.max) {
+		c.cut = true
+		return false
+	}
+	if len(c.out)+n > cap(c.out) {
+		// Double (append grows large slices by 1.25x, which would allocate about five
+		// times the kept output), never past the cap.
+		size := max(2*cap(c.out), 512, len(c.out)+n)
+		if c.max > 0 {
+			size = min(size, c.max)
+		}
+		grown := make([]byte, len(c.out), size)
+		copy(grown, c.out)
+		c.out = grown
+	}
+	return true
+}
+
+func (c *capped) byte(b byte) {
+	if c.add(1) {
+		c.out = append(c.out, b)
+	}
+}
+
+func (c *capped) rune(r rune) {
+	n := utf8.RuneLen(r)
+	if n < 0 {
+		r, n = utf8.RuneError, 3
+	}
+	if c.add(n) {
+		c.out = utf8.AppendRune(c.out, r)
+	}
+}
+
 // str decodes the rest of a JSON string (after its opening quote), keeping at most max
 // bytes (max <= 0: all) without splitting a UTF-8 sequence; cut reports dropped bytes.
 func (d *execDecoder) str(max int) (out []byte, cut bool, err error) {
-	keep := func(b []byte) {
-		if cut {
-			return
-		}
-		if max > 0 && len(out)+len(b) > max {
-			cut = true
-			return
-		}
-		out = append(out, b...)
-	}
-	var buf [utf8.UTFMax]byte
+	c := capped{max: max}
 	for {
-		c, err := d.r.ReadByte()
+		b, err := d.r.ReadByte()
 		if err != nil {
 			return nil, false, fmt.Errorf("execute response: %w", noEOF(err))
 		}
 		switch {
-		case c == '"':
-			return out, cut, nil
-		case c == '\\':
+		case b == '"':
+			return c.out, c.cut, nil
+		case b == '\\':
 			e, err := d.r.ReadByte()
 			if err != nil {
 				return nil, false, fmt.Errorf("execute response: %w", noEOF(err))
 			}
 			switch e {
 			case '"', '\\', '/':
-				keep([]byte{e})
+				c.byte(e)
 			case 'b':
-				keep([]byte{'\b'})
+				c.byte('\b')
 			case 'f':
-				keep([]byte{'\f'})
+				c.byte('\f')
 			case 'n':
-				keep([]byte{'\n'})
+				c.byte('\n')
 			case 'r':
-				keep([]byte{'\r'})
+				c.byte('\r')
 			case 't':
-				keep([]byte{'\t'})
+				c.byte('\t')
 			case 'u':
 				r, err := d.hex4()
 				if err != nil {
@@ -165,14 +198,14 @@ func (d *execDecoder) str(max int) (out []byte, cut bool, err error) {
 				if utf16.IsSurrogate(r) {
 					r = d.lowSurrogate(r)
 				}
-				keep(buf[:utf8.EncodeRune(buf[:], r)])
+				c.rune(r)
 			default:
 				return nil, false, fmt.Errorf("execute response: bad escape \\%c", e)
 			}
-		case c < 0x20:
+		case b < 0x20:
 			return nil, false, fmt.Errorf("execute response: control character in string")
-		case c < utf8.RuneSelf:
-			keep([]byte{c})
+		case b < utf8.RuneSelf:
+			c.byte(b)
 		default:
 			// A multi-byte UTF-8 sequence is kept or dropped whole; invalid bytes become
 			// U+FFFD, as encoding/json does.
@@ -183,7 +216,7 @@ func (d *execDecoder) str(max int) (out []byte, cut bool, err error) {
 			if err != nil {
 				return nil, false, fmt.Errorf("execute response: %w", noEOF(err))
 			}
-			keep(buf[:utf8.EncodeRune(buf[:], r)])
+			c.rune(r)
 		}
 	}
 }

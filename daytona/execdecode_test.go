@@ -100,7 +100,7 @@ func FuzzDecodeExecResponse(f *testing.F) {
 }
 
 // Exec with MaxOutput holds only that much of a huge output: a stub daemon streams 64 MiB
-// of output and the call allocates a small fraction of it.
+// of output and the call allocates a small fraction of it (≈ 3.5 MiB, 5.5 MiB with -race).
 func TestExecOutputIsBoundedInMemory(t *testing.T) {
 	const size = 64 << 20
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +133,10 @@ func TestExecOutputIsBoundedInMemory(t *testing.T) {
 	if !res.Truncated || len(res.Output) != 1<<20 || !strings.HasPrefix(res.Output, "ab\nab\n") {
 		t.Fatalf("got %d bytes, truncated=%v", len(res.Output), res.Truncated)
 	}
-	if alloc > 8<<20 {
+	t.Logf("allocated %.1f MiB for a 64 MiB output capped at 1 MiB", float64(alloc)/(1<<20))
+	// Decoding it whole would allocate well over 128 MiB (the body, then the string);
+	// the budget leaves room for the race detector's dropped sync.Pool buffers.
+	if alloc > 16<<20 {
 		t.Errorf("a 64 MiB output with a 1 MiB cap allocated %d MiB", alloc>>20)
 	}
 }
