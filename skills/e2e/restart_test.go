@@ -36,6 +36,20 @@ func TestWorkerRestartDuringBuildResumesSameBuild(t *testing.T) {
 		}
 		return false
 	})
+	// Stop the worker only once BuildSnapshotImage really runs, so the restart
+	// interrupts it (stopping earlier would prove nothing).
+	testenv.Eventually(t, flowTimeout, "BuildSnapshotImage to be running", func() bool {
+		d, err := env.Temporal.DescribeWorkflowExecution(context.Background(), "snapshot-build:1", "")
+		if err != nil {
+			return false
+		}
+		for _, a := range d.GetPendingActivities() {
+			if a.GetActivityType().GetName() == "BuildSnapshotImage" && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+				return true
+			}
+		}
+		return false
+	})
 	env.StopWorker()
 	building := admin.snapshots()[0]
 	time.Sleep(500 * time.Millisecond)
