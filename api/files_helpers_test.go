@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -55,17 +54,7 @@ func rawRequest(t *testing.T, env *testenv.Env, key, method, rawPath string, hdr
 // sandboxesOf lists the user's live sandboxes of a kind ("files" or "agent").
 func sandboxesOf(t *testing.T, env *testenv.Env, user, kind string) []daytona.Sandbox {
 	t.Helper()
-	all, err := env.Gateway.ListSandboxes(context.Background(), map[string]string{
-		daytona.LabelManagedBy: daytona.LabelManagedByValue, daytona.LabelUser: user, daytona.LabelKind: kind,
-	})
-	require.NoError(t, err)
-	var out []daytona.Sandbox
-	for _, s := range all {
-		if s.State != daytona.StateDestroyed && s.State != daytona.StateDestroying {
-			out = append(out, s)
-		}
-	}
-	return out
+	return liveSandboxesLabelled(t, env, map[string]string{daytona.LabelUser: user, daytona.LabelKind: kind})
 }
 
 func bearer(key string) map[string]string { return map[string]string{"Authorization": "Bearer " + key} }

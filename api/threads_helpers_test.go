@@ -123,9 +123,15 @@ func requireErr(t *testing.T, resp *http.Response, body []byte, status int, code
 // destroyed.
 func liveSandboxes(t *testing.T, env *testenv.Env, user, thread string) []daytona.Sandbox {
 	t.Helper()
-	all, err := env.Gateway.ListSandboxes(context.Background(), map[string]string{
-		daytona.LabelManagedBy: daytona.LabelManagedByValue, daytona.LabelUser: user, daytona.LabelThread: thread,
-	})
+	return liveSandboxesLabelled(t, env, map[string]string{daytona.LabelUser: user, daytona.LabelThread: thread})
+}
+
+// liveSandboxesLabelled lists threadbox's sandboxes with the given labels that
+// are not destroyed.
+func liveSandboxesLabelled(t *testing.T, env *testenv.Env, labels map[string]string) []daytona.Sandbox {
+	t.Helper()
+	labels[daytona.LabelManagedBy] = daytona.LabelManagedByValue
+	all, err := env.Gateway.ListSandboxes(context.Background(), labels)
 	require.NoError(t, err)
 	var out []daytona.Sandbox
 	for _, s := range all {

@@ -197,18 +197,7 @@ func (s *Server) handleCreateSandbox(w http.ResponseWriter, r *http.Request) {
 		cur, ok := s.sandboxes[id]
 		return !ok || cur.State == stStarted || isErrorState(cur.State)
 	})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.sandboxes[id]
-	if !ok {
-		writeAPIError(w, r, http.StatusNotFound, fmt.Sprintf("Sandbox with ID or name %s not found", id))
-		return
-	}
-	if isErrorState(cur.State) {
-		writeAPIError(w, r, http.StatusBadRequest, "Sandbox failed to start: "+cur.ErrorReason)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.sandboxToDTO(r, cur))
+	s.writeStartedAnswer(w, r, id, id)
 }
 
 func (s *Server) handleGetSandbox(w http.ResponseWriter, r *http.Request) {
@@ -259,18 +248,7 @@ func (s *Server) handleStartSandbox(w http.ResponseWriter, r *http.Request) {
 			return !ok || cur.State == stStarted || isErrorState(cur.State) || cur.DesiredState != stStarted
 		})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.sandboxes[id]
-	if !ok {
-		writeAPIError(w, r, http.StatusNotFound, fmt.Sprintf("Sandbox with ID or name %s not found", r.PathValue("id")))
-		return
-	}
-	if isErrorState(cur.State) {
-		writeAPIError(w, r, http.StatusBadRequest, "Sandbox failed to start: "+cur.ErrorReason)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.sandboxToDTO(r, cur))
+	s.writeStartedAnswer(w, r, id, r.PathValue("id"))
 }
 
 func (s *Server) handleStopSandbox(w http.ResponseWriter, r *http.Request) {
@@ -503,4 +481,22 @@ func labelsContain(have, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// writeStartedAnswer answers a create or start after its wait, as Daytona does: the
+// latest DTO, or 400 "Sandbox failed to start" when it ended in an error state, or 404
+// when it is gone (named as the client named it).
+func (s *Server) writeStartedAnswer(w http.ResponseWriter, r *http.Request, id, asNamed string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.sandboxes[id]
+	if !ok {
+		writeAPIError(w, r, http.StatusNotFound, fmt.Sprintf("Sandbox with ID or name %s not found", asNamed))
+		return
+	}
+	if isErrorState(cur.State) {
+		writeAPIError(w, r, http.StatusBadRequest, "Sandbox failed to start: "+cur.ErrorReason)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.sandboxToDTO(r, cur))
 }
