@@ -181,3 +181,26 @@ func TestLockTimeoutClamped(t *testing.T) {
 		require.Equal(t, 204, resp.StatusCode)
 	}
 }
+
+// Lock tokens are URIs (RFC 4918 §6.5), not the engine's counters, and they
+// work for writing and unlocking; a made-up token does not.
+func TestLockTokensAreURIs(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	lock := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+	resp, body := s.do(t, "LOCK", "u.txt", strings.NewReader(lock), nil)
+	require.Contains(t, []int{200, 201}, resp.StatusCode, body)
+	tok := resp.Header.Get("Lock-Token")
+	require.Regexp(t, `^<urn:uuid:[0-9a-f-]{36}>$`, tok)
+	require.Contains(t, body, strings.Trim(tok, "<>"), "the body names the same token")
+
+	resp, _ = s.do(t, http.MethodPut, "u.txt", strings.NewReader("no token"), nil)
+	require.Equal(t, 423, resp.StatusCode, "locked without the token")
+	resp, _ = s.do(t, http.MethodPut, "u.txt", strings.NewReader("forged"), map[string]string{"If": "(<urn:uuid:00000000-0000-0000-0000-000000000000>)"})
+	require.Equal(t, 412, resp.StatusCode, "a made-up token is not the lock's")
+	resp, body = s.do(t, http.MethodPut, "u.txt", strings.NewReader("with token"), map[string]string{"If": "(" + tok + ")"})
+	require.Contains(t, []int{200, 201, 204}, resp.StatusCode, body)
+	resp, _ = s.do(t, "UNLOCK", "u.txt", nil, map[string]string{"Lock-Token": tok})
+	require.Equal(t, 204, resp.StatusCode)
+	resp, _ = s.do(t, http.MethodPut, "u.txt", strings.NewReader("after unlock"), nil)
+	require.Contains(t, []int{200, 201, 204}, resp.StatusCode)
+}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/net/webdav"
 )
 
@@ -39,7 +40,7 @@ func (l *Locks) For(userID string) webdav.LockSystem {
 	}
 	ls, ok := l.byUser[userID]
 	if !ok {
-		ls = &userLocks{LockSystem: webdav.NewMemLS(), expiry: map[string]time.Time{}}
+		ls = &userLocks{LockSystem: webdav.NewMemLS(), expiry: map[string]time.Time{}, engine: map[string]string{}}
 		l.byUser[userID] = ls
 	}
 	return ls
@@ -47,12 +48,43 @@ func (l *Locks) For(userID string) webdav.LockSystem {
 
 // userLocks is a user's lock system with a count of live locks: it mirrors
 // the expiry of every token it handed out (the engine's memLS does not
-// expose its own) and refuses new locks past MaxLocksPerUser.
+// expose its own) and refuses new locks past MaxLocksPerUser. It also hands
+// out lock tokens that are URIs ("urn:uuid:…", RFC 4918 §6.5) in place of
+// the engine's bare counters, translating them back on every call.
 type userLocks struct {
 	webdav.LockSystem
 
 	mu     sync.Mutex
-	expiry map[string]time.Time // zero: no expiry
+	expiry map[string]time.Time // by public token; zero: no expiry
+	engine map[string]string    // public token → the engine's token
+}
+
+// engineToken translates a client's token; an unknown one is passed on as
+// it is, which the engine does not know either.
+func (u *userLocks) engineToken(token string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if t, ok := u.engine[token]; ok {
+		return t
+	}
+	return token
+}
+
+func (u *userLocks) forget(token string) {
+	delete(u.expiry, token)
+	delete(u.engine, token)
+}
+
+// Confirm implements webdav.LockSystem with the conditions' tokens translated.
+func (u *userLocks) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
+	translated := make([]webdav.Condition, len(conditions))
+	for i, c := range conditions {
+		if c.Token != "" {
+			c.Token = u.engineToken(c.Token)
+		}
+		translated[i] = c
+	}
+	return u.LockSystem.Confirm(now, name0, name1, translated...)
 }
 
 func (u *userLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
@@ -60,38 +92,40 @@ func (u *userLocks) Create(now time.Time, details webdav.LockDetails) (string, e
 	defer u.mu.Unlock()
 	for tok, exp := range u.expiry {
 		if !exp.IsZero() && !exp.After(now) {
-			delete(u.expiry, tok)
+			u.forget(tok)
 		}
 	}
 	if len(u.expiry) >= MaxLocksPerUser {
 		return "", ErrTooManyLocks
 	}
-	tok, err := u.LockSystem.Create(now, details)
+	inner, err := u.LockSystem.Create(now, details)
 	if err != nil {
 		return "", err
 	}
+	tok := "urn:uuid:" + uuid.NewString()
+	u.engine[tok] = inner
 	u.expiry[tok] = expiryOf(now, details.Duration)
 	return tok, nil
 }
 
 func (u *userLocks) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
-	ld, err := u.LockSystem.Refresh(now, token, duration)
+	ld, err := u.LockSystem.Refresh(now, u.engineToken(token), duration)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
 	case err == nil:
 		u.expiry[token] = expiryOf(now, duration)
 	case errors.Is(err, webdav.ErrNoSuchLock):
-		delete(u.expiry, token)
+		u.forget(token)
 	}
 	return ld, err
 }
 
 func (u *userLocks) Unlock(now time.Time, token string) error {
-	err := u.LockSystem.Unlock(now, token)
+	err := u.LockSystem.Unlock(now, u.engineToken(token))
 	if err == nil || errors.Is(err, webdav.ErrNoSuchLock) {
 		u.mu.Lock()
-		delete(u.expiry, token)
+		u.forget(token)
 		u.mu.Unlock()
 	}
 	return err
