@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/api"
@@ -22,14 +23,22 @@ import (
 // health and metrics, which need neither Temporal nor Daytona.
 func baseServer(t *testing.T) (*httptest.Server, *auth.Store) {
 	t.Helper()
+	ts, pool := baseServerPool(t)
+	return ts, auth.NewStore(db.New(pool))
+}
+
+// baseServerPool is baseServer that also returns its database.
+func baseServerPool(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
+	t.Helper()
 	pool, _ := testenv.Database(t)
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
+	cfg.UploadDir = t.TempDir() // never the default, which is relative to the package dir
 	srv, err := api.New(api.Deps{Config: cfg, Pool: pool})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts, auth.NewStore(db.New(pool))
+	return ts, pool
 }
 
 type apiError struct {

@@ -6,32 +6,21 @@ import (
 	"encoding/json"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/auth"
-	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
-	"github.com/threadbox/threadbox/internal/testenv"
 )
 
 // reviewServer is the API over a database only, with a user key and a live
 // thread row: enough for routes that refuse before any sandbox call.
 func reviewServer(t *testing.T) (url, key string) {
 	t.Helper()
-	pool, _ := testenv.Database(t)
-	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	cfg.UploadDir = t.TempDir()
-	srv, err := api.New(api.Deps{Config: cfg, Pool: pool})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	key, _, err = auth.NewStore(db.New(pool)).Create(context.Background(), "rev-user", false)
+	ts, pool := baseServerPool(t)
+	key, _, err := auth.NewStore(db.New(pool)).Create(context.Background(), "rev-user", false)
 	require.NoError(t, err)
 	_, err = db.New(pool).APICreateOrReviveThread(context.Background(), db.APICreateOrReviveThreadParams{UserID: "rev-user", ThreadID: "t1"})
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package daytona
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"runtime"
@@ -194,19 +193,7 @@ func TestLargeFileThroughEmulator(t *testing.T) {
 	}
 	var sum [32]byte
 	var dlErr error
-	b2, p2 := peakHeap(func() {
-		rc, err := tb.Download(ctx, "/home/daytona/large.bin", 0, -1)
-		if err != nil {
-			dlErr = err
-			return
-		}
-		defer rc.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, rc); err != nil {
-			dlErr = err
-		}
-		copy(sum[:], h.Sum(nil))
-	})
+	b2, p2 := peakHeap(func() { sum, dlErr = downloadSum(ctx, tb, "/home/daytona/large.bin") })
 	if dlErr != nil {
 		t.Fatal(dlErr)
 	}

@@ -36,6 +36,22 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// downloadSum streams a whole file through Download into SHA-256.
+func downloadSum(ctx context.Context, tb *Toolbox, p string) ([32]byte, error) {
+	var sum [32]byte
+	rc, err := tb.Download(ctx, p, 0, -1)
+	if err != nil {
+		return sum, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
 func patternSum(seed byte, n int64) [32]byte {
 	h := sha256.New()
 	io.Copy(h, newPattern(seed, n))
@@ -108,19 +124,7 @@ func TestTransfersStreamWithBoundedMemory(t *testing.T) {
 
 	var sum [32]byte
 	var dlErr error
-	down := allocDuring(func() {
-		rc, err := tb.Download(ctx, "/home/daytona/big.bin", 0, -1)
-		if err != nil {
-			dlErr = err
-			return
-		}
-		defer rc.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, rc); err != nil {
-			dlErr = err
-		}
-		copy(sum[:], h.Sum(nil))
-	})
+	down := allocDuring(func() { sum, dlErr = downloadSum(ctx, tb, "/home/daytona/big.bin") })
 	if dlErr != nil {
 		t.Fatal(dlErr)
 	}

@@ -21,6 +21,26 @@ var skillRetry = &temporal.RetryPolicy{
 	MaximumAttempts:    3,
 }
 
+// scratchCleanup returns a function that deletes the scratch sandbox of key
+// once, on a disconnected context so it also runs after a cancellation. If
+// the delete keeps failing, Daytona's own auto-stop/auto-delete intervals set
+// at creation remove the sandbox (the reconciler leaves scratch sandboxes
+// alone).
+func scratchCleanup(ctx workflow.Context, key, summary string) func() {
+	done := false
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		dctx = workflow.WithActivityOptions(dctx, quickOptions(summary))
+		if err := workflow.ExecuteActivity(dctx, acts.DeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("scratch sandbox not deleted; Daytona's auto-delete backstop applies", "key", key, "err", err)
+		}
+	}
+}
+
 // quickOptions are for database writes and deletes.
 func quickOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
@@ -42,18 +62,7 @@ func SkillValidationWorkflow(ctx workflow.Context, in SkillValidationInput) (Ski
 		return st, err
 	}
 	key := fmt.Sprintf("skill-%s-v%d", in.Name, in.Version)
-	cleaned := false
-	cleanup := func() {
-		if cleaned {
-			return
-		}
-		cleaned = true
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		dctx = workflow.WithActivityOptions(dctx, quickOptions("delete scratch sandbox"))
-		if err := workflow.ExecuteActivity(dctx, acts.DeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("scratch sandbox not deleted; the reconciler's backstop applies", "key", key, "err", err)
-		}
-	}
+	cleanup := scratchCleanup(ctx, key, "delete scratch sandbox")
 	finished := false
 	finish := func(passed bool, log string) error {
 		finished = true

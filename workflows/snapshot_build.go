@@ -55,18 +55,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 	st.SnapshotID, st.Skills, st.Phase = start.SnapshotID, start.SkillNames, "building"
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("building %s with %v", name, start.SkillNames))
 
-	cleaned := false
-	cleanup := func() {
-		if cleaned {
-			return
-		}
-		cleaned = true
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		dctx = workflow.WithActivityOptions(dctx, quickOptions("delete build sandbox"))
-		if err := workflow.ExecuteActivity(dctx, acts.DeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("build sandbox not deleted", "key", key, "err", err)
-		}
-	}
+	cleanup := scratchCleanup(ctx, key, "delete build sandbox")
 	defer cleanup()
 	fail := func(err error) (SnapshotBuildResult, error) {
 		st.Phase, st.Error = "failed", rootMessage(err)
