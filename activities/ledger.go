@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // Lifecycle causes written to the ledger.
@@ -26,7 +27,7 @@ const (
 type LifecycleEvent struct {
 	// DedupKey makes a retried write a no-op (workflow id, run id, sequence).
 	DedupKey   string
-	Kind       string // EntityThread or EntityFiles
+	Kind       entity.Kind
 	UserID     string
 	ThreadID   string
 	SandboxID  string
@@ -50,14 +51,14 @@ type LifecycleEvent struct {
 // retry with the same DedupKey changes nothing.
 func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent) error {
 	entityID := ev.ThreadID
-	if ev.Kind == EntityFiles {
+	if ev.Kind == entity.KindFiles {
 		entityID = ev.UserID
 	}
 	return pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
 		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
 			DedupKey:   ev.DedupKey,
-			EntityKind: ev.Kind,
+			EntityKind: string(ev.Kind),
 			UserID:     ev.UserID,
 			EntityID:   entityID,
 			SandboxID:  ev.SandboxID,
@@ -69,7 +70,7 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		if err != nil {
 			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
 		}
-		if n == 0 || ev.Kind != EntityThread {
+		if n == 0 || ev.Kind != entity.KindThread {
 			return nil // already recorded by an earlier attempt
 		}
 		if _, err := q.UpdateThreadLifecycle(ctx, db.UpdateThreadLifecycleParams{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 )
 
 func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
@@ -18,7 +19,7 @@ func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
 	require.NoError(t, err)
 	at := time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
 	ev := activities.LifecycleEvent{
-		DedupKey: "thread:u1:t1/run/1", Kind: activities.EntityThread, UserID: "u1", ThreadID: "t1",
+		DedupKey: "thread:u1:t1/run/1", Kind: entity.KindThread, UserID: "u1", ThreadID: "t1",
 		SandboxID: "sbx-1", Event: "created", Cause: activities.CauseUse, OccurredAt: at,
 		State: "running", Generation: 1, Snapshot: "snap", LastActivityAt: at, AutoStopAt: at.Add(15 * time.Minute),
 	}
@@ -53,7 +54,7 @@ func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
 	require.NoError(t, err, "a deleted thread can be created again")
 	assert.Equal(t, "creating", revived.State)
 
-	files := activities.LifecycleEvent{DedupKey: "files:u1/run/1", Kind: activities.EntityFiles, UserID: "u1",
+	files := activities.LifecycleEvent{DedupKey: "files:u1/run/1", Kind: entity.KindFiles, UserID: "u1",
 		SandboxID: "sbx-f", Event: "stopped", Cause: activities.CauseIdleTimer, OccurredAt: at}
 	require.NoError(t, f.acts.RecordLifecycleEvent(ctx, files))
 	frows, err := f.q.ListLifecycleEvents(ctx, db.ListLifecycleEventsParams{EntityKind: "files", UserID: "u1", EntityID: "u1"})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // ReconcileInput tunes one reconciliation pass.
@@ -27,16 +28,6 @@ type ReconcileResult struct {
 	Deleted []string // sandbox ids deleted as orphans
 	Skipped int      // young, foreign-kind or undecidable sandboxes left alone
 }
-
-// entityView is the part of an entity workflow's "state" query answer the
-// reconciler needs (the full type lives in workflows, which imports us).
-type entityView struct {
-	Phase     string
-	SandboxID string
-}
-
-// queryState is the entity workflows' state query name (workflows.QueryState).
-const queryState = "state"
 
 // ReconcileSandboxes finds sandboxes threadbox created that no entity tracks
 // any more and deletes them: every Daytona sandbox labelled
@@ -62,7 +53,8 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		if sb.State == daytona.StateDestroyed || sb.State == daytona.StateDestroying {
 			continue
 		}
-		wfID, kind, ok := entityWorkflowID(sb.Labels)
+		ref, ok := entityOf(sb.Labels)
+		wfID := ref.WorkflowID()
 		if !ok || sb.CreatedAt.IsZero() || now.Sub(sb.CreatedAt) < in.GracePeriod {
 			res.Skipped++
 			continue
@@ -88,7 +80,7 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		}
 		if err := a.RecordLifecycleEvent(ctx, LifecycleEvent{
 			DedupKey:   "reconcile/" + sb.ID,
-			Kind:       kind,
+			Kind:       ref.Kind,
 			UserID:     sb.Labels[daytona.LabelUser],
 			ThreadID:   sb.Labels[daytona.LabelThread],
 			SandboxID:  sb.ID,
@@ -117,33 +109,27 @@ func (a *Activities) tracks(ctx context.Context, wfID, sandboxID string) (bool, 
 	if desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return false, nil
 	}
-	v, err := a.Temporal.QueryWorkflow(ctx, wfID, "", queryState)
+	v, err := a.Temporal.QueryWorkflow(ctx, wfID, "", entity.QueryState)
 	if err != nil {
 		return false, fmt.Errorf("query %s: %w", wfID, err)
 	}
-	var st entityView
+	var st entity.State
 	if err := v.Get(&st); err != nil {
 		return false, fmt.Errorf("decode state of %s: %w", wfID, err)
 	}
-	return st.SandboxID == sandboxID || st.Phase == "creating", nil
+	return st.SandboxID == sandboxID || st.Phase == entity.PhaseCreating, nil
 }
 
-// entityWorkflowID maps a sandbox's labels to the workflow that owns it. The
-// ids match workflows.ThreadWorkflowID / FilesWorkflowID (a test guards it).
-func entityWorkflowID(labels map[string]string) (id, kind string, ok bool) {
-	user := labels[daytona.LabelUser]
-	if user == "" {
-		return "", "", false
+// entityOf maps a sandbox's labels to the entity that owns it (ok false for
+// sandboxes of no entity, such as skill scratch sandboxes).
+func entityOf(labels map[string]string) (entity.Ref, bool) {
+	kind, ok := entity.KindOfSandboxType(labels[daytona.LabelKind])
+	user, thread := labels[daytona.LabelUser], labels[daytona.LabelThread]
+	if !ok || user == "" || (kind == entity.KindThread && thread == "") {
+		return entity.Ref{}, false
 	}
-	switch labels[daytona.LabelKind] {
-	case SandboxTypeAgent:
-		thread := labels[daytona.LabelThread]
-		if thread == "" {
-			return "", "", false
-		}
-		return "thread:" + user + ":" + thread, EntityThread, true
-	case SandboxTypeFiles:
-		return "files:" + user, EntityFiles, true
+	if kind == entity.KindFiles {
+		return entity.Files(user), true
 	}
-	return "", "", false
+	return entity.Thread(user, thread), true
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -31,8 +32,8 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	t.Cleanup(w.Stop)
 
 	// A tracked sandbox: a real thread workflow created it.
-	in := workflows.EntityInput{Kind: workflows.KindThread, UserID: "dave", ThreadID: "kept",
-		Config: workflows.EntityConfig{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	in := entity.Input{Kind: entity.KindThread, UserID: "dave", ThreadID: "kept",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: time.Hour}}
 	tracked := ensureThread(ctx, t, c, tq, in)
 
 	// An orphan: created for a thread whose workflow does not exist.
@@ -55,7 +56,7 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 
 	// Once its workflow is gone (user delete that could not reach Daytona is
 	// simulated by terminating the run), the sandbox is an orphan too.
-	require.NoError(t, c.TerminateWorkflow(ctx, workflows.ThreadWorkflowID("dave", "kept"), "", "test"))
+	require.NoError(t, c.TerminateWorkflow(ctx, entity.Thread("dave", "kept").WorkflowID(), "", "test"))
 	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{tracked.SandboxID}, res.Deleted)
@@ -64,26 +65,26 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 func TestEntityWorkflowIDsMatchTheWorkflowsPackage(t *testing.T) {
 	// The reconciler derives workflow ids from labels without importing
 	// workflows; ReconcileSandboxes relies on this format.
-	assert.Equal(t, "thread:u:t", workflows.ThreadWorkflowID("u", "t"))
-	assert.Equal(t, "files:u", workflows.FilesWorkflowID("u"))
-	assert.Equal(t, "state", workflows.QueryState)
+	assert.Equal(t, "thread:u:t", entity.Thread("u", "t").WorkflowID())
+	assert.Equal(t, "files:u", entity.Files("u").WorkflowID())
+	assert.Equal(t, "state", entity.QueryState)
 }
 
 // ensureThread runs ensure-running as Update-With-Start, as the API does.
-func ensureThread(ctx context.Context, t *testing.T, c client.Client, tq string, in workflows.EntityInput) workflows.EnsureResult {
+func ensureThread(ctx context.Context, t *testing.T, c client.Client, tq string, in entity.Input) entity.EnsureResult {
 	t.Helper()
 	op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID: workflows.ThreadWorkflowID(in.UserID, in.ThreadID), TaskQueue: tq,
+		ID: entity.Thread(in.UserID, in.ThreadID).WorkflowID(), TaskQueue: tq,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.ThreadWorkflowName, in)
+	}, entity.ThreadWorkflowName, in)
 	reqID := uuid.NewString()
 	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: workflows.UpdateEnsureRunning, UpdateID: reqID,
-			WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{workflows.EnsureRequest{RequestID: reqID}}},
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: entity.UpdateEnsureRunning, UpdateID: reqID,
+			WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{entity.EnsureRequest{RequestID: reqID}}},
 	})
 	require.NoError(t, err)
-	var res workflows.EnsureResult
+	var res entity.EnsureResult
 	require.NoError(t, h.Get(ctx, &res))
 	return res
 }

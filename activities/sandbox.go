@@ -13,6 +13,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // heartbeatEvery is how often lifecycle activities heartbeat while the gateway
@@ -31,10 +32,10 @@ const heartbeatEvery = 10 * time.Second
 // a second one. A sandbox that ended in error is deleted and the attempt fails
 // retryably, so the next attempt recreates it under the same name.
 func (a *Activities) EnsureSandbox(ctx context.Context, in EnsureSandboxInput) (SandboxInfo, error) {
-	if in.UserID == "" || (in.Kind == EntityThread && in.ThreadID == "") {
+	if in.UserID == "" || (in.Kind == entity.KindThread && in.ThreadID == "") {
 		return SandboxInfo{}, temporalError("ensure sandbox", &daytona.Error{Kind: daytona.ErrBadRequest, Message: "user and thread ids are required"})
 	}
-	sandboxType := sandboxTypeOf(in.Kind)
+	sandboxType := in.Kind.SandboxType()
 	var info SandboxInfo
 	err := heartbeating(ctx, func(ctx context.Context) error {
 		mount, err := a.ensureVolume(ctx, in.UserID)
@@ -97,7 +98,7 @@ func (a *Activities) EnsureSandbox(ctx context.Context, in EnsureSandboxInput) (
 
 // StartSandbox starts a stopped sandbox and waits until it runs. When Daytona
 // no longer has it, or it broke (error state), the activity fails with
-// ErrTypeSandboxGone so the workflow creates the next generation.
+// entity.ErrTypeSandboxGone so the workflow creates the next generation.
 func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxInfo, error) {
 	var sb daytona.Sandbox
 	err := heartbeating(ctx, func(ctx context.Context) error {
@@ -153,7 +154,7 @@ func (a *Activities) DeleteSandbox(ctx context.Context, ref SandboxRef) error {
 			if ref.Generation <= 0 {
 				return nil
 			}
-			name := daytona.SandboxName(sandboxTypeOf(ref.Kind), entityKey(ref.Kind, ref.UserID, ref.ThreadID), ref.Generation)
+			name := daytona.SandboxName(ref.Kind.SandboxType(), entityKey(ref.Kind, ref.UserID, ref.ThreadID), ref.Generation)
 			sb, err := a.Daytona.GetSandbox(ctx, name)
 			if errors.Is(err, daytona.ErrNotFound) {
 				return nil
@@ -205,14 +206,14 @@ func (a *Activities) ensureVolume(ctx context.Context, userID string) (daytona.V
 	}); err != nil {
 		return daytona.VolumeMount{}, fmt.Errorf("recording volume %s: %w", name, err)
 	}
-	return daytona.VolumeMount{VolumeID: vol.ID, MountPath: VolumeMountPath, Subpath: subpath}, nil
+	return daytona.VolumeMount{VolumeID: vol.ID, MountPath: entity.VolumeMountPath, Subpath: subpath}, nil
 }
 
 // snapshotFor picks the snapshot of a new sandbox: agent sandboxes use the
 // active skills snapshot, falling back to DAYTONA_BASE_SNAPSHOT (empty means
 // Daytona's default); files sandboxes need no skills and use the base.
 func (a *Activities) snapshotFor(ctx context.Context, sandboxType string) (string, error) {
-	if sandboxType != SandboxTypeAgent {
+	if sandboxType != entity.SandboxTypeAgent {
 		return a.Config.BaseSnapshot, nil
 	}
 	name, err := a.Queries.ActiveSnapshotName(ctx)
@@ -241,18 +242,11 @@ func (a *Activities) generationFor(ctx context.Context, sandboxType string, in E
 
 // entityKey is the id part of a sandbox name: the user for a files session,
 // user and thread (each escaped, so the pair stays unambiguous) for a thread.
-func entityKey(kind, userID, threadID string) string {
-	if kind == EntityFiles {
+func entityKey(kind entity.Kind, userID, threadID string) string {
+	if kind == entity.KindFiles {
 		return userID
 	}
 	return url.PathEscape(userID) + "/" + url.PathEscape(threadID)
-}
-
-func sandboxTypeOf(kind string) string {
-	if kind == EntityFiles {
-		return SandboxTypeFiles
-	}
-	return SandboxTypeAgent
 }
 
 // backstopMinutes turns one of our intervals into Daytona's whole minutes, at

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // daytonaErrorType names a gateway error for Temporal (ApplicationError type),
@@ -61,12 +62,12 @@ func goneError(sandboxID string, cause error) error {
 	if cause != nil {
 		msg += ": " + cause.Error()
 	}
-	return temporal.NewApplicationErrorWithOptions(msg, ErrTypeSandboxGone,
+	return temporal.NewApplicationErrorWithOptions(msg, entity.ErrTypeSandboxGone,
 		temporal.ApplicationErrorOptions{NonRetryable: true, Category: temporal.ApplicationErrorCategoryBenign})
 }
 
 // IsSandboxGone reports whether an activity error says the sandbox is gone.
 func IsSandboxGone(err error) bool {
 	var ae *temporal.ApplicationError
-	return errors.As(err, &ae) && ae.Type() == ErrTypeSandboxGone
+	return errors.As(err, &ae) && ae.Type() == entity.ErrTypeSandboxGone
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/entity"
 )
 
 func TestTemporalErrorRetriesOnlyTransientDaytonaFailures(t *testing.T) {
@@ -53,9 +54,9 @@ func TestBackstopIsAtLeastAMinuteLonger(t *testing.T) {
 }
 
 func TestEntityKeyKeepsUserAndThreadApart(t *testing.T) {
-	a := daytona.SandboxName(SandboxTypeAgent, entityKey(EntityThread, "a-b", "c"), 1)
-	b := daytona.SandboxName(SandboxTypeAgent, entityKey(EntityThread, "a", "b-c"), 1)
-	c := daytona.SandboxName(SandboxTypeAgent, entityKey(EntityThread, "a/b", "c"), 1)
-	d := daytona.SandboxName(SandboxTypeAgent, entityKey(EntityThread, "a", "b/c"), 1)
+	a := daytona.SandboxName(entity.SandboxTypeAgent, entityKey(entity.KindThread, "a-b", "c"), 1)
+	b := daytona.SandboxName(entity.SandboxTypeAgent, entityKey(entity.KindThread, "a", "b-c"), 1)
+	c := daytona.SandboxName(entity.SandboxTypeAgent, entityKey(entity.KindThread, "a/b", "c"), 1)
+	d := daytona.SandboxName(entity.SandboxTypeAgent, entityKey(entity.KindThread, "a", "b/c"), 1)
 	assert.Len(t, map[string]bool{a: true, b: true, c: true, d: true}, 4)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
 
@@ -52,7 +53,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func threadInput(user, thread string, gen int) activities.EnsureSandboxInput {
-	return activities.EnsureSandboxInput{Kind: activities.EntityThread, UserID: user, ThreadID: thread, Generation: gen,
+	return activities.EnsureSandboxInput{Kind: entity.KindThread, UserID: user, ThreadID: thread, Generation: gen,
 		AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour}
 }
 
@@ -91,16 +92,16 @@ func TestEnsureSandboxIsIdempotent(t *testing.T) {
 	// The volume is mounted: a file written by one sandbox of the user is
 	// seen by the user's files sandbox.
 	tb := f.gw.Toolbox(first.SandboxID, first.ToolboxURL)
-	res, err := tb.Exec(ctx, daytona.ExecRequest{Command: "echo hello > " + activities.VolumeMountPath + "/probe.txt"})
+	res, err := tb.Exec(ctx, daytona.ExecRequest{Command: "echo hello > " + entity.VolumeMountPath + "/probe.txt"})
 	require.NoError(t, err)
 	require.Equal(t, 0, res.ExitCode, res.Output)
-	files, err := f.acts.EnsureSandbox(ctx, activities.EnsureSandboxInput{Kind: activities.EntityFiles, UserID: "alice", Generation: 1, AutoStop: time.Hour})
+	files, err := f.acts.EnsureSandbox(ctx, activities.EnsureSandboxInput{Kind: entity.KindFiles, UserID: "alice", Generation: 1, AutoStop: time.Hour})
 	require.NoError(t, err)
 	assert.NotEqual(t, first.SandboxID, files.SandboxID, "the files sandbox is separate from agent sandboxes")
 	fsb, err := f.gw.GetSandbox(ctx, files.SandboxID)
 	require.NoError(t, err)
 	assert.Equal(t, -1, fsb.AutoDeleteMinutes, "files sandboxes have no auto-delete backstop")
-	out, err := f.gw.Toolbox(files.SandboxID, files.ToolboxURL).Exec(ctx, daytona.ExecRequest{Command: "cat " + activities.VolumeMountPath + "/probe.txt"})
+	out, err := f.gw.Toolbox(files.SandboxID, files.ToolboxURL).Exec(ctx, daytona.ExecRequest{Command: "cat " + entity.VolumeMountPath + "/probe.txt"})
 	require.NoError(t, err)
 	assert.Equal(t, "hello", trim(out.Output))
 }
@@ -110,7 +111,7 @@ func TestStopStartDeleteAreIdempotent(t *testing.T) {
 	ctx := testCtx(t)
 	info, err := f.acts.EnsureSandbox(ctx, threadInput("bob", "t1", 1))
 	require.NoError(t, err)
-	ref := activities.SandboxRef{Kind: activities.EntityThread, UserID: "bob", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+	ref := activities.SandboxRef{Kind: entity.KindThread, UserID: "bob", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
 
 	for i := 0; i < 2; i++ {
 		res, err := f.acts.StopSandbox(ctx, ref)
@@ -152,7 +153,7 @@ func TestDeleteByNameWithoutID(t *testing.T) {
 	info, err := f.acts.EnsureSandbox(ctx, threadInput("carol", "t1", 1))
 	require.NoError(t, err)
 	// The workflow never saw the create's result: it deletes by generation.
-	require.NoError(t, f.acts.DeleteSandbox(ctx, activities.SandboxRef{Kind: activities.EntityThread, UserID: "carol", ThreadID: "t1", Generation: 1}))
+	require.NoError(t, f.acts.DeleteSandbox(ctx, activities.SandboxRef{Kind: entity.KindThread, UserID: "carol", ThreadID: "t1", Generation: 1}))
 	_, err = f.gw.GetSandbox(ctx, info.SandboxID)
 	assert.ErrorIs(t, err, daytona.ErrNotFound)
 }

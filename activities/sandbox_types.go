@@ -1,33 +1,14 @@
 package activities
 
-import "time"
+import (
+	"time"
 
-// Entity kinds, as the ledger (lifecycle_events.entity_kind) and the workflows
-// name them. They are plain strings here because workflows import activities,
-// not the other way round.
-const (
-	EntityThread = "thread"
-	EntityFiles  = "files"
+	"github.com/threadbox/threadbox/entity"
 )
-
-// Sandbox types as stored in sandboxes.sandbox_type and put in the Daytona
-// "kind" label: a thread owns an agent sandbox, a files session a files one.
-const (
-	SandboxTypeAgent = "agent"
-	SandboxTypeFiles = "files"
-)
-
-// VolumeMountPath is where every threadbox sandbox sees its user's volume.
-const VolumeMountPath = "/home/daytona/volume"
-
-// ErrTypeSandboxGone is the ApplicationError type of a sandbox that Daytona no
-// longer has (or that broke beyond starting): the workflow answers by creating
-// the next generation instead of retrying.
-const ErrTypeSandboxGone = "SandboxGone"
 
 // EnsureSandboxInput asks for the entity's sandbox of a given generation.
 type EnsureSandboxInput struct {
-	Kind     string // EntityThread or EntityFiles
+	Kind     entity.Kind
 	UserID   string
 	ThreadID string // empty for files sessions
 	// Generation is the generation the workflow wants; the activity may pick a
@@ -41,7 +22,7 @@ type EnsureSandboxInput struct {
 
 // SandboxRef names an existing sandbox of an entity.
 type SandboxRef struct {
-	Kind       string
+	Kind       entity.Kind
 	UserID     string
 	ThreadID   string
 	SandboxID  string

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"go.temporal.io/sdk/activity"
 
 	"github.com/threadbox/threadbox/daytona"
@@ -96,7 +98,7 @@ func (a *Activities) heartbeatEvery(ctx context.Context, every time.Duration, de
 }
 
 // skillDir is where a skill lives in a sandbox.
-func skillDir(name string) string { return path.Join(SkillsRoot, name) }
+func skillDir(name string) string { return path.Join(entity.SkillsDir, name) }
 
 // uploadSkill writes a skill's files under its folder in one batch upload and
 // restores executable bits. Existing files are overwritten, so a retry is

@@ -2,10 +2,6 @@ package activities
 
 import "time"
 
-// SkillsRoot is where skills live inside agent sandboxes (and the contract's
-// promise: /home/daytona/skills/<skill name>/).
-const SkillsRoot = "/home/daytona/skills"
-
 // SandboxTypeScratch marks short-lived sandboxes of the skills workflows
 // (validation and snapshot builds) in the sandboxes table and in their
 // Daytona "kind" label; the orphan reconciler leaves that kind alone.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/skills"
 )
 
@@ -48,7 +49,7 @@ func (a *Activities) ValidateSkill(ctx context.Context, in ValidateSkillInput) (
 	var log strings.Builder
 	logf := func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }
 
-	snapshot, err := a.snapshotFor(ctx, SandboxTypeAgent)
+	snapshot, err := a.snapshotFor(ctx, entity.SandboxTypeAgent)
 	if err != nil {
 		return ValidateSkillResult{}, err
 	}

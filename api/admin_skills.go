@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/skills"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -175,7 +176,7 @@ func (s *Server) startSkillValidation(ctx context.Context, row db.CreateSkillRow
 		TaskQueue:     s.cfg.TemporalTaskQueue,
 		StaticSummary: fmt.Sprintf("validate skill %s v%d", row.Name, row.Version),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.AttrUserID.ValueSet(actor),
+			entity.AttrUserID.ValueSet(actor),
 			workflows.AttrSkillName.ValueSet(row.Name),
 		),
 	}, workflows.SkillValidationWorkflowName, workflows.SkillValidationInput{

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/workflows"
 )
 
@@ -298,7 +299,7 @@ func (s *Server) startActivation(c echo.Context, id int64, workflowID, reason st
 		ID:                    workflowID,
 		TaskQueue:             s.cfg.TemporalTaskQueue,
 		StaticSummary:         reason,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.AttrUserID.ValueSet(actor), workflows.AttrSnapshotVersion.ValueSet(strconv.Itoa(int(snap.Version)))),
+		TypedSearchAttributes: temporal.NewSearchAttributes(entity.AttrUserID.ValueSet(actor), workflows.AttrSnapshotVersion.ValueSet(strconv.Itoa(int(snap.Version)))),
 	}, workflows.SnapshotActivationWorkflowName, workflows.ActivationInput{SnapshotID: id, Actor: actor, Reason: reason})
 	if err != nil {
 		return fmt.Errorf("starting activation: %w", err)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -16,25 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/threadbox/threadbox/daytona"
-	"github.com/threadbox/threadbox/workflows"
 )
-
-// entityRef names a sandbox entity: a thread (Kind thread, ThreadID set) or a
-// user's files session (Kind files, ThreadID empty).
-type entityRef struct {
-	Kind     workflows.Kind
-	UserID   string
-	ThreadID string
-}
-
-// workflowID is the entity's Temporal workflow id, the cache key of
-// sandboxClient.
-func (r entityRef) workflowID() string {
-	if r.Kind == workflows.KindFiles {
-		return workflows.FilesWorkflowID(r.UserID)
-	}
-	return workflows.ThreadWorkflowID(r.UserID, r.ThreadID)
-}
 
 // sandboxClientOptions configure a sandboxClient.
 type sandboxClientOptions struct {
@@ -43,8 +27,8 @@ type sandboxClientOptions struct {
 	TaskQueue string
 	// Thread and Files are the lifecycle settings new entities start with;
 	// their AutoStop also bounds how long a cached answer is trusted.
-	Thread workflows.EntityConfig
-	Files  workflows.EntityConfig
+	Thread entity.Config
+	Files  entity.Config
 	Logger *slog.Logger
 	// EnsureTimeout bounds one ensure-running round trip that several
 	// requests share (default 2 minutes: a cold create plus a start).
@@ -87,9 +71,9 @@ type sandboxClient struct {
 // invalidation (valid=false) so the touch debouncer keeps one sender per
 // workflow.
 type sandboxEntry struct {
-	ref   entityRef
+	ref   entity.Ref
 	valid bool
-	res   workflows.EnsureResult
+	res   entity.EnsureResult
 	tb    *daytona.Toolbox
 	// horizon is the moment before which the workflow will not stop the
 	// sandbox because of uses this API reported (leases are left out: they
@@ -113,8 +97,8 @@ type updateSem struct {
 
 // ensured is a sandbox that runs for at least the requested time.
 type ensured struct {
-	ref     entityRef
-	Result  workflows.EnsureResult
+	ref     entity.Ref
+	Result  entity.EnsureResult
 	Toolbox *daytona.Toolbox
 	// LeaseID is set when this use holds a lease that must be released.
 	LeaseID string
@@ -154,8 +138,8 @@ func (c *sandboxClient) Close() {
 	c.wg.Wait()
 }
 
-func (c *sandboxClient) config(k workflows.Kind) workflows.EntityConfig {
-	if k == workflows.KindFiles {
+func (c *sandboxClient) config(k entity.Kind) entity.Config {
+	if k == entity.KindFiles {
 		return c.opts.Files
 	}
 	return c.opts.Thread
@@ -163,12 +147,12 @@ func (c *sandboxClient) config(k workflows.Kind) workflows.EntityConfig {
 
 // margin is the safety distance kept from a horizon: clock skew between API
 // and worker, the stop activity's own latency, request start-up.
-func (c *sandboxClient) margin(k workflows.Kind) time.Duration {
+func (c *sandboxClient) margin(k entity.Kind) time.Duration {
 	return min(max(c.config(k).AutoStop/10, 100*time.Millisecond), 5*time.Second)
 }
 
 // touchEvery is the debounce window of touch signals per workflow.
-func (c *sandboxClient) touchEvery(k workflows.Kind) time.Duration {
+func (c *sandboxClient) touchEvery(k entity.Kind) time.Duration {
 	return min(c.config(k).AutoStop/10, time.Second)
 }
 
@@ -176,8 +160,8 @@ func (c *sandboxClient) touchEvery(k workflows.Kind) time.Duration {
 // least need from now. guard, when set, runs before any Temporal call (the
 // thread routes check the thread row there), never on the cached path. When
 // the result holds a lease the caller must call done.
-func (c *sandboxClient) Ensure(ctx context.Context, ref entityRef, need time.Duration, guard func(context.Context) error) (*ensured, error) {
-	id := ref.workflowID()
+func (c *sandboxClient) Ensure(ctx context.Context, ref entity.Ref, need time.Duration, guard func(context.Context) error) (*ensured, error) {
+	id := ref.WorkflowID()
 	margin := c.margin(ref.Kind)
 	now := c.opts.Now()
 	c.mu.Lock()
@@ -213,7 +197,7 @@ func (c *sandboxClient) Ensure(ctx context.Context, ref entityRef, need time.Dur
 	}
 }
 
-func (c *sandboxClient) ensureCold(ctx context.Context, ref entityRef, need, margin time.Duration) (*ensured, error) {
+func (c *sandboxClient) ensureCold(ctx context.Context, ref entity.Ref, need, margin time.Duration) (*ensured, error) {
 	if need+margin < c.config(ref.Kind).AutoStop {
 		res, horizon, tb, err := c.ensureShared(ctx, ref)
 		if err != nil {
@@ -223,7 +207,7 @@ func (c *sandboxClient) ensureCold(ctx context.Context, ref entityRef, need, mar
 			return &ensured{ref: ref, Result: res, Toolbox: tb}, nil
 		}
 	}
-	lease := &workflows.LeaseRequest{ID: "lease-" + uuid.NewString(), TTL: need + margin}
+	lease := &entity.LeaseRequest{ID: "lease-" + uuid.NewString(), TTL: need + margin}
 	res, _, tb, err := c.update(ctx, ref, lease)
 	if err != nil {
 		return nil, err
@@ -239,12 +223,12 @@ func entityEnding(err error) bool {
 	if !errors.As(err, &app) {
 		return false
 	}
-	return app.Type() == workflows.ErrTypeEntityDeleted || app.Type() == workflows.ErrTypeEntityDeleting
+	return app.Type() == entity.ErrTypeEntityDeleted || app.Type() == entity.ErrTypeEntityDeleting
 }
 
 // EnsureLease takes a client-requested lease of ttl inside ensure-running.
-func (c *sandboxClient) EnsureLease(ctx context.Context, ref entityRef, leaseID string, ttl time.Duration) (workflows.EnsureResult, error) {
-	res, _, _, err := c.update(ctx, ref, &workflows.LeaseRequest{ID: leaseID, TTL: ttl})
+func (c *sandboxClient) EnsureLease(ctx context.Context, ref entity.Ref, leaseID string, ttl time.Duration) (entity.EnsureResult, error) {
+	res, _, _, err := c.update(ctx, ref, &entity.LeaseRequest{ID: leaseID, TTL: ttl})
 	return res, err
 }
 
@@ -268,11 +252,11 @@ func (c *sandboxClient) Done(sb *ensured) {
 		defer c.wg.Done()
 		ctx, cancel := context.WithTimeout(c.bg, 30*time.Second)
 		defer cancel()
-		id := sb.ref.workflowID()
-		if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalTouch, workflows.TouchSignal{At: now}); err != nil && c.bg.Err() == nil {
+		id := sb.ref.WorkflowID()
+		if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalTouch, entity.TouchSignal{At: now}); err != nil && c.bg.Err() == nil {
 			c.log.WarnContext(ctx, "touch after lease failed", "workflow_id", id, "err", err)
 		}
-		if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalReleaseLease, workflows.ReleaseLeaseSignal{LeaseID: sb.LeaseID}); err != nil && c.bg.Err() == nil {
+		if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: sb.LeaseID}); err != nil && c.bg.Err() == nil {
 			// The lease expires on its own; this only keeps the sandbox up longer.
 			c.log.WarnContext(ctx, "release lease failed", "workflow_id", id, "lease_id", sb.LeaseID, "err", err)
 		}
@@ -281,9 +265,9 @@ func (c *sandboxClient) Done(sb *ensured) {
 
 // Invalidate forgets the cached sandbox, so the next use asks the workflow:
 // after a delete, or when the sandbox was found gone behind the cache.
-func (c *sandboxClient) Invalidate(ref entityRef) {
+func (c *sandboxClient) Invalidate(ref entity.Ref) {
 	c.mu.Lock()
-	if e := c.entries[ref.workflowID()]; e != nil {
+	if e := c.entries[ref.WorkflowID()]; e != nil {
 		e.valid = false
 	}
 	c.mu.Unlock()
@@ -291,9 +275,9 @@ func (c *sandboxClient) Invalidate(ref entityRef) {
 
 // Suspect drops the cache entry and records that sandboxID was found not
 // running, so the next ensure-running makes the workflow check it.
-func (c *sandboxClient) Suspect(ref entityRef, sandboxID string) {
+func (c *sandboxClient) Suspect(ref entity.Ref, sandboxID string) {
 	c.mu.Lock()
-	if e := c.entries[ref.workflowID()]; e != nil {
+	if e := c.entries[ref.WorkflowID()]; e != nil {
 		e.valid = false
 		e.suspect = sandboxID
 	}
@@ -317,13 +301,13 @@ func (c *sandboxClient) takeSuspect(id string) string {
 // workflow. The shared call runs detached from the first caller's context so
 // one impatient client cannot fail the others; each caller still stops
 // waiting when its own context ends.
-func (c *sandboxClient) ensureShared(ctx context.Context, ref entityRef) (workflows.EnsureResult, time.Time, *daytona.Toolbox, error) {
+func (c *sandboxClient) ensureShared(ctx context.Context, ref entity.Ref) (entity.EnsureResult, time.Time, *daytona.Toolbox, error) {
 	type shared struct {
-		res     workflows.EnsureResult
+		res     entity.EnsureResult
 		horizon time.Time
 		tb      *daytona.Toolbox
 	}
-	ch := c.sf.DoChan(ref.workflowID(), func() (any, error) {
+	ch := c.sf.DoChan(ref.WorkflowID(), func() (any, error) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.EnsureTimeout)
 		defer cancel()
 		res, horizon, tb, err := c.update(sctx, ref, nil)
@@ -332,48 +316,48 @@ func (c *sandboxClient) ensureShared(ctx context.Context, ref entityRef) (workfl
 	select {
 	case r := <-ch:
 		if r.Err != nil {
-			return workflows.EnsureResult{}, time.Time{}, nil, r.Err
+			return entity.EnsureResult{}, time.Time{}, nil, r.Err
 		}
 		s := r.Val.(shared)
 		return s.res, s.horizon, s.tb, nil
 	case <-ctx.Done():
-		return workflows.EnsureResult{}, time.Time{}, nil, fmt.Errorf("waiting for sandbox: %w", ctx.Err())
+		return entity.EnsureResult{}, time.Time{}, nil, fmt.Errorf("waiting for sandbox: %w", ctx.Err())
 	}
 }
 
 // update sends ensure-running as Update-With-Start (the first use starts the
 // workflow; a deleted thread's closed workflow is started again) and caches
 // the answer.
-func (c *sandboxClient) update(ctx context.Context, ref entityRef, lease *workflows.LeaseRequest) (workflows.EnsureResult, time.Time, *daytona.Toolbox, error) {
-	id := ref.workflowID()
+func (c *sandboxClient) update(ctx context.Context, ref entity.Ref, lease *entity.LeaseRequest) (entity.EnsureResult, time.Time, *daytona.Toolbox, error) {
+	id := ref.WorkflowID()
 	release := c.acquire(ctx, id)
 	if release == nil {
-		return workflows.EnsureResult{}, time.Time{}, nil, fmt.Errorf("waiting for an update slot: %w", ctx.Err())
+		return entity.EnsureResult{}, time.Time{}, nil, fmt.Errorf("waiting for an update slot: %w", ctx.Err())
 	}
 	defer release()
 
 	usedAt := c.opts.Now()
-	req := workflows.EnsureRequest{RequestID: uuid.NewString(), Lease: lease, UsedAt: usedAt, SuspectSandboxID: c.takeSuspect(id)}
+	req := entity.EnsureRequest{RequestID: uuid.NewString(), Lease: lease, UsedAt: usedAt, SuspectSandboxID: c.takeSuspect(id)}
 	start := c.startOperation(ref)
 	h, err := c.opts.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateID:     req.RequestID,
 			WorkflowID:   id,
-			UpdateName:   workflows.UpdateEnsureRunning,
+			UpdateName:   entity.UpdateEnsureRunning,
 			Args:         []any{req},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
 	if err != nil {
-		return workflows.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: %w", id, err)
+		return entity.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: %w", id, err)
 	}
-	var res workflows.EnsureResult
+	var res entity.EnsureResult
 	if err := h.Get(ctx, &res); err != nil {
-		return workflows.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: %w", id, err)
+		return entity.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: %w", id, err)
 	}
 	if res.SandboxID == "" || res.ToolboxURL == "" {
-		return workflows.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: answer without a sandbox", id)
+		return entity.EnsureResult{}, time.Time{}, nil, fmt.Errorf("ensure-running %s: answer without a sandbox", id)
 	}
 	horizon := res.RunningUntil
 	if own := usedAt.Add(c.config(ref.Kind).AutoStop); own.Before(horizon) {
@@ -386,31 +370,31 @@ func (c *sandboxClient) update(ctx context.Context, ref entityRef, lease *workfl
 }
 
 // startOperation is the start half of Update-With-Start.
-func (c *sandboxClient) startOperation(ref entityRef) client.WithStartWorkflowOperation {
+func (c *sandboxClient) startOperation(ref entity.Ref) client.WithStartWorkflowOperation {
 	cfg := c.config(ref.Kind)
-	name := workflows.ThreadWorkflowName
-	attrs := []temporal.SearchAttributeUpdate{workflows.AttrUserID.ValueSet(ref.UserID)}
+	name := entity.ThreadWorkflowName
+	attrs := []temporal.SearchAttributeUpdate{entity.AttrUserID.ValueSet(ref.UserID)}
 	summary := "files session of user " + ref.UserID
-	if ref.Kind == workflows.KindFiles {
-		name = workflows.FilesWorkflowName
+	if ref.Kind == entity.KindFiles {
+		name = entity.FilesWorkflowName
 	} else {
-		attrs = append(attrs, workflows.AttrThreadID.ValueSet(ref.ThreadID))
+		attrs = append(attrs, entity.AttrThreadID.ValueSet(ref.ThreadID))
 		summary = "thread " + ref.ThreadID + " of user " + ref.UserID
 	}
 	return c.opts.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       ref.workflowID(),
+		ID:                       ref.WorkflowID(),
 		TaskQueue:                c.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:            summary,
-	}, name, workflows.EntityInput{Kind: ref.Kind, UserID: ref.UserID, ThreadID: ref.ThreadID, Config: cfg})
+	}, name, entity.Input{Kind: ref.Kind, UserID: ref.UserID, ThreadID: ref.ThreadID, Config: cfg})
 }
 
 // store caches an answer, keeping the toolbox client when the sandbox is the
 // same (building one allocates the generated client).
-func (c *sandboxClient) store(ref entityRef, res workflows.EnsureResult, horizon time.Time) *daytona.Toolbox {
-	id := ref.workflowID()
+func (c *sandboxClient) store(ref entity.Ref, res entity.EnsureResult, horizon time.Time) *daytona.Toolbox {
+	id := ref.WorkflowID()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[id]
@@ -479,8 +463,8 @@ func (c *sandboxClient) acquire(ctx context.Context, id string) func() {
 // one per touchEvery per workflow, with the latest use always delivered
 // (trailing edge). Only cached entities are touched: a use that went through
 // ensure-running was reported by it.
-func (c *sandboxClient) touch(ref entityRef, at time.Time) {
-	id := ref.workflowID()
+func (c *sandboxClient) touch(ref entity.Ref, at time.Time) {
+	id := ref.WorkflowID()
 	c.mu.Lock()
 	e := c.entries[id]
 	if e == nil || !e.valid || c.closed {
@@ -532,7 +516,7 @@ func (c *sandboxClient) touchLoop(id string, e *sandboxEntry) {
 		c.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(c.bg, 10*time.Second)
-		err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalTouch, workflows.TouchSignal{At: at})
+		err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalTouch, entity.TouchSignal{At: at})
 		cancel()
 		delivered := c.opts.Now()
 

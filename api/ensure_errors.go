@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // classifyEntityError maps the failures of the sandbox entity workflows
@@ -18,10 +18,10 @@ func classifyEntityError(err error) *Error {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		switch app.Type() {
-		case workflows.ErrTypeEntityDeleted:
+		case entity.ErrTypeEntityDeleted:
 			// The thread was deleted while this request waited for it.
 			return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "thread not found", Err: err}
-		case workflows.ErrTypeSandboxUnavailable:
+		case entity.ErrTypeSandboxUnavailable:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_unavailable",
 				Message: "the sandbox could not be started; retry later", RetryAfter: 5 * time.Second, Err: err}
 		}

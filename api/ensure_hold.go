@@ -4,15 +4,17 @@ import (
 	"context"
 	"time"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/google/uuid"
 )
 
 // horizonOf is the cached moment before which the workflow will not stop
 // ref's sandbox (zero when nothing is cached).
-func (c *sandboxClient) horizonOf(ref entityRef) time.Time {
+func (c *sandboxClient) horizonOf(ref entity.Ref) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.entries[ref.workflowID()]; e != nil && e.valid {
+	if e := c.entries[ref.WorkflowID()]; e != nil && e.valid {
 		return e.horizon
 	}
 	return time.Time{}
@@ -52,7 +54,7 @@ func (c *sandboxClient) Hold(sb *ensured) (stop func()) {
 					rctx, rcancel := context.WithTimeout(c.bg, 30*time.Second)
 					if err := c.ReleaseLease(rctx, ref, leaseID); err != nil && c.bg.Err() == nil {
 						// The lease expires on its own; this only keeps the sandbox up longer.
-						c.log.WarnContext(rctx, "release of a hold's lease failed", "workflow_id", ref.workflowID(), "err", err)
+						c.log.WarnContext(rctx, "release of a hold's lease failed", "workflow_id", ref.WorkflowID(), "err", err)
 					}
 					rcancel()
 				}
@@ -71,7 +73,7 @@ func (c *sandboxClient) Hold(sb *ensured) (stop func()) {
 			lcancel()
 			if err != nil {
 				if ctx.Err() == nil {
-					c.log.WarnContext(ctx, "taking a lease for a long use failed; retrying", "workflow_id", ref.workflowID(), "err", err)
+					c.log.WarnContext(ctx, "taking a lease for a long use failed; retrying", "workflow_id", ref.WorkflowID(), "err", err)
 					until = time.Now().Add(margin + margin/4) // retry soon
 				}
 				continue

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/threadbox/threadbox/daytona"
 )
 
@@ -24,7 +26,7 @@ type useOptions struct {
 // Daytona's own backstop acted), the cache entry is dropped, the sandbox is
 // ensured again and fn is retried once. The use is reported when fn returns
 // and a lease taken for it is released.
-func (c *sandboxClient) Use(ctx context.Context, ref entityRef, o useOptions, fn func(context.Context, *ensured) error) error {
+func (c *sandboxClient) Use(ctx context.Context, ref entity.Ref, o useOptions, fn func(context.Context, *ensured) error) error {
 	for attempt := 0; ; attempt++ {
 		sb, err := c.Ensure(ctx, ref, o.Need, o.Guard)
 		if err != nil {
@@ -43,7 +45,7 @@ func (c *sandboxClient) Use(ctx context.Context, ref entityRef, o useOptions, fn
 			return err
 		}
 		c.log.InfoContext(ctx, "sandbox gone behind the cache; ensuring it again",
-			"workflow_id", ref.workflowID(), "sandbox_id", sb.Result.SandboxID, "cached", sb.Cached, "err", err)
+			"workflow_id", ref.WorkflowID(), "sandbox_id", sb.Result.SandboxID, "cached", sb.Cached, "err", err)
 		c.Suspect(ref, sb.Result.SandboxID)
 	}
 }

@@ -10,16 +10,12 @@ import (
 
 // filesAPI serves a user's volume: /v1/files (REST), /dav/ (WebDAV) and
 // /v1/uploads/ (tus). Every byte goes through the user's files sandbox, which
-// mounts the volume at volumeRoot; agent sandboxes are never involved.
+// mounts the volume at entity.VolumeMountPath; agent sandboxes are never involved.
 type filesAPI struct {
 	s     *Server
 	sb    *sandboxClient
 	locks *dav.Locks
 }
-
-// volumeRoot is where the files sandbox mounts the user's volume; client
-// paths of the files routes are relative to it.
-const volumeRoot = "/home/daytona/volume"
 
 // usageMaxAge bounds how stale the stored volume usage may be for a quota
 // decision before it is re-measured in the sandbox (agents' writes only show

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/threadbox/threadbox/api/dav"
@@ -37,11 +39,11 @@ func toVolumePath(p string) (string, error) {
 			return "", errInvalidPath("encoded traversal in path")
 		}
 	}
-	abs, err := cleanSandboxPath(p, volumeRoot)
+	abs, err := cleanSandboxPath(p, entity.VolumeMountPath)
 	if err != nil {
 		return "", err
 	}
-	rel := strings.TrimPrefix(abs, volumeRoot)
+	rel := strings.TrimPrefix(abs, entity.VolumeMountPath)
 	if rel == "" {
 		rel = "/"
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/threadbox/threadbox/api/dav"
 	"github.com/threadbox/threadbox/daytona"
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // openVolume makes sure the user's files sandbox runs and returns the volume
@@ -17,7 +17,7 @@ import (
 // caller must call release when the request ends (it reports the use, so
 // the idle timer restarts from then, and ends the lease).
 func (f *filesAPI) openVolume(ctx context.Context, userID string, transfer bool) (*dav.Volume, func(), error) {
-	sb, err := f.sb.Ensure(ctx, entityRef{Kind: workflows.KindFiles, UserID: userID}, 0, nil)
+	sb, err := f.sb.Ensure(ctx, entity.Ref{Kind: entity.KindFiles, UserID: userID}, 0, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("files sandbox of %s: %w", userID, err)
 	}
@@ -34,7 +34,7 @@ func (f *filesAPI) openVolume(ctx context.Context, userID string, transfer bool)
 func (f *filesAPI) volume(userID string, tb *daytona.Toolbox) *dav.Volume {
 	return &dav.Volume{
 		TB:   tb,
-		Root: volumeRoot,
+		Root: entity.VolumeMountPath,
 		Quota: &dav.Quota{
 			Queries: f.s.q,
 			UserID:  userID,
@@ -48,7 +48,7 @@ func (f *filesAPI) volume(userID string, tb *daytona.Toolbox) *dav.Volume {
 
 // measureCommand sums the sizes of the volume's regular files: the bytes the
 // quota counts (du would add directory blocks).
-const measureCommand = `find ` + volumeRoot + ` -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'`
+const measureCommand = `find ` + entity.VolumeMountPath + ` -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'`
 
 // measureVolume runs measureCommand in the files sandbox.
 func measureVolume(ctx context.Context, tb *daytona.Toolbox) (int64, error) {

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // maxLeaseTTL bounds a client lease: long enough for an agent turn or a
@@ -89,29 +89,29 @@ func (t *threadAPI) releaseLease(c echo.Context) error {
 }
 
 // HoldsLease asks the workflow (state query) whether leaseID is live.
-func (c *sandboxClient) HoldsLease(ctx context.Context, ref entityRef, leaseID string) (bool, error) {
-	v, err := c.opts.Temporal.QueryWorkflow(ctx, ref.workflowID(), "", workflows.QueryState)
+func (c *sandboxClient) HoldsLease(ctx context.Context, ref entity.Ref, leaseID string) (bool, error) {
+	v, err := c.opts.Temporal.QueryWorkflow(ctx, ref.WorkflowID(), "", entity.QueryState)
 	if err != nil {
 		if isWorkflowNotFound(err) {
 			return false, nil
 		}
-		return false, fmt.Errorf("querying %s: %w", ref.workflowID(), err)
+		return false, fmt.Errorf("querying %s: %w", ref.WorkflowID(), err)
 	}
-	var st workflows.EntityState
+	var st entity.State
 	if err := v.Get(&st); err != nil {
-		return false, fmt.Errorf("decoding state of %s: %w", ref.workflowID(), err)
+		return false, fmt.Errorf("decoding state of %s: %w", ref.WorkflowID(), err)
 	}
 	exp, ok := st.Leases[leaseID]
 	return ok && exp.After(time.Now()), nil
 }
 
 // ReleaseLease reports a use and then releases the lease, synchronously.
-func (c *sandboxClient) ReleaseLease(ctx context.Context, ref entityRef, leaseID string) error {
-	id := ref.workflowID()
-	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalTouch, workflows.TouchSignal{At: c.opts.Now()}); err != nil {
+func (c *sandboxClient) ReleaseLease(ctx context.Context, ref entity.Ref, leaseID string) error {
+	id := ref.WorkflowID()
+	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalTouch, entity.TouchSignal{At: c.opts.Now()}); err != nil {
 		return fmt.Errorf("touch %s: %w", id, err)
 	}
-	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalReleaseLease, workflows.ReleaseLeaseSignal{LeaseID: leaseID}); err != nil {
+	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: leaseID}); err != nil {
 		return fmt.Errorf("release lease on %s: %w", id, err)
 	}
 	return nil

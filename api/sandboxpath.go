@@ -2,6 +2,8 @@ package api
 
 import (
 	"strings"
+
+	"github.com/threadbox/threadbox/entity"
 )
 
 // Limits on client-given sandbox paths. They match Linux's NAME_MAX and
@@ -11,10 +13,6 @@ const (
 	maxPathBytes      = 4096
 	maxComponentBytes = 255
 )
-
-// sandboxHome is the agent sandbox's home and working directory: relative
-// thread paths are relative to it, as they are for commands.
-const sandboxHome = "/home/daytona"
 
 // errInvalidPath is the 400 every path check returns.
 func errInvalidPath(msg string) *Error { return errBadRequest("invalid_path", msg) }
@@ -81,5 +79,5 @@ func threadPath(p string) (string, error) {
 	if strings.HasPrefix(p, "/") {
 		return cleanSandboxPath(p, "/")
 	}
-	return cleanSandboxPath(p, sandboxHome)
+	return cleanSandboxPath(p, entity.HomeDir)
 }

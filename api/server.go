@@ -22,7 +22,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // Deps are the collaborators of the API server. Temporal and Daytona may be
@@ -83,8 +83,8 @@ func New(d Deps) (*Server, error) {
 		Temporal:  s.temporal,
 		Gateway:   s.daytona,
 		TaskQueue: s.cfg.TemporalTaskQueue,
-		Thread:    workflows.EntityConfig{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
-		Files:     workflows.EntityConfig{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
+		Thread:    entity.Config{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
+		Files:     entity.Config{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
 		Logger:    s.log,
 	})
 	s.closers = append(s.closers, s.sandboxes.Close)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/threadbox/threadbox/daytona"
@@ -307,7 +309,7 @@ func (t *threadAPI) putFile(c echo.Context) error {
 // the sandbox or unmount the user's volume from the thread's view.
 func protectedThreadPath(p string) bool {
 	switch p {
-	case "/", sandboxHome, sandboxHome + "/volume":
+	case "/", entity.HomeDir, entity.HomeDir + "/volume":
 		return true
 	}
 	return false

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/threadbox/threadbox/entity"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -140,7 +142,7 @@ func (t *threadAPI) uploadFiles(c echo.Context) error {
 
 // uploadPart streams one part to its validated path; it returns the resolved
 // path and an error text for the client ("" on success).
-func (t *threadAPI) uploadPart(ctx context.Context, ref entityRef, raw string, part io.Reader, body *cappedReader) (string, string) {
+func (t *threadAPI) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) (string, string) {
 	p, err := threadPath(raw)
 	if err != nil {
 		return raw, clientErrorMessage(err)

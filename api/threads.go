@@ -14,7 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/threadbox/threadbox/db"
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // threadAPI serves /v1/threads. It owns the sandbox client of thread
@@ -79,16 +79,16 @@ func errThreadNotFound() *Error { return errNotFound("thread not found") }
 
 // threadRef reads and checks the :id parameter. A malformed id cannot name a
 // thread, so it is a 404 like any other unknown thread.
-func threadRef(c echo.Context) (entityRef, error) {
+func threadRef(c echo.Context) (entity.Ref, error) {
 	id := c.Param("id")
 	if !validThreadID(id) {
-		return entityRef{}, errThreadNotFound()
+		return entity.Ref{}, errThreadNotFound()
 	}
-	return entityRef{Kind: workflows.KindThread, UserID: principal(c).UserID, ThreadID: id}, nil
+	return entity.Ref{Kind: entity.KindThread, UserID: principal(c).UserID, ThreadID: id}, nil
 }
 
 // liveThread returns the caller's thread row unless it is missing or deleted.
-func (t *threadAPI) liveThread(ctx context.Context, ref entityRef) (db.Thread, error) {
+func (t *threadAPI) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, error) {
 	row, err := t.s.q.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Thread{}, errThreadNotFound()
@@ -96,7 +96,7 @@ func (t *threadAPI) liveThread(ctx context.Context, ref entityRef) (db.Thread, e
 	if err != nil {
 		return db.Thread{}, fmt.Errorf("reading thread: %w", err)
 	}
-	if row.State == string(workflows.PhaseDeleted) {
+	if row.State == string(entity.PhaseDeleted) {
 		return db.Thread{}, errThreadNotFound()
 	}
 	return row, nil
@@ -105,7 +105,7 @@ func (t *threadAPI) liveThread(ctx context.Context, ref entityRef) (db.Thread, e
 // guard is the existence check the sandbox client runs before it talks to
 // Temporal; the cached path needs none because its entry was made after one
 // (and is dropped on delete).
-func (t *threadAPI) guard(ref entityRef) func(context.Context) error {
+func (t *threadAPI) guard(ref entity.Ref) func(context.Context) error {
 	return func(ctx context.Context) error {
 		_, err := t.liveThread(ctx, ref)
 		return err
@@ -134,7 +134,7 @@ func (t *threadAPI) create(c echo.Context) error {
 			return errBadRequest("invalid_thread_id", "thread_id must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
 		}
 	}
-	ref := entityRef{Kind: workflows.KindThread, UserID: principal(c).UserID, ThreadID: id}
+	ref := entity.Ref{Kind: entity.KindThread, UserID: principal(c).UserID, ThreadID: id}
 	created := true
 	if _, err := t.s.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: ref.UserID, ThreadID: id}); err != nil {
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -154,10 +154,10 @@ func (t *threadAPI) create(c echo.Context) error {
 		return err
 	}
 	v := viewOf(row)
-	if v.State != string(workflows.PhaseRunning) || v.SandboxID == nil || *v.SandboxID != sb.Result.SandboxID {
+	if v.State != string(entity.PhaseRunning) || v.SandboxID == nil || *v.SandboxID != sb.Result.SandboxID {
 		// The row is written by the workflow's activities and may trail the
 		// answer we hold; the sandbox is running now.
-		v.State = string(workflows.PhaseRunning)
+		v.State = string(entity.PhaseRunning)
 		v.SandboxID = &sb.Result.SandboxID
 		if sb.Result.Snapshot != "" {
 			v.Snapshot = &sb.Result.Snapshot
@@ -215,14 +215,14 @@ func (t *threadAPI) get(c echo.Context) error {
 // deadlines in between; the workflow's state query is the authority. When
 // the query cannot be answered (no run, Temporal slow), the row is returned
 // as it is.
-func (t *threadAPI) withLiveDeadlines(ctx context.Context, ref entityRef, v threadView) threadView {
+func (t *threadAPI) withLiveDeadlines(ctx context.Context, ref entity.Ref, v threadView) threadView {
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := t.s.temporal.QueryWorkflow(qctx, workflows.ThreadWorkflowID(ref.UserID, ref.ThreadID), "", workflows.QueryState)
+	resp, err := t.s.temporal.QueryWorkflow(qctx, entity.Thread(ref.UserID, ref.ThreadID).WorkflowID(), "", entity.QueryState)
 	if err != nil {
 		return v
 	}
-	var st workflows.EntityState
+	var st entity.State
 	if err := resp.Get(&st); err != nil {
 		return v
 	}
@@ -236,7 +236,7 @@ func (t *threadAPI) withLiveDeadlines(ctx context.Context, ref entityRef, v thre
 	if !st.LastUseAt.IsZero() {
 		v.LastActivityAt = at(st.LastUseAt)
 	}
-	if st.Phase == workflows.PhaseRunning || st.Phase == workflows.PhaseStopped {
+	if st.Phase == entity.PhaseRunning || st.Phase == entity.PhaseStopped {
 		v.AutoStopAt = at(st.AutoStopAt)
 		v.AutoDeleteAt = at(st.AutoDeleteAt)
 	}

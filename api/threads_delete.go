@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/threadbox/threadbox/db"
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // deleteWait is how long DELETE waits for the sandbox to be destroyed before
@@ -58,14 +58,14 @@ func (t *threadAPI) delete(c echo.Context) error {
 // Delete sends the entity's delete update (starting the workflow if it is not
 // running) and waits up to wait for it to finish. done is false when it was
 // accepted but is still running.
-func (c *sandboxClient) Delete(ctx context.Context, ref entityRef, cause string, wait time.Duration) (done bool, err error) {
-	id := ref.workflowID()
+func (c *sandboxClient) Delete(ctx context.Context, ref entity.Ref, cause string, wait time.Duration) (done bool, err error) {
+	id := ref.WorkflowID()
 	release := c.acquire(ctx, id)
 	if release == nil {
 		return false, fmt.Errorf("waiting for an update slot: %w", ctx.Err())
 	}
 	defer release()
-	req := workflows.DeleteRequest{RequestID: uuid.NewString(), Cause: cause}
+	req := entity.DeleteRequest{RequestID: uuid.NewString(), Cause: cause}
 	actx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	h, err := c.opts.Temporal.UpdateWithStartWorkflow(actx, client.UpdateWithStartWorkflowOptions{
@@ -73,7 +73,7 @@ func (c *sandboxClient) Delete(ctx context.Context, ref entityRef, cause string,
 		UpdateOptions: client.UpdateWorkflowOptions{
 			UpdateID:     req.RequestID,
 			WorkflowID:   id,
-			UpdateName:   workflows.UpdateDelete,
+			UpdateName:   entity.UpdateDelete,
 			Args:         []any{req},
 			WaitForStage: client.WorkflowUpdateStageAccepted,
 		},

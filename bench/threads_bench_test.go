@@ -25,8 +25,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
-	"github.com/threadbox/threadbox/workflows"
 )
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Minute}
@@ -122,7 +122,7 @@ func BenchmarkThreads(b *testing.B) {
 		_, err := tb.Exec(ctx, daytona.ExecRequest{Command: "true", Timeout: time.Minute})
 		require.NoError(t, err)
 	}
-	wfID := workflows.ThreadWorkflowID(env.UserID, "bench")
+	wfID := entity.Thread(env.UserID, "bench").WorkflowID()
 	updatesBefore := updatesIn(t, env, wfID)
 
 	fmt.Println("### (a) exec: threadbox vs direct toolbox call (command `true`)")

@@ -7,6 +7,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/threadbox/threadbox/entity"
 )
 
 // Limits of the entity workflows.
@@ -30,18 +32,18 @@ const (
 	opDeleting op = "deleting"
 )
 
-// entity is one run of a sandbox entity workflow. Handlers only record
+// entityRun is one run of a sandbox entity workflow. Handlers only record
 // requests and wait; the main loop (run) is the only caller of the Daytona
 // lifecycle activities, so concurrent requests can never create two
 // sandboxes.
-type entity struct {
-	in EntityInput
-	st EntityState
+type entityRun struct {
+	in entity.Input
+	st entity.State
 
 	op            op
 	wantUp        bool // an ensure-running waits for the sandbox to run
 	failEpoch     int  // bumped when bringing the sandbox up failed
-	deleteReq     *DeleteRequest
+	deleteReq     *entity.DeleteRequest
 	done          bool // the sandbox is destroyed after a user delete: the run ends
 	leaseReleased bool // a lease ended early, so the stop deadline may be earlier
 	lastRefresh   time.Time
@@ -51,12 +53,12 @@ type entity struct {
 	releaseCh workflow.ReceiveChannel
 }
 
-func newEntity(ctx workflow.Context, in EntityInput) *entity {
-	e := &entity{in: in}
+func newEntity(ctx workflow.Context, in entity.Input) *entityRun {
+	e := &entityRun{in: in}
 	if in.State != nil {
 		e.st = *in.State
 	} else {
-		e.st = EntityState{Phase: PhaseCreating}
+		e.st = entity.State{Phase: entity.PhaseCreating}
 	}
 	if e.st.Leases == nil {
 		e.st.Leases = map[string]time.Time{}
@@ -64,35 +66,35 @@ func newEntity(ctx workflow.Context, in EntityInput) *entity {
 	// When Daytona's clock was last reset is not carried across
 	// ContinueAsNew: leaving it zero makes a running sandbox's first turn
 	// refresh it, which is never too late.
-	e.touchCh = workflow.GetSignalChannel(ctx, SignalTouch)
-	e.releaseCh = workflow.GetSignalChannel(ctx, SignalReleaseLease)
+	e.touchCh = workflow.GetSignalChannel(ctx, entity.SignalTouch)
+	e.releaseCh = workflow.GetSignalChannel(ctx, entity.SignalReleaseLease)
 	return e
 }
 
 // register installs the query, update and signal handlers.
-func (e *entity) register(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (EntityState, error) {
+func (e *entityRun) register(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, entity.QueryState, func() (entity.State, error) {
 		return e.snapshot(), nil
 	}); err != nil {
 		return fmt.Errorf("state query: %w", err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateEnsureRunning, e.ensureRunning,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, entity.UpdateEnsureRunning, e.ensureRunning,
 		workflow.UpdateHandlerOptions{Validator: e.validateEnsure}); err != nil {
 		return fmt.Errorf("ensure-running update: %w", err)
 	}
-	if err := workflow.SetUpdateHandler(ctx, UpdateDelete, e.deleteSandbox); err != nil {
+	if err := workflow.SetUpdateHandler(ctx, entity.UpdateDelete, e.deleteSandbox); err != nil {
 		return fmt.Errorf("delete update: %w", err)
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var t TouchSignal
+			var t entity.TouchSignal
 			e.touchCh.Receive(ctx, &t)
 			e.touch(ctx, t)
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var r ReleaseLeaseSignal
+			var r entity.ReleaseLeaseSignal
 			e.releaseCh.Receive(ctx, &r)
 			e.release(ctx, r)
 		}
@@ -101,9 +103,9 @@ func (e *entity) register(ctx workflow.Context) error {
 }
 
 // validateEnsure rejects bad requests before they reach history.
-func (e *entity) validateEnsure(_ workflow.Context, req EnsureRequest) error {
+func (e *entityRun) validateEnsure(_ workflow.Context, req entity.EnsureRequest) error {
 	if e.deleteReq != nil || e.done {
-		return temporal.NewApplicationError("the sandbox is being deleted; retry to start a new one", ErrTypeEntityDeleting)
+		return temporal.NewApplicationError("the sandbox is being deleted; retry to start a new one", entity.ErrTypeEntityDeleting)
 	}
 	if l := req.Lease; l != nil {
 		switch {
@@ -123,7 +125,7 @@ func (e *entity) validateEnsure(_ workflow.Context, req EnsureRequest) error {
 
 // ensureRunning records the use (and lease), waits until the main loop has
 // the sandbox running, and says how long it is sure to stay up.
-func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureResult, error) {
+func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest) (entity.EnsureResult, error) {
 	now := workflow.Now(ctx)
 	e.use(now, req.UsedAt)
 	if l := req.Lease; l != nil {
@@ -133,7 +135,7 @@ func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureR
 	if req.SuspectSandboxID != "" && req.SuspectSandboxID == e.st.SandboxID && e.ready() {
 		// Treat it as stopped: the main loop's start is a no-op for a sandbox
 		// that does run, starts a stopped one and recreates a lost one.
-		e.st.Phase, e.st.StoppedAt = PhaseStopped, now
+		e.st.Phase, e.st.StoppedAt = entity.PhaseStopped, now
 		if e.in.Config.AutoDelete > 0 {
 			e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
 		}
@@ -142,16 +144,16 @@ func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureR
 		e.wantUp = true
 		epoch := e.failEpoch
 		if err := workflow.Await(ctx, func() bool { return e.ready() || e.failEpoch != epoch || e.done }); err != nil {
-			return EnsureResult{}, err
+			return entity.EnsureResult{}, err
 		}
 		switch {
 		case e.done:
-			return EnsureResult{}, temporal.NewNonRetryableApplicationError("the thread was deleted", ErrTypeEntityDeleted, nil)
+			return entity.EnsureResult{}, temporal.NewNonRetryableApplicationError("the thread was deleted", entity.ErrTypeEntityDeleted, nil)
 		case !e.ready():
-			return EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, ErrTypeSandboxUnavailable)
+			return entity.EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, entity.ErrTypeSandboxUnavailable)
 		}
 	}
-	return EnsureResult{
+	return entity.EnsureResult{
 		SandboxID:    e.st.SandboxID,
 		ToolboxURL:   e.st.ToolboxURL,
 		Snapshot:     e.st.Snapshot,
@@ -163,7 +165,7 @@ func (e *entity) ensureRunning(ctx workflow.Context, req EnsureRequest) (EnsureR
 
 // deleteSandbox asks the main loop to destroy the sandbox and end the
 // workflow, and waits until it has.
-func (e *entity) deleteSandbox(ctx workflow.Context, req DeleteRequest) error {
+func (e *entityRun) deleteSandbox(ctx workflow.Context, req entity.DeleteRequest) error {
 	if e.deleteReq == nil {
 		e.deleteReq = &req
 	}
@@ -172,13 +174,13 @@ func (e *entity) deleteSandbox(ctx workflow.Context, req DeleteRequest) error {
 
 // touch records uses seen by the API. It does not wake the main loop: the
 // stop deadline only moves later, and the loop re-arms when its timer fires.
-func (e *entity) touch(ctx workflow.Context, t TouchSignal) {
+func (e *entityRun) touch(ctx workflow.Context, t entity.TouchSignal) {
 	e.use(workflow.Now(ctx), t.At)
 }
 
 // release ends a lease. Finishing the work it covered is a use, and the stop
 // deadline may move earlier, so the main loop re-evaluates.
-func (e *entity) release(ctx workflow.Context, r ReleaseLeaseSignal) {
+func (e *entityRun) release(ctx workflow.Context, r entity.ReleaseLeaseSignal) {
 	now := workflow.Now(ctx)
 	if _, ok := e.st.Leases[r.LeaseID]; !ok {
 		return
@@ -190,7 +192,7 @@ func (e *entity) release(ctx workflow.Context, r ReleaseLeaseSignal) {
 
 // use moves LastUseAt forward (never backwards, never past the workflow's
 // clock, so a skewed API clock cannot keep a sandbox alive).
-func (e *entity) use(now, at time.Time) {
+func (e *entityRun) use(now, at time.Time) {
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
@@ -200,13 +202,13 @@ func (e *entity) use(now, at time.Time) {
 }
 
 // ready reports whether an ensure-running can be answered right away.
-func (e *entity) ready() bool {
-	return e.st.Phase == PhaseRunning && e.op == opNone && e.deleteReq == nil && !e.done
+func (e *entityRun) ready() bool {
+	return e.st.Phase == entity.PhaseRunning && e.op == opNone && e.deleteReq == nil && !e.done
 }
 
 // stopDeadline is the earliest moment the sandbox may be stopped: AutoStop
 // after the last use, and never before a live lease expires.
-func (e *entity) stopDeadline() time.Time {
+func (e *entityRun) stopDeadline() time.Time {
 	d := e.st.LastUseAt.Add(e.in.Config.AutoStop)
 	for _, exp := range e.st.Leases { // a max does not depend on map order
 		if exp.After(d) {
@@ -220,13 +222,13 @@ func (e *entity) stopDeadline() time.Time {
 // happens next. Leases do not count: any of them may be released at once, and
 // a release is a use, so the stop can never come before AutoStop after the
 // last use. The API trusts this value to skip Temporal until then.
-func (e *entity) runningUntil() time.Time {
+func (e *entityRun) runningUntil() time.Time {
 	return e.st.LastUseAt.Add(e.in.Config.AutoStop)
 }
 
 // pruneLeases drops expired leases: they end by themselves, so an API process
 // that died mid-command cannot keep a sandbox up forever.
-func (e *entity) pruneLeases(now time.Time) {
+func (e *entityRun) pruneLeases(now time.Time) {
 	for id, exp := range e.st.Leases {
 		if !exp.After(now) {
 			delete(e.st.Leases, id)
@@ -235,13 +237,13 @@ func (e *entity) pruneLeases(now time.Time) {
 }
 
 // snapshot is a copy of the state for queries and ContinueAsNew.
-func (e *entity) snapshot() EntityState {
+func (e *entityRun) snapshot() entity.State {
 	st := e.st
 	st.Leases = make(map[string]time.Time, len(e.st.Leases))
 	for k, v := range e.st.Leases {
 		st.Leases[k] = v
 	}
-	if st.Phase == PhaseRunning {
+	if st.Phase == entity.PhaseRunning {
 		st.AutoStopAt = e.stopDeadline()
 	}
 	return st

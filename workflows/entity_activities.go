@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // acts is only used to name activity methods; the worker registers the real
@@ -35,26 +36,19 @@ func lifecycleOptions(summary string) workflow.ActivityOptions {
 	}
 }
 
-func (e *entity) kind() string {
-	if e.in.Kind == KindFiles {
-		return activities.EntityFiles
-	}
-	return activities.EntityThread
-}
-
-func (e *entity) ref() activities.SandboxRef {
+func (e *entityRun) ref() activities.SandboxRef {
 	gen := e.st.Generation
 	if e.st.SandboxID == "" {
 		gen++ // the generation a create may have left behind
 	}
-	return activities.SandboxRef{Kind: e.kind(), UserID: e.in.UserID, ThreadID: e.in.ThreadID, SandboxID: e.st.SandboxID, Generation: gen}
+	return activities.SandboxRef{Kind: e.in.Kind, UserID: e.in.UserID, ThreadID: e.in.ThreadID, SandboxID: e.st.SandboxID, Generation: gen}
 }
 
-func (e *entity) ensureSandbox(ctx workflow.Context, gen int) (activities.SandboxInfo, error) {
+func (e *entityRun) ensureSandbox(ctx workflow.Context, gen int) (activities.SandboxInfo, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions(fmt.Sprintf("create %s sandbox, generation %d", e.in.Kind, gen)))
 	var info activities.SandboxInfo
 	err := workflow.ExecuteActivity(actx, acts.EnsureSandbox, activities.EnsureSandboxInput{
-		Kind:       e.kind(),
+		Kind:       e.in.Kind,
 		UserID:     e.in.UserID,
 		ThreadID:   e.in.ThreadID,
 		Generation: gen,
@@ -64,21 +58,21 @@ func (e *entity) ensureSandbox(ctx workflow.Context, gen int) (activities.Sandbo
 	return info, err
 }
 
-func (e *entity) startSandbox(ctx workflow.Context) (activities.SandboxInfo, error) {
+func (e *entityRun) startSandbox(ctx workflow.Context) (activities.SandboxInfo, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions("start sandbox "+e.st.SandboxID))
 	var info activities.SandboxInfo
 	err := workflow.ExecuteActivity(actx, acts.StartSandbox, e.ref()).Get(ctx, &info)
 	return info, err
 }
 
-func (e *entity) stopSandbox(ctx workflow.Context) (activities.StopResult, error) {
+func (e *entityRun) stopSandbox(ctx workflow.Context) (activities.StopResult, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions("stop sandbox "+e.st.SandboxID+" (idle)"))
 	var res activities.StopResult
 	err := workflow.ExecuteActivity(actx, acts.StopSandbox, e.ref()).Get(ctx, &res)
 	return res, err
 }
 
-func (e *entity) deleteSandboxActivity(ctx workflow.Context) error {
+func (e *entityRun) deleteSandboxActivity(ctx workflow.Context) error {
 	what := e.st.SandboxID
 	if what == "" {
 		what = fmt.Sprintf("generation %d if it exists", e.ref().Generation)
@@ -87,7 +81,7 @@ func (e *entity) deleteSandboxActivity(ctx workflow.Context) error {
 	return workflow.ExecuteActivity(actx, acts.DeleteSandbox, e.ref()).Get(ctx, nil)
 }
 
-func (e *entity) refreshActivity(ctx workflow.Context) error {
+func (e *entityRun) refreshActivity(ctx workflow.Context) error {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
@@ -99,14 +93,14 @@ func (e *entity) refreshActivity(ctx workflow.Context) error {
 // transition publishes a state change: search attributes, UI details and a
 // ledger row (which also updates the thread row the API serves). A ledger
 // failure after its retries is logged, never allowed to stall the lifecycle.
-func (e *entity) transition(ctx workflow.Context, event, cause, detail string) {
+func (e *entityRun) transition(ctx workflow.Context, event, cause, detail string) {
 	e.seq++
 	e.upsertSearchAttributes(ctx, false)
 	workflow.SetCurrentDetails(ctx, e.details(""))
 	info := workflow.GetInfo(ctx)
 	ev := activities.LifecycleEvent{
 		DedupKey:       fmt.Sprintf("%s/%s/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, e.seq),
-		Kind:           e.kind(),
+		Kind:           e.in.Kind,
 		UserID:         e.in.UserID,
 		ThreadID:       e.in.ThreadID,
 		SandboxID:      e.st.SandboxID,
@@ -121,7 +115,7 @@ func (e *entity) transition(ctx workflow.Context, event, cause, detail string) {
 		AutoDeleteAt:   e.st.AutoDeleteAt,
 		ErrorMessage:   e.st.Error,
 	}
-	if e.st.Phase == PhaseRunning {
+	if e.st.Phase == entity.PhaseRunning {
 		ev.AutoStopAt = e.stopDeadline()
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -137,39 +131,39 @@ func (e *entity) transition(ctx workflow.Context, event, cause, detail string) {
 // rowState is the thread state clients see. An auto-deleted sandbox leaves
 // the thread "stopped" (without a sandbox): the thread lives on and its next
 // use creates a new sandbox; "deleted" is reserved for a user delete.
-func (e *entity) rowState() string {
-	if e.st.Phase == PhaseDeleted && !e.done {
-		return string(PhaseStopped)
+func (e *entityRun) rowState() string {
+	if e.st.Phase == entity.PhaseDeleted && !e.done {
+		return string(entity.PhaseStopped)
 	}
 	return string(e.st.Phase)
 }
 
 // upsertSearchAttributes publishes SandboxId and SandboxState; at start it
 // also sets ThreadId/UserId when the starter did not.
-func (e *entity) upsertSearchAttributes(ctx workflow.Context, start bool) {
+func (e *entityRun) upsertSearchAttributes(ctx workflow.Context, start bool) {
 	var ups []temporal.SearchAttributeUpdate
 	if start {
 		sa := workflow.GetTypedSearchAttributes(ctx)
-		if _, ok := sa.GetKeyword(AttrUserID); !ok {
-			ups = append(ups, AttrUserID.ValueSet(e.in.UserID))
+		if _, ok := sa.GetKeyword(entity.AttrUserID); !ok {
+			ups = append(ups, entity.AttrUserID.ValueSet(e.in.UserID))
 		}
-		if _, ok := sa.GetKeyword(AttrThreadID); !ok && e.in.ThreadID != "" {
-			ups = append(ups, AttrThreadID.ValueSet(e.in.ThreadID))
+		if _, ok := sa.GetKeyword(entity.AttrThreadID); !ok && e.in.ThreadID != "" {
+			ups = append(ups, entity.AttrThreadID.ValueSet(e.in.ThreadID))
 		}
 	}
 	if e.st.SandboxID != "" {
-		ups = append(ups, AttrSandboxID.ValueSet(e.st.SandboxID))
+		ups = append(ups, entity.AttrSandboxID.ValueSet(e.st.SandboxID))
 	} else {
-		ups = append(ups, AttrSandboxID.ValueUnset())
+		ups = append(ups, entity.AttrSandboxID.ValueUnset())
 	}
-	ups = append(ups, AttrSandboxState.ValueSet(string(e.st.Phase)))
+	ups = append(ups, entity.AttrSandboxState.ValueSet(string(e.st.Phase)))
 	if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
 		workflow.GetLogger(ctx).Warn("upserting search attributes failed", "error", err)
 	}
 }
 
 // details is the one-line status shown in the Temporal UI.
-func (e *entity) details(next string) string {
+func (e *entityRun) details(next string) string {
 	s := fmt.Sprintf("%s %s: %s", e.in.Kind, e.st.SandboxID, e.st.Phase)
 	if e.st.Generation > 0 {
 		s += fmt.Sprintf(" (generation %d)", e.st.Generation)

@@ -15,12 +15,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // t0 is the virtual start of every lifecycle test.
 var t0 = time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
 
-var ladder = EntityConfig{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour}
+var ladder = entity.Config{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour}
 
 // harness runs an entity workflow under the time-skipping test suite with
 // every activity mocked by a tiny in-memory Daytona, and records what
@@ -51,8 +52,8 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}}
 	env := h.env
 	env.SetStartTime(t0)
-	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: ThreadWorkflowName})
-	env.RegisterWorkflowWithOptions(FilesWorkflow, workflow.RegisterOptions{Name: FilesWorkflowName})
+	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})
+	env.RegisterWorkflowWithOptions(FilesWorkflow, workflow.RegisterOptions{Name: entity.FilesWorkflowName})
 	env.RegisterActivity(&activities.Activities{})
 
 	createCall := env.OnActivity(acts.EnsureSandbox, mock.Anything, mock.Anything)
@@ -80,7 +81,7 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		func(_ context.Context, ref activities.SandboxRef) (activities.SandboxInfo, error) {
 			h.record("start@" + h.at())
 			if h.startGone {
-				return activities.SandboxInfo{}, temporal.NewNonRetryableApplicationError("gone", activities.ErrTypeSandboxGone, nil)
+				return activities.SandboxInfo{}, temporal.NewNonRetryableApplicationError("gone", entity.ErrTypeSandboxGone, nil)
 			}
 			if h.startErr != nil {
 				return activities.SandboxInfo{}, h.startErr
@@ -111,7 +112,7 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		}).Maybe()
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)
-		if v, ok := sa.GetKeyword(AttrSandboxState); ok {
+		if v, ok := sa.GetKeyword(entity.AttrSandboxState); ok {
 			h.mu.Lock()
 			h.states = append(h.states, v)
 			h.mu.Unlock()
@@ -154,19 +155,19 @@ type ensureOutcome struct {
 	at       string
 	rejected error
 	err      error
-	res      EnsureResult
+	res      entity.EnsureResult
 }
 
 // ensure sends an ensure-running update after delay and stores the outcome.
-func (h *harness) ensure(delay time.Duration, req EnsureRequest, out *ensureOutcome) {
+func (h *harness) ensure(delay time.Duration, req entity.EnsureRequest, out *ensureOutcome) {
 	h.env.RegisterDelayedCallback(func() {
 		out.at = h.at()
-		h.env.UpdateWorkflow(UpdateEnsureRunning, req.RequestID, &testsuite.TestUpdateCallback{
+		h.env.UpdateWorkflow(entity.UpdateEnsureRunning, req.RequestID, &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { out.rejected = err },
 			OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				out.err = err
-				if r, ok := v.(EnsureResult); ok {
+				if r, ok := v.(entity.EnsureResult); ok {
 					out.res = r
 				}
 			},
@@ -177,11 +178,11 @@ func (h *harness) ensure(delay time.Duration, req EnsureRequest, out *ensureOutc
 // deleteAt sends a delete update after delay; done reports its completion.
 func (h *harness) deleteAt(delay time.Duration, done *bool) {
 	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(UpdateDelete, "del", &testsuite.TestUpdateCallback{
+		h.env.UpdateWorkflow(entity.UpdateDelete, "del", &testsuite.TestUpdateCallback{
 			OnReject:   func(err error) { h.t.Errorf("delete rejected: %v", err) },
 			OnAccept:   func() {},
 			OnComplete: func(_ any, err error) { *done = err == nil },
-		}, DeleteRequest{RequestID: "del"})
+		}, entity.DeleteRequest{RequestID: "del"})
 	}, delay)
 }
 
@@ -190,16 +191,16 @@ func (h *harness) signal(delay time.Duration, name string, arg any) {
 }
 
 // queryAt queries the state after delay.
-func (h *harness) queryAt(delay time.Duration, out *EntityState) {
+func (h *harness) queryAt(delay time.Duration, out *entity.State) {
 	h.env.RegisterDelayedCallback(func() {
-		v, err := h.env.QueryWorkflow(QueryState)
+		v, err := h.env.QueryWorkflow(entity.QueryState)
 		require.NoError(h.t, err)
 		require.NoError(h.t, v.Get(out))
 	}, delay)
 }
 
-func (h *harness) runThread(cfg EntityConfig) {
-	h.env.ExecuteWorkflow(ThreadWorkflowName, EntityInput{Kind: KindThread, UserID: "u1", ThreadID: "t1", Config: cfg})
+func (h *harness) runThread(cfg entity.Config) {
+	h.env.ExecuteWorkflow(entity.ThreadWorkflowName, entity.Input{Kind: entity.KindThread, UserID: "u1", ThreadID: "t1", Config: cfg})
 }
 
 func (h *harness) causes() []string {
@@ -219,11 +220,11 @@ func (h *harness) canceledAt() []string {
 	return out
 }
 
-func decodeContinueAsNew(t *testing.T, err error) EntityInput {
+func decodeContinueAsNew(t *testing.T, err error) entity.Input {
 	t.Helper()
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, err, &can)
-	var in EntityInput
+	var in entity.Input
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &in))
 	return in
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/daytona"
-	"github.com/threadbox/threadbox/workflows"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // TestEntityConcurrentEnsuresMakeOneSandbox: many API requests racing to use
@@ -20,18 +20,18 @@ func TestEntityConcurrentEnsuresMakeOneSandbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r := newRecorder(t)
-	in := workflows.EntityInput{Kind: workflows.KindThread, UserID: "race-user", ThreadID: "race",
-		Config: workflows.EntityConfig{AutoStop: time.Minute, AutoDelete: time.Minute}}
-	id := workflows.ThreadWorkflowID(in.UserID, in.ThreadID)
+	in := entity.Input{Kind: entity.KindThread, UserID: "race-user", ThreadID: "race",
+		Config: entity.Config{AutoStop: time.Minute, AutoDelete: time.Minute}}
+	id := entity.Thread(in.UserID, in.ThreadID).WorkflowID()
 
 	const n = 8
-	results := make([]workflows.EnsureResult, n)
+	results := make([]entity.EnsureResult, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = r.ensure(ctx, id, workflows.ThreadWorkflowName, in, nil)
+			results[i] = r.ensure(ctx, id, entity.ThreadWorkflowName, in, nil)
 		}()
 	}
 	wg.Wait()
@@ -47,11 +47,11 @@ func TestEntityConcurrentEnsuresMakeOneSandbox(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1, "one thread, one sandbox")
 
-	v, err := r.c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	v, err := r.c.QueryWorkflow(ctx, id, "", entity.QueryState)
 	require.NoError(t, err)
-	var st workflows.EntityState
+	var st entity.State
 	require.NoError(t, v.Get(&st))
-	assert.Equal(t, workflows.PhaseRunning, st.Phase)
+	assert.Equal(t, entity.PhaseRunning, st.Phase)
 	assert.Equal(t, results[0].SandboxID, st.SandboxID)
 	r.delete(ctx, id)
 	_, err = r.gw.GetSandbox(ctx, results[0].SandboxID)

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // stopRetryDelay is how long the loop waits before trying a failed stop or
@@ -15,25 +16,25 @@ const stopRetryDelay = time.Minute
 
 // ThreadWorkflow owns one thread's agent sandbox (workflow id
 // thread:<user>:<thread>).
-func ThreadWorkflow(ctx workflow.Context, in EntityInput) error {
+func ThreadWorkflow(ctx workflow.Context, in entity.Input) error {
 	if in.Kind == "" {
-		in.Kind = KindThread
+		in.Kind = entity.KindThread
 	}
 	return runEntity(ctx, in)
 }
 
 // FilesWorkflow owns one user's files sandbox (workflow id files:<user>); it
 // stops after FilesAutoStop and is never deleted by a timer.
-func FilesWorkflow(ctx workflow.Context, in EntityInput) error {
+func FilesWorkflow(ctx workflow.Context, in entity.Input) error {
 	if in.Kind == "" {
-		in.Kind = KindFiles
+		in.Kind = entity.KindFiles
 	}
 	in.Config.AutoDelete = 0
 	return runEntity(ctx, in)
 }
 
-func runEntity(ctx workflow.Context, in EntityInput) error {
-	if in.UserID == "" || (in.Kind == KindThread && in.ThreadID == "") {
+func runEntity(ctx workflow.Context, in entity.Input) error {
+	if in.UserID == "" || (in.Kind == entity.KindThread && in.ThreadID == "") {
 		return fmt.Errorf("entity input needs a user id and, for threads, a thread id: %+v", in)
 	}
 	if in.Config.AutoStop <= 0 {
@@ -50,7 +51,7 @@ func runEntity(ctx workflow.Context, in EntityInput) error {
 // run is the main loop: the only place that calls Daytona lifecycle
 // activities. Each turn decides from the state (absolute times) what is due,
 // does it, or sleeps until the next deadline.
-func (e *entity) run(ctx workflow.Context) error {
+func (e *entityRun) run(ctx workflow.Context) error {
 	for {
 		now := workflow.Now(ctx)
 		e.pruneLeases(now)
@@ -58,7 +59,7 @@ func (e *entity) run(ctx workflow.Context) error {
 		switch {
 		case e.deleteReq != nil:
 			return e.destroy(ctx)
-		case e.wantUp && e.st.Phase != PhaseRunning:
+		case e.wantUp && e.st.Phase != entity.PhaseRunning:
 			e.bringUp(ctx)
 			continue
 		case e.wantUp:
@@ -71,7 +72,7 @@ func (e *entity) run(ctx workflow.Context) error {
 			continue
 		}
 		switch e.st.Phase {
-		case PhaseRunning:
+		case entity.PhaseRunning:
 			deadline := e.stopDeadline()
 			if !now.Before(deadline) {
 				e.stop(ctx)
@@ -88,7 +89,7 @@ func (e *entity) run(ctx workflow.Context) error {
 				wake, summary = refreshAt, "refresh Daytona activity at "+clock(refreshAt)
 			}
 			e.sleep(ctx, wake, summary)
-		case PhaseStopped:
+		case entity.PhaseStopped:
 			if e.in.Config.AutoDelete > 0 {
 				if !now.Before(e.st.AutoDeleteAt) {
 					e.autoDelete(ctx)
@@ -107,10 +108,10 @@ func (e *entity) run(ctx workflow.Context) error {
 // wakeCond is true when something must be done now rather than at the
 // deadline the loop sleeps until. Touches and new leases only push deadlines
 // later and so do not wake it (no timer churn).
-func (e *entity) wakeCond(ctx workflow.Context) func() bool {
+func (e *entityRun) wakeCond(ctx workflow.Context) func() bool {
 	return func() bool {
 		return e.deleteReq != nil ||
-			(e.wantUp && e.st.Phase != PhaseRunning) ||
+			(e.wantUp && e.st.Phase != entity.PhaseRunning) ||
 			e.leaseReleased ||
 			(workflow.GetInfo(ctx).GetContinueAsNewSuggested() && e.canContinueAsNew())
 	}
@@ -119,7 +120,7 @@ func (e *entity) wakeCond(ctx workflow.Context) func() bool {
 // sleep waits until `until` (zero: no deadline) or until wakeCond. The timer
 // runs in a child context cancelled on return, so a timer that lost the race
 // never fires later.
-func (e *entity) sleep(ctx workflow.Context, until time.Time, summary string) {
+func (e *entityRun) sleep(ctx workflow.Context, until time.Time, summary string) {
 	cond := e.wakeCond(ctx)
 	if until.IsZero() {
 		_ = workflow.Await(ctx, cond)
@@ -145,14 +146,14 @@ func (e *entity) sleep(ctx workflow.Context, until time.Time, summary string) {
 // count: many never reach Daytona (a lease taken with POST /leases, POST
 // /threads on an existing thread, a lease release), and a long command is a
 // single request that Daytona does not see as activity while it runs.
-func (e *entity) refreshAt() time.Time {
+func (e *entityRun) refreshAt() time.Time {
 	return e.lastRefresh.Add(e.in.Config.AutoStop)
 }
 
 // bringUp makes the sandbox run for waiting ensure-running requests: start
 // the stopped one, or create the next generation when there is none (first
 // use, after an auto-delete, or when Daytona lost it).
-func (e *entity) bringUp(ctx workflow.Context) {
+func (e *entityRun) bringUp(ctx workflow.Context) {
 	if e.st.SandboxID != "" {
 		e.op = opStarting
 		info, err := e.startSandbox(ctx)
@@ -165,7 +166,7 @@ func (e *entity) bringUp(ctx workflow.Context) {
 			// The sandbox still exists, stopped as far as we know: waiting
 			// requests get the error, and it stays on the stopped ladder so
 			// its auto-delete still happens.
-			e.st.Phase = PhaseStopped
+			e.st.Phase = entity.PhaseStopped
 			if e.st.StoppedAt.IsZero() {
 				e.st.StoppedAt = workflow.Now(ctx)
 			}
@@ -179,7 +180,7 @@ func (e *entity) bringUp(ctx workflow.Context) {
 		e.st.SandboxID, e.st.ToolboxURL = "", ""
 	}
 	e.op = opCreating
-	e.st.Phase = PhaseCreating
+	e.st.Phase = entity.PhaseCreating
 	e.upsertSearchAttributes(ctx, false)
 	info, err := e.ensureSandbox(ctx, e.st.Generation+1)
 	if err != nil {
@@ -192,9 +193,9 @@ func (e *entity) bringUp(ctx workflow.Context) {
 
 // running records a sandbox that now runs. The use that asked for it counts
 // from now, after the start, and waiting requests are released.
-func (e *entity) running(ctx workflow.Context, info activities.SandboxInfo) {
+func (e *entityRun) running(ctx workflow.Context, info activities.SandboxInfo) {
 	now := workflow.Now(ctx)
-	e.st.Phase = PhaseRunning
+	e.st.Phase = entity.PhaseRunning
 	e.st.SandboxID, e.st.ToolboxURL, e.st.Snapshot = info.SandboxID, info.ToolboxURL, info.Snapshot
 	e.st.Generation = info.Generation
 	e.st.StoppedAt, e.st.AutoDeleteAt, e.st.Error = time.Time{}, time.Time{}, ""
@@ -208,9 +209,9 @@ func (e *entity) running(ctx workflow.Context, info activities.SandboxInfo) {
 // fail records that bringing the sandbox up failed: waiting requests get the
 // error, and the next ensure-running tries again. A failed create leaves the
 // entity in error; a failed start leaves it stopped (the caller sets it).
-func (e *entity) fail(ctx workflow.Context, err error) {
-	if e.st.Phase != PhaseStopped {
-		e.st.Phase = PhaseError
+func (e *entityRun) fail(ctx workflow.Context, err error) {
+	if e.st.Phase != entity.PhaseStopped {
+		e.st.Phase = entity.PhaseError
 	}
 	e.st.Error = err.Error()
 	e.op = opNone
@@ -220,7 +221,7 @@ func (e *entity) fail(ctx workflow.Context, err error) {
 }
 
 // stop stops the sandbox once its deadline passed and no lease is live.
-func (e *entity) stop(ctx workflow.Context) {
+func (e *entityRun) stop(ctx workflow.Context) {
 	e.op = opStopping
 	res, err := e.stopSandbox(ctx)
 	e.op = opNone
@@ -232,11 +233,11 @@ func (e *entity) stop(ctx workflow.Context) {
 	now := workflow.Now(ctx)
 	e.st.AutoStopAt = time.Time{}
 	if res.Gone {
-		e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+		e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
 		e.transition(ctx, "lost", activities.CauseIdleTimer, "Daytona no longer has the sandbox")
 		return
 	}
-	e.st.Phase, e.st.StoppedAt = PhaseStopped, now
+	e.st.Phase, e.st.StoppedAt = entity.PhaseStopped, now
 	if e.in.Config.AutoDelete > 0 {
 		e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
 	}
@@ -245,7 +246,7 @@ func (e *entity) stop(ctx workflow.Context) {
 
 // autoDelete deletes a sandbox that stayed stopped for AutoDelete. The
 // entity lives on; its next use creates the next generation.
-func (e *entity) autoDelete(ctx workflow.Context) {
+func (e *entityRun) autoDelete(ctx workflow.Context) {
 	e.op = opDeleting
 	err := e.deleteSandboxActivity(ctx)
 	e.op = opNone
@@ -254,7 +255,7 @@ func (e *entity) autoDelete(ctx workflow.Context) {
 		e.sleep(ctx, workflow.Now(ctx).Add(stopRetryDelay), "retry auto-delete at "+clock(workflow.Now(ctx).Add(stopRetryDelay)))
 		return
 	}
-	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
 	e.st.AutoDeleteAt = time.Time{}
 	e.transition(ctx, "deleted", activities.CauseDeleteTimer, "")
 }
@@ -262,7 +263,7 @@ func (e *entity) autoDelete(ctx workflow.Context) {
 // destroy handles a user delete: destroy the sandbox (idempotent; when it
 // keeps failing the reconciler removes it, as no workflow tracks it any
 // more), let every handler finish, and end the workflow.
-func (e *entity) destroy(ctx workflow.Context) error {
+func (e *entityRun) destroy(ctx workflow.Context) error {
 	e.op = opDeleting
 	cause := activities.CauseUserDelete
 	if e.deleteReq.Cause != "" {
@@ -274,7 +275,7 @@ func (e *entity) destroy(ctx workflow.Context) error {
 		workflow.GetLogger(ctx).Error("deleting the sandbox failed", "error", err)
 	}
 	e.op = opNone
-	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = PhaseDeleted, "", ""
+	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
 	e.st.AutoStopAt, e.st.AutoDeleteAt = time.Time{}, time.Time{}
 	e.st.Leases = map[string]time.Time{}
 	e.done = true
@@ -285,7 +286,7 @@ func (e *entity) destroy(ctx workflow.Context) error {
 }
 
 // refresh resets Daytona's last-activity clock while a lease is held.
-func (e *entity) refresh(ctx workflow.Context) {
+func (e *entityRun) refresh(ctx workflow.Context) {
 	e.lastRefresh = workflow.Now(ctx)
 	if err := e.refreshActivity(ctx); err != nil {
 		workflow.GetLogger(ctx).Warn("refreshing Daytona's last activity failed", "error", err)
@@ -294,11 +295,11 @@ func (e *entity) refresh(ctx workflow.Context) {
 
 // canContinueAsNew: only when no request waits on the main loop (handlers
 // waiting on it would deadlock AllHandlersFinished) and nothing is in flight.
-func (e *entity) canContinueAsNew() bool {
+func (e *entityRun) canContinueAsNew() bool {
 	return !e.wantUp && e.deleteReq == nil && e.op == opNone
 }
 
-func (e *entity) shouldContinueAsNew(ctx workflow.Context) bool {
+func (e *entityRun) shouldContinueAsNew(ctx workflow.Context) bool {
 	return e.canContinueAsNew() && workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
 
@@ -306,7 +307,7 @@ func (e *entity) shouldContinueAsNew(ctx workflow.Context) bool {
 // stretch) into a new run, after every handler finished and every delivered
 // signal was applied. ok is false when a request arrived meanwhile and the
 // loop must serve it first.
-func (e *entity) continueAsNew(ctx workflow.Context) (ok bool, err error) {
+func (e *entityRun) continueAsNew(ctx workflow.Context) (ok bool, err error) {
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	e.drainSignals(ctx)
 	if !e.canContinueAsNew() {
@@ -323,19 +324,19 @@ func (e *entity) continueAsNew(ctx workflow.Context) (ok bool, err error) {
 // task may already be handed to a blocked receiver coroutine that has not run
 // yet (ReceiveAsync no longer sees it), so first yield once to let those
 // coroutines apply what they hold, then read whatever is still buffered.
-func (e *entity) drainSignals(ctx workflow.Context) {
+func (e *entityRun) drainSignals(ctx workflow.Context) {
 	yielded := false
 	workflow.Go(ctx, func(workflow.Context) { yielded = true })
 	_ = workflow.Await(ctx, func() bool { return yielded })
 	for {
-		var t TouchSignal
+		var t entity.TouchSignal
 		if !e.touchCh.ReceiveAsync(&t) {
 			break
 		}
 		e.touch(ctx, t)
 	}
 	for {
-		var r ReleaseLeaseSignal
+		var r entity.ReleaseLeaseSignal
 		if !e.releaseCh.ReceiveAsync(&r) {
 			break
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -40,36 +41,36 @@ func TestRecordEntityHistories(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r := newRecorder(t)
-	cfg := workflows.EntityConfig{AutoStop: 2 * time.Second, AutoDelete: 3 * time.Second}
+	cfg := entity.Config{AutoStop: 2 * time.Second, AutoDelete: 3 * time.Second}
 
 	// Thread: create, touch, a command under a lease, idle stop, restart,
 	// auto-delete, recreate (generation 2), user delete.
 	user, thread := "rec-user", "rec-thread"
 	_, err := r.q.CreateThread(ctx, db.CreateThreadParams{UserID: user, ThreadID: thread})
 	require.NoError(t, err)
-	tin := workflows.EntityInput{Kind: workflows.KindThread, UserID: user, ThreadID: thread, Config: cfg}
-	tid := workflows.ThreadWorkflowID(user, thread)
-	first := r.ensure(ctx, tid, workflows.ThreadWorkflowName, tin, nil)
+	tin := entity.Input{Kind: entity.KindThread, UserID: user, ThreadID: thread, Config: cfg}
+	tid := entity.Thread(user, thread).WorkflowID()
+	first := r.ensure(ctx, tid, entity.ThreadWorkflowName, tin, nil)
 	require.True(t, first.Created)
-	require.NoError(t, r.c.SignalWorkflow(ctx, tid, "", workflows.SignalTouch, workflows.TouchSignal{At: time.Now()}))
-	r.ensure(ctx, tid, workflows.ThreadWorkflowName, tin, &workflows.LeaseRequest{ID: "cmd", TTL: 3 * time.Second})
+	require.NoError(t, r.c.SignalWorkflow(ctx, tid, "", entity.SignalTouch, entity.TouchSignal{At: time.Now()}))
+	r.ensure(ctx, tid, entity.ThreadWorkflowName, tin, &entity.LeaseRequest{ID: "cmd", TTL: 3 * time.Second})
 	time.Sleep(time.Second)
-	require.NoError(t, r.c.SignalWorkflow(ctx, tid, "", workflows.SignalReleaseLease, workflows.ReleaseLeaseSignal{LeaseID: "cmd"}))
-	r.waitPhase(ctx, tid, workflows.PhaseStopped)
-	again := r.ensure(ctx, tid, workflows.ThreadWorkflowName, tin, nil)
+	require.NoError(t, r.c.SignalWorkflow(ctx, tid, "", entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: "cmd"}))
+	r.waitPhase(ctx, tid, entity.PhaseStopped)
+	again := r.ensure(ctx, tid, entity.ThreadWorkflowName, tin, nil)
 	require.Equal(t, first.SandboxID, again.SandboxID)
-	r.waitPhase(ctx, tid, workflows.PhaseDeleted)
-	next := r.ensure(ctx, tid, workflows.ThreadWorkflowName, tin, nil)
+	r.waitPhase(ctx, tid, entity.PhaseDeleted)
+	next := r.ensure(ctx, tid, entity.ThreadWorkflowName, tin, nil)
 	require.Equal(t, 2, next.Generation)
 	r.delete(ctx, tid)
 	r.save(ctx, tid, "thread_lifecycle.json")
 
 	// Files session: create, idle stop, restart, user delete.
-	fin := workflows.EntityInput{Kind: workflows.KindFiles, UserID: user, Config: workflows.EntityConfig{AutoStop: 2 * time.Second}}
-	fid := workflows.FilesWorkflowID(user)
-	f1 := r.ensure(ctx, fid, workflows.FilesWorkflowName, fin, nil)
-	r.waitPhase(ctx, fid, workflows.PhaseStopped)
-	f2 := r.ensure(ctx, fid, workflows.FilesWorkflowName, fin, nil)
+	fin := entity.Input{Kind: entity.KindFiles, UserID: user, Config: entity.Config{AutoStop: 2 * time.Second}}
+	fid := entity.Files(user).WorkflowID()
+	f1 := r.ensure(ctx, fid, entity.FilesWorkflowName, fin, nil)
+	r.waitPhase(ctx, fid, entity.PhaseStopped)
+	f2 := r.ensure(ctx, fid, entity.FilesWorkflowName, fin, nil)
 	require.Equal(t, f1.SandboxID, f2.SandboxID)
 	r.delete(ctx, fid)
 	r.save(ctx, fid, "files_lifecycle.json")
@@ -109,7 +110,7 @@ func newRecorder(t *testing.T) *recorder {
 }
 
 // ensure sends ensure-running as Update-With-Start, as the API does.
-func (r *recorder) ensure(ctx context.Context, id, wfType string, in workflows.EntityInput, lease *workflows.LeaseRequest) workflows.EnsureResult {
+func (r *recorder) ensure(ctx context.Context, id, wfType string, in entity.Input, lease *entity.LeaseRequest) entity.EnsureResult {
 	r.t.Helper()
 	op := r.c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID: id, TaskQueue: r.tq, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
@@ -117,32 +118,32 @@ func (r *recorder) ensure(ctx context.Context, id, wfType string, in workflows.E
 	reqID := uuid.NewString()
 	h, err := r.c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: workflows.UpdateEnsureRunning, UpdateID: reqID,
+		UpdateOptions: client.UpdateWorkflowOptions{UpdateName: entity.UpdateEnsureRunning, UpdateID: reqID,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
-			Args:         []any{workflows.EnsureRequest{RequestID: reqID, Lease: lease, UsedAt: time.Now()}}},
+			Args:         []any{entity.EnsureRequest{RequestID: reqID, Lease: lease, UsedAt: time.Now()}}},
 	})
 	require.NoError(r.t, err)
-	var res workflows.EnsureResult
+	var res entity.EnsureResult
 	require.NoError(r.t, h.Get(ctx, &res))
 	return res
 }
 
-func (r *recorder) waitPhase(ctx context.Context, id string, want workflows.Phase) {
+func (r *recorder) waitPhase(ctx context.Context, id string, want entity.Phase) {
 	r.t.Helper()
 	testenv.Eventually(r.t, 30*time.Second, string(want)+" phase of "+id, func() bool {
-		v, err := r.c.QueryWorkflow(ctx, id, "", workflows.QueryState)
+		v, err := r.c.QueryWorkflow(ctx, id, "", entity.QueryState)
 		if err != nil {
 			return false
 		}
-		var st workflows.EntityState
+		var st entity.State
 		return v.Get(&st) == nil && st.Phase == want
 	})
 }
 
 func (r *recorder) delete(ctx context.Context, id string) {
 	r.t.Helper()
-	h, err := r.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateDelete,
-		UpdateID: uuid.NewString(), WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{workflows.DeleteRequest{}}})
+	h, err := r.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: entity.UpdateDelete,
+		UpdateID: uuid.NewString(), WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{entity.DeleteRequest{}}})
 	require.NoError(r.t, err)
 	require.NoError(r.t, h.Get(ctx, nil))
 	require.NoError(r.t, r.c.GetWorkflow(ctx, id, "").Get(ctx, nil))

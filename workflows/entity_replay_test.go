@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/workflows"
 )
 
@@ -21,8 +22,8 @@ func TestReplayEntityHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(workflows.ThreadWorkflow, workflow.RegisterOptions{Name: workflows.ThreadWorkflowName})
-			r.RegisterWorkflowWithOptions(workflows.FilesWorkflow, workflow.RegisterOptions{Name: workflows.FilesWorkflowName})
+			r.RegisterWorkflowWithOptions(workflows.ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})
+			r.RegisterWorkflowWithOptions(workflows.FilesWorkflow, workflow.RegisterOptions{Name: entity.FilesWorkflowName})
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

@@ -9,14 +9,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/threadbox/threadbox/entity"
 )
 
 func TestEntityLadderStopsAfter15MinAndDeletesAfter2h(t *testing.T) {
 	h := newHarness(t)
 	var first ensureOutcome
-	var mid EntityState
+	var mid entity.State
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 	h.queryAt(time.Hour, &mid)
 	h.deleteAt(3*time.Hour, &deleted)
 	h.runThread(ladder)
@@ -30,7 +32,7 @@ func TestEntityLadderStopsAfter15MinAndDeletesAfter2h(t *testing.T) {
 	assert.Equal(t, t0.Add(15*time.Minute), first.res.RunningUntil)
 	assert.Equal(t, []string{"create@00:00", "stop@00:15", "delete@02:15", "delete@03:00"}, h.calls)
 
-	assert.Equal(t, PhaseStopped, mid.Phase)
+	assert.Equal(t, entity.PhaseStopped, mid.Phase)
 	assert.Equal(t, t0.Add(15*time.Minute), mid.StoppedAt)
 	assert.Equal(t, t0.Add(2*time.Hour+15*time.Minute), mid.AutoDeleteAt)
 	assert.True(t, deleted)
@@ -52,11 +54,11 @@ func TestEntityTouchesMoveTheDeadlineWithoutTimerChurn(t *testing.T) {
 	h := newHarness(t)
 	var first ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.signal(10*time.Minute, SignalTouch, TouchSignal{})
-	h.signal(20*time.Minute, SignalTouch, TouchSignal{})
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.signal(10*time.Minute, entity.SignalTouch, entity.TouchSignal{})
+	h.signal(20*time.Minute, entity.SignalTouch, entity.TouchSignal{})
 	// A touch stamped in the future (skewed API clock) counts as now.
-	h.signal(20*time.Minute, SignalTouch, TouchSignal{At: t0.Add(5 * time.Hour)})
+	h.signal(20*time.Minute, entity.SignalTouch, entity.TouchSignal{At: t0.Add(5 * time.Hour)})
 	h.deleteAt(4*time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -80,8 +82,8 @@ func TestEntityLeaseHoldsTheStop(t *testing.T) {
 		h := newHarness(t)
 		var first ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
-		h.signal(50*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l1"})
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1", Lease: &entity.LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
+		h.signal(50*time.Minute, entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: "l1"})
 		h.deleteAt(4*time.Hour, &deleted)
 		h.runThread(ladder)
 
@@ -95,7 +97,7 @@ func TestEntityLeaseHoldsTheStop(t *testing.T) {
 		h := newHarness(t)
 		var first ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1", Lease: &entity.LeaseRequest{ID: "l1", TTL: time.Hour}}, &first)
 		h.deleteAt(4*time.Hour, &deleted)
 		h.runThread(ladder)
 
@@ -109,11 +111,11 @@ func TestEntityCommandRunningAcrossTheDeadline(t *testing.T) {
 	h := newHarness(t)
 	var first, cmd ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 	// At 00:10 the API runs a command with a 30 min timeout: it takes a lease
 	// for it inside ensure-running and releases it when the command ends at 00:35.
-	h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "cmd", TTL: 30 * time.Minute}}, &cmd)
-	h.signal(35*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "cmd"})
+	h.ensure(10*time.Minute, entity.EnsureRequest{RequestID: "r2", Lease: &entity.LeaseRequest{ID: "cmd", TTL: 30 * time.Minute}}, &cmd)
+	h.signal(35*time.Minute, entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: "cmd"})
 	h.deleteAt(3*time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -128,8 +130,8 @@ func TestEntityRestartFromStopped(t *testing.T) {
 	h := newHarness(t)
 	var first, again ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(5*time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -151,8 +153,8 @@ func TestEntityRecreateAfterAutoDelete(t *testing.T) {
 	h := newHarness(t)
 	var first, again ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(3*time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(3*time.Hour, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(4*time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -171,8 +173,8 @@ func TestEntityRestartOfALostSandboxCreatesTheNextGeneration(t *testing.T) {
 	h.startGone = true
 	var first, again ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(2*time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -188,7 +190,7 @@ func TestEntityUserDelete(t *testing.T) {
 		h := newHarness(t, 3*time.Minute)
 		var first ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 		h.deleteAt(time.Minute, &deleted)
 		h.runThread(ladder)
 
@@ -197,7 +199,7 @@ func TestEntityUserDelete(t *testing.T) {
 		assert.True(t, deleted)
 		var ae *temporal.ApplicationError
 		require.ErrorAs(t, first.err, &ae, "the waiting ensure learns the thread is gone")
-		assert.Equal(t, ErrTypeEntityDeleted, ae.Type())
+		assert.Equal(t, entity.ErrTypeEntityDeleted, ae.Type())
 		// The create finished at 00:03 and its sandbox was destroyed right after.
 		assert.Equal(t, []string{"create@00:03", "delete@00:03"}, h.calls) // the mock records on completion
 		assert.Equal(t, []string{"created/use", "deleted/user_delete"}, h.causes())
@@ -206,21 +208,21 @@ func TestEntityUserDelete(t *testing.T) {
 		h := newHarness(t, 3*time.Minute)
 		var first, during ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 		h.deleteAt(time.Minute, &deleted)
-		h.ensure(2*time.Minute, EnsureRequest{RequestID: "r2"}, &during)
+		h.ensure(2*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &during)
 		h.runThread(ladder)
 
 		require.True(t, deleted)
 		var ae *temporal.ApplicationError
 		require.ErrorAs(t, during.rejected, &ae, "the validator refuses the ensure")
-		assert.Equal(t, ErrTypeEntityDeleting, ae.Type())
+		assert.Equal(t, entity.ErrTypeEntityDeleting, ae.Type())
 	})
 	t.Run("while running", func(t *testing.T) {
 		h := newHarness(t)
 		var first ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 		h.deleteAt(5*time.Minute, &deleted)
 		h.runThread(ladder)
 
@@ -233,7 +235,7 @@ func TestEntityUserDelete(t *testing.T) {
 		h := newHarness(t)
 		var first ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 		h.deleteAt(30*time.Minute, &deleted)
 		h.runThread(ladder)
 
@@ -247,14 +249,14 @@ func TestEntityUserDelete(t *testing.T) {
 func TestEntityContinueAsNewKeepsPendingSignalsAndDeadlines(t *testing.T) {
 	h := newHarness(t)
 	var first, second ensureOutcome
-	h.ensure(0, EnsureRequest{RequestID: "r1", Lease: &LeaseRequest{ID: "l-long", TTL: time.Hour}}, &first)
-	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l-short", TTL: 30 * time.Minute}}, &second)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1", Lease: &entity.LeaseRequest{ID: "l-long", TTL: time.Hour}}, &first)
+	h.ensure(time.Minute, entity.EnsureRequest{RequestID: "r2", Lease: &entity.LeaseRequest{ID: "l-short", TTL: 30 * time.Minute}}, &second)
 	// Signals buffered without a workflow task are delivered in the same task
 	// as the CAN suggestion (at 00:10:01). They must not be lost: the main
 	// loop lets their receivers run and drains the channels before CAN.
 	h.env.RegisterDelayedCallback(func() {
-		h.env.SignalWorkflowSkippingWorkflowTask(SignalTouch, TouchSignal{})
-		h.env.SignalWorkflowSkippingWorkflowTask(SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l-short"})
+		h.env.SignalWorkflowSkippingWorkflowTask(entity.SignalTouch, entity.TouchSignal{})
+		h.env.SignalWorkflowSkippingWorkflowTask(entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: "l-short"})
 	}, 10*time.Minute)
 	h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, 10*time.Minute+time.Second)
 	h.runThread(ladder)
@@ -263,9 +265,9 @@ func TestEntityContinueAsNewKeepsPendingSignalsAndDeadlines(t *testing.T) {
 	in := decodeContinueAsNew(t, h.env.GetWorkflowError())
 	require.NotNil(t, in.State)
 	require.NoError(t, second.err)
-	assert.Equal(t, KindThread, in.Kind)
+	assert.Equal(t, entity.KindThread, in.Kind)
 	assert.Equal(t, ladder, in.Config)
-	assert.Equal(t, PhaseRunning, in.State.Phase)
+	assert.Equal(t, entity.PhaseRunning, in.State.Phase)
 	assert.Equal(t, "sbx-1", in.State.SandboxID)
 	assert.Equal(t, 1, in.State.Generation)
 	assert.Equal(t, t0.Add(10*time.Minute+time.Second), in.State.LastUseAt, "the touch delivered with the suggestion is applied")
@@ -278,7 +280,7 @@ func TestEntityContinueAsNewKeepsPendingSignalsAndDeadlines(t *testing.T) {
 	h2.env.SetStartTime(t0.Add(10*time.Minute + time.Second))
 	var deleted bool
 	h2.deleteAt(2*time.Hour, &deleted)
-	h2.env.ExecuteWorkflow(ThreadWorkflowName, in)
+	h2.env.ExecuteWorkflow(entity.ThreadWorkflowName, in)
 	require.NoError(t, h2.env.GetWorkflowError())
 	// When Daytona's clock was last reset is not carried: the new run resets
 	// it at once.
@@ -290,18 +292,18 @@ func TestEntityFilesSessionOnlyStops(t *testing.T) {
 	h := newHarness(t)
 	var first, again ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(9*time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(9*time.Hour, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(12*time.Hour, &deleted)
-	h.env.ExecuteWorkflow(FilesWorkflowName, EntityInput{Kind: KindFiles, UserID: "u1",
-		Config: EntityConfig{AutoStop: time.Hour, AutoDelete: 2 * time.Hour}})
+	h.env.ExecuteWorkflow(entity.FilesWorkflowName, entity.Input{Kind: entity.KindFiles, UserID: "u1",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: 2 * time.Hour}})
 
 	require.NoError(t, h.env.GetWorkflowError())
 	require.NoError(t, again.err)
 	assert.Equal(t, first.res.SandboxID, again.res.SandboxID, "the stopped files sandbox is restarted, not recreated")
 	assert.Equal(t, []string{"create@00:00", "stop@01:00", "start@09:00", "stop@10:00", "delete@12:00"}, h.calls)
 	require.NotEmpty(t, h.ensureIn)
-	assert.Equal(t, "files", h.ensureIn[0].Kind)
+	assert.Equal(t, entity.KindFiles, h.ensureIn[0].Kind)
 	assert.Equal(t, time.Duration(0), h.ensureIn[0].AutoDelete)
 	assert.Equal(t, "stopped/idle_timer", h.causes()[1])
 }
@@ -310,19 +312,19 @@ func TestEntityCreateFailureThenRetry(t *testing.T) {
 	h := newHarness(t)
 	h.createErr = []error{temporal.NewNonRetryableApplicationError("quota exceeded", "DaytonaBadRequest", errors.New("403"))}
 	var first, again ensureOutcome
-	var mid EntityState
+	var mid entity.State
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 	h.queryAt(2*time.Minute, &mid)
-	h.ensure(5*time.Minute, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(5*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(time.Hour, &deleted)
 	h.runThread(ladder)
 
 	require.NoError(t, h.env.GetWorkflowError())
 	var ae *temporal.ApplicationError
 	require.ErrorAs(t, first.err, &ae)
-	assert.Equal(t, ErrTypeSandboxUnavailable, ae.Type())
-	assert.Equal(t, PhaseError, mid.Phase)
+	assert.Equal(t, entity.ErrTypeSandboxUnavailable, ae.Type())
+	assert.Equal(t, entity.PhaseError, mid.Phase)
 	assert.Contains(t, mid.Error, "quota exceeded")
 	require.NoError(t, again.err)
 	assert.Equal(t, "sbx-1", again.res.SandboxID)
@@ -335,9 +337,9 @@ func TestEntityEnsureValidatorRejectsBadLeases(t *testing.T) {
 	h := newHarness(t)
 	var first, negative, noID ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l", TTL: -time.Second}}, &negative)
-	h.ensure(time.Minute, EnsureRequest{RequestID: "r3", Lease: &LeaseRequest{TTL: time.Minute}}, &noID)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Minute, entity.EnsureRequest{RequestID: "r2", Lease: &entity.LeaseRequest{ID: "l", TTL: -time.Second}}, &negative)
+	h.ensure(time.Minute, entity.EnsureRequest{RequestID: "r3", Lease: &entity.LeaseRequest{TTL: time.Minute}}, &noID)
 	h.deleteAt(2*time.Minute, &deleted)
 	h.runThread(ladder)
 
@@ -351,7 +353,7 @@ func TestEntityConcurrentEnsuresCreateOnce(t *testing.T) {
 	outs := make([]ensureOutcome, 5)
 	var deleted bool
 	for i := range outs {
-		h.ensure(time.Duration(i)*10*time.Second, EnsureRequest{RequestID: string(rune('a' + i))}, &outs[i])
+		h.ensure(time.Duration(i)*10*time.Second, entity.EnsureRequest{RequestID: string(rune('a' + i))}, &outs[i])
 	}
 	h.deleteAt(10*time.Minute, &deleted)
 	h.runThread(ladder)
@@ -376,8 +378,8 @@ func TestEntityRefreshesDaytonaBeforeItsBackstop(t *testing.T) {
 		h := newHarness(t)
 		var first, lease ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-		h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &lease)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(10*time.Minute, entity.EnsureRequest{RequestID: "r2", Lease: &entity.LeaseRequest{ID: "l1", TTL: time.Hour}}, &lease)
 		h.deleteAt(3*time.Hour, &deleted)
 		h.runThread(ladder)
 
@@ -392,8 +394,8 @@ func TestEntityRefreshesDaytonaBeforeItsBackstop(t *testing.T) {
 		h := newHarness(t)
 		var first, again ensureOutcome
 		var deleted bool
-		h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-		h.ensure(10*time.Minute, EnsureRequest{RequestID: "r2"}, &again)
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+		h.ensure(10*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &again)
 		h.deleteAt(time.Hour, &deleted)
 		h.runThread(ladder)
 
@@ -409,9 +411,9 @@ func TestEntityRunningUntilIgnoresReleasableLeases(t *testing.T) {
 	h := newHarness(t)
 	var first, leased ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(time.Minute, EnsureRequest{RequestID: "r2", Lease: &LeaseRequest{ID: "l1", TTL: time.Hour}}, &leased)
-	h.signal(2*time.Minute, SignalReleaseLease, ReleaseLeaseSignal{LeaseID: "l1"})
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Minute, entity.EnsureRequest{RequestID: "r2", Lease: &entity.LeaseRequest{ID: "l1", TTL: time.Hour}}, &leased)
+	h.signal(2*time.Minute, entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: "l1"})
 	h.deleteAt(time.Hour, &deleted)
 	h.runThread(ladder)
 
@@ -438,15 +440,15 @@ func TestEntityFailedStartKeepsTheAutoDelete(t *testing.T) {
 	h.startErr = temporal.NewNonRetryableApplicationError("start refused", "DaytonaInvalidState", nil)
 	var first, again ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(time.Hour, EnsureRequest{RequestID: "r2"}, &again)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(time.Hour, entity.EnsureRequest{RequestID: "r2"}, &again)
 	h.deleteAt(4*time.Hour, &deleted)
 	h.runThread(ladder)
 
 	require.NoError(t, h.env.GetWorkflowError())
 	var ae *temporal.ApplicationError
 	require.ErrorAs(t, again.err, &ae)
-	assert.Equal(t, ErrTypeSandboxUnavailable, ae.Type())
+	assert.Equal(t, entity.ErrTypeSandboxUnavailable, ae.Type())
 	assert.Equal(t, []string{"create@00:00", "stop@00:15", "start@01:00", "delete@02:15", "delete@04:00"}, h.calls)
 }
 
@@ -457,10 +459,10 @@ func TestEntityEnsureVerifiesASuspectSandbox(t *testing.T) {
 	h := newHarness(t)
 	var first, suspect, stale ensureOutcome
 	var deleted bool
-	h.ensure(0, EnsureRequest{RequestID: "r1"}, &first)
-	h.ensure(5*time.Minute, EnsureRequest{RequestID: "r2", SuspectSandboxID: "sbx-1"}, &suspect)
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.ensure(5*time.Minute, entity.EnsureRequest{RequestID: "r2", SuspectSandboxID: "sbx-1"}, &suspect)
 	// A suspicion about a sandbox the workflow no longer has changes nothing.
-	h.ensure(6*time.Minute, EnsureRequest{RequestID: "r3", SuspectSandboxID: "sbx-old"}, &stale)
+	h.ensure(6*time.Minute, entity.EnsureRequest{RequestID: "r3", SuspectSandboxID: "sbx-old"}, &stale)
 	h.deleteAt(time.Hour, &deleted)
 	h.runThread(ladder)
 

@@ -8,6 +8,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/threadbox/threadbox/entity"
 )
 
 // builderMaxRuns bounds the history of one builder run; it continues as new
@@ -77,7 +79,7 @@ func runBuild(ctx workflow.Context, st *BuilderStatus, req BuildRequest) error {
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
 		StaticSummary:         fmt.Sprintf("snapshot build v%d: %s", version, req.Reason),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			AttrUserID.ValueSet(req.Actor),
+			entity.AttrUserID.ValueSet(req.Actor),
 			AttrSnapshotVersion.ValueSet(strconv.Itoa(version)),
 		),
 		WorkflowRunTimeout: 6 * time.Hour,
