@@ -190,6 +190,10 @@ type Input struct {
 // Ref is the entity the input starts.
 func (in Input) Ref() Ref { return Ref{Kind: in.Kind, UserID: in.UserID, ThreadID: in.ThreadID} }
 
+// MaxLeaseTTL bounds one lease, asked by a client or taken for a long use;
+// longer work renews it. The API refuses longer leases before asking.
+const MaxLeaseTTL = 24 * time.Hour
+
 // LeaseRequest asks for the sandbox to be kept running for TTL.
 type LeaseRequest struct {
 	ID  string        `json:"ID"`

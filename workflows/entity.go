@@ -13,8 +13,6 @@ import (
 
 // Limits of the entity workflows.
 const (
-	// MaxLeaseTTL bounds one lease; longer work renews it.
-	MaxLeaseTTL = 24 * time.Hour
 	// MaxLeases bounds the live leases of one entity (state is carried across
 	// ContinueAsNew and must stay small).
 	MaxLeases = 256
@@ -113,8 +111,8 @@ func (e *entityRun) validateEnsure(_ workflow.Context, req entity.EnsureRequest)
 			return errors.New("lease id is required")
 		case l.TTL <= 0:
 			return fmt.Errorf("lease ttl must be positive, got %s", l.TTL)
-		case l.TTL > MaxLeaseTTL:
-			return fmt.Errorf("lease ttl %s is longer than %s; renew it instead", l.TTL, MaxLeaseTTL)
+		case l.TTL > entity.MaxLeaseTTL:
+			return fmt.Errorf("lease ttl %s is longer than %s; renew it instead", l.TTL, entity.MaxLeaseTTL)
 		}
 		if _, renew := e.st.Leases[l.ID]; !renew && len(e.st.Leases) >= MaxLeases {
 			return fmt.Errorf("too many live leases (%d)", MaxLeases)
