@@ -335,7 +335,9 @@ func (s *Server) handleRemoveSnapshot(w http.ResponseWriter, r *http.Request) {
 // SnapshotIdleLimit inactive, as Daytona's cron does after two weeks; a
 // create from one then answers 400 "Snapshot X is inactive" until it is
 // activated again. "Unused" is measured from the last sandbox created from it,
-// or from its creation. Caller holds s.mu.
+// or from its creation. Activation does not reset that clock (Daytona's does
+// not either): an activated snapshot that is not used before the next sweep
+// becomes inactive again. Caller holds s.mu.
 func (s *Server) deactivateIdleSnapshotsLocked(now time.Time) {
 	changed := false
 	for _, sn := range s.snapshots {

@@ -366,16 +366,19 @@ func (s *Server) snapshotSandboxLocked(sb *sandboxRec, name string) *httpError {
 	return nil
 }
 
-// cronLoop runs the lifecycle crons every CronInterval (auto-stop,
-// auto-archive and auto-delete measured from lastActivityAt as in
-// managers/sandbox.manager.ts, idle snapshots, injected sandbox errors) and
-// flushes buffered activity every Activity.Flush.
+// cronLoop runs the sandbox crons every CronInterval (auto-stop, auto-archive
+// and auto-delete measured from lastActivityAt as in
+// managers/sandbox.manager.ts, injected sandbox errors), flushes buffered
+// activity every Activity.Flush, and looks for idle snapshots every 10
+// minutes of TimeUnit (snapshot.manager.ts deactivateOldSnapshots).
 func (s *Server) cronLoop() {
 	defer s.wg.Done()
 	crons := time.NewTicker(s.opts.CronInterval)
 	defer crons.Stop()
 	flush := time.NewTicker(s.opts.Activity.Flush)
 	defer flush.Stop()
+	snapshots := time.NewTicker(10 * s.opts.TimeUnit)
+	defer snapshots.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -385,6 +388,10 @@ func (s *Server) cronLoop() {
 		case <-flush.C:
 			s.mu.Lock()
 			s.flushActivityLocked()
+			s.mu.Unlock()
+		case <-snapshots.C:
+			s.mu.Lock()
+			s.deactivateIdleSnapshotsLocked(time.Now().UTC())
 			s.mu.Unlock()
 		}
 	}
@@ -426,7 +433,6 @@ func (s *Server) runCrons(now time.Time) {
 			}
 		}
 	}
-	s.deactivateIdleSnapshotsLocked(now)
 }
 
 // validateMountPath applies volume-mount-path-validation.util.ts.
