@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,46 +41,19 @@ type Faults struct {
 // EMULATOR_SANDBOX_ERROR_RATE, EMULATOR_SANDBOX_ERROR_RECOVERABLE and
 // EMULATOR_SEED, so `threadbox emulator` can be made unreliable from outside.
 func FaultsFromEnv(getenv func(string) string) (Faults, error) {
-	var f Faults
-	var err error
-	dur := func(name string) time.Duration {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" || err != nil {
-			return 0
-		}
-		d, perr := time.ParseDuration(v)
-		if perr != nil || d < 0 {
-			err = fmt.Errorf("emulator: %s=%q: want a non-negative duration: %w", name, v, perr)
-		}
-		return d
+	r := envReader{getenv: getenv}
+	f := Faults{
+		Latency:                 r.duration("EMULATOR_LATENCY"),
+		SlowCreate:              r.duration("EMULATOR_SLOW_CREATE"),
+		Fail5xxRate:             r.rate("EMULATOR_FAIL_5XX_RATE"),
+		Fail429Rate:             r.rate("EMULATOR_FAIL_429_RATE"),
+		Fail409Rate:             r.rate("EMULATOR_FAIL_409_RATE"),
+		SandboxErrorRate:        r.rate("EMULATOR_SANDBOX_ERROR_RATE"),
+		SandboxErrorRecoverable: r.rate("EMULATOR_SANDBOX_ERROR_RECOVERABLE"),
+		Seed:                    r.uint("EMULATOR_SEED"),
 	}
-	rate := func(name string) float64 {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" || err != nil {
-			return 0
-		}
-		p, perr := strconv.ParseFloat(v, 64)
-		if perr != nil || p < 0 || p > 1 {
-			err = fmt.Errorf("emulator: %s=%q: want a rate between 0 and 1: %w", name, v, perr)
-		}
-		return p
-	}
-	f.Latency = dur("EMULATOR_LATENCY")
-	f.SlowCreate = dur("EMULATOR_SLOW_CREATE")
-	f.Fail5xxRate = rate("EMULATOR_FAIL_5XX_RATE")
-	f.Fail429Rate = rate("EMULATOR_FAIL_429_RATE")
-	f.Fail409Rate = rate("EMULATOR_FAIL_409_RATE")
-	f.SandboxErrorRate = rate("EMULATOR_SANDBOX_ERROR_RATE")
-	f.SandboxErrorRecoverable = rate("EMULATOR_SANDBOX_ERROR_RECOVERABLE")
-	if v := strings.TrimSpace(getenv("EMULATOR_SEED")); v != "" && err == nil {
-		seed, perr := strconv.ParseUint(v, 10, 64)
-		if perr != nil {
-			return Faults{}, fmt.Errorf("emulator: EMULATOR_SEED=%q: %w", v, perr)
-		}
-		f.Seed = seed
-	}
-	if err != nil {
-		return Faults{}, err
+	if r.err != nil {
+		return Faults{}, r.err
 	}
 	if f.Fail5xxRate+f.Fail429Rate+f.Fail409Rate > 1 {
 		return Faults{}, fmt.Errorf("emulator: fault rates sum to more than 1")

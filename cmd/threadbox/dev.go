@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-
+	"os"
 	"path/filepath"
 	"time"
 
@@ -45,12 +45,13 @@ func newDevCommand() *cobra.Command {
 			g, ctx := errgroup.WithContext(ctx)
 
 			if cfg.DaytonaAPIURL == "" {
-				emu, err := emulator.New(ctx, emulator.Options{
-					StateDir:  filepath.Join(stateDir, "emulator"),
-					APIKey:    cfg.DaytonaAPIKey,
-					PublicURL: "http://" + emulatorAddr,
-					Logger:    log.With("component", "emulator"),
-				})
+				opts, err := emulator.OptionsFromEnv(os.Getenv)
+				if err != nil {
+					return err
+				}
+				opts.StateDir, opts.APIKey = filepath.Join(stateDir, "emulator"), cfg.DaytonaAPIKey
+				opts.PublicURL, opts.Logger = "http://"+emulatorAddr, log.With("component", "emulator")
+				emu, err := emulator.New(ctx, opts)
 				if err != nil {
 					return err
 				}
