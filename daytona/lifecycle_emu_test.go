@@ -368,3 +368,27 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 	}
 }
+
+func TestAutoArchiveInterval(t *testing.T) {
+	// One "minute" = 50ms: archived 2 "minutes" after it stopped, then started again.
+	e := newEnv(t, func(o *emulator.Options, _ *Config) { o.TimeUnit = 50 * time.Millisecond })
+	ctx := testCtx(t)
+	sb, _ := newSandbox(t, e, "tb-files-autoarch", CreateSandboxParams{AutoStopMinutes: -1, AutoArchiveMinutes: 2})
+	if err := e.g.StopSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { cur, _ := e.g.GetSandbox(ctx, sb.ID); return cur.State == StateArchived })
+	if got, err := e.g.StartSandbox(ctx, sb.ID); err != nil || got.State != StateStarted {
+		t.Fatalf("start after auto-archive: %+v %v", got, err)
+	}
+	if err := e.g.SetAutoArchive(ctx, sb.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.g.StopSandbox(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if cur, _ := e.g.GetSandbox(ctx, sb.ID); cur.State != StateStopped {
+		t.Fatalf("0 is Daytona's maximum (30 days), not now: %s", cur.State)
+	}
+}
