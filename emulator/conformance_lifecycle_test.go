@@ -38,6 +38,14 @@ func (e *env) archive(id string) {
 	e.waitState(id, apiclient.SANDBOXSTATE_ARCHIVED)
 }
 
+// wantAPIErr asserts a generated-client call failed with Daytona's status and message.
+func wantAPIErr(t testing.TB, resp *http.Response, err error, status int, msg string, why ...any) {
+	t.Helper()
+	gotStatus, gotMsg := apiErr(t, resp, err)
+	assert.Equal(t, status, gotStatus, why...)
+	assert.Equal(t, msg, gotMsg, why...)
+}
+
 func TestConformanceRecoverableErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
@@ -57,13 +65,9 @@ func TestConformanceRecoverableErrors(t *testing.T) {
 	status, _ := apiErr(t, resp, err)
 	assert.Equal(t, http.StatusBadRequest, status, "no toolbox while errored")
 	_, resp, err = api.StopSandbox(e.ctx, sb.Id).Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Sandbox is in an errored state", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Sandbox is in an errored state")
 	_, resp, err = api.StartSandbox(e.ctx, sb.Id).Execute()
-	status, msg = apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Sandbox is in an errored state", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Sandbox is in an errored state")
 	list, _, err := api.ListSandboxes(e.ctx).Name("broken-1").Execute()
 	require.NoError(t, err)
 	require.Len(t, list.Items, 1)
@@ -81,9 +85,7 @@ func TestConformanceRecoverableErrors(t *testing.T) {
 
 	// Recover of a sandbox that is not errored: not recoverable.
 	_, resp, err = api.RecoverSandbox(e.ctx, sb.Id).Execute()
-	status, msg = apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Sandbox is not in a recoverable state", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Sandbox is not in a recoverable state")
 
 	// skipStart leaves it stopped.
 	require.NoError(t, e.srv.BreakSandbox(sb.Id, true))
@@ -99,9 +101,7 @@ func TestConformanceRecoverableErrors(t *testing.T) {
 	assert.False(t, got.GetRecoverable())
 	assert.Equal(t, reasonUnrecoverable, got.GetErrorReason())
 	_, resp, err = api.RecoverSandbox(e.ctx, bad.Id).Execute()
-	status, msg = apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Sandbox is not in a recoverable state", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Sandbox is not in a recoverable state")
 	_, _, err = api.DeleteSandbox(e.ctx, bad.Id).Execute()
 	require.NoError(t, err)
 	e.waitState(bad.Id, "")
@@ -151,9 +151,7 @@ func TestConformanceArchivedRestore(t *testing.T) {
 	assert.Equal(t, apiclient.SANDBOXSTATE_ARCHIVED, got.GetState())
 	assert.Equal(t, apiclient.SANDBOXDESIREDSTATE_STARTED, got.GetDesiredState())
 	_, resp, err := api.StartSandbox(e.ctx, sb.Id).Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusConflict, status)
-	assert.Equal(t, "Sandbox state change in progress", msg)
+	wantAPIErr(t, resp, err, http.StatusConflict, "Sandbox state change in progress")
 	got = e.get(sb.Id)
 	assert.Equal(t, apiclient.SANDBOXSTATE_ARCHIVED, got.GetState())
 	assert.Equal(t, apiclient.SANDBOXDESIREDSTATE_STARTED, got.GetDesiredState())
@@ -223,9 +221,7 @@ func TestConformanceOrganisationLimits(t *testing.T) {
 			a := e.create(apiclient.CreateSandbox{})
 			e.create(apiclient.CreateSandbox{})
 			_, resp, err := api.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{Name: apiclient.PtrString("third")}).Execute()
-			status, msg := apiErr(t, resp, err)
-			assert.Equal(t, http.StatusBadRequest, status, "400, not 429")
-			assert.Equal(t, c.msg, msg)
+			wantAPIErr(t, resp, err, http.StatusBadRequest, c.msg, "400, not 429")
 			_, resp, _ = api.GetSandbox(e.ctx, "third").Execute()
 			assert.Equal(t, http.StatusNotFound, resp.StatusCode, "nothing was created")
 
@@ -234,9 +230,7 @@ func TestConformanceOrganisationLimits(t *testing.T) {
 			e.stop(a.Id)
 			third := e.create(apiclient.CreateSandbox{Name: apiclient.PtrString("third")})
 			_, resp, err = api.StartSandbox(e.ctx, a.Id).Execute()
-			status, msg = apiErr(t, resp, err)
-			assert.Equal(t, http.StatusBadRequest, status)
-			assert.Equal(t, c.msg, msg, "starts are checked too")
+			wantAPIErr(t, resp, err, http.StatusBadRequest, c.msg, "starts are checked too")
 			e.stop(third.Id)
 			got, _, err := api.StartSandbox(e.ctx, a.Id).Execute()
 			require.NoError(t, err)
@@ -253,16 +247,12 @@ func TestConformanceOrganisationLimits(t *testing.T) {
 		e.stop(a.Id)
 		e.stop(b.Id)
 		_, resp, err := api.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{}).Execute()
-		status, msg := apiErr(t, resp, err)
-		assert.Equal(t, http.StatusBadRequest, status)
-		assert.Equal(t, diskMsg, msg, "stopped sandboxes count toward disk")
+		wantAPIErr(t, resp, err, http.StatusBadRequest, diskMsg, "stopped sandboxes count toward disk")
 		e.archive(a.Id)
 		e.create(apiclient.CreateSandbox{}) // archived ones do not
 		// Restoring the archived one would need its disk back.
 		_, resp, err = api.StartSandbox(e.ctx, a.Id).Execute()
-		status, msg = apiErr(t, resp, err)
-		assert.Equal(t, http.StatusBadRequest, status)
-		assert.Equal(t, diskMsg, msg)
+		wantAPIErr(t, resp, err, http.StatusBadRequest, diskMsg)
 	})
 
 	t.Run("suspended", func(t *testing.T) {
@@ -273,20 +263,14 @@ func TestConformanceOrganisationLimits(t *testing.T) {
 		e.stop(sb.Id)
 		e.srv.SetLimits(Limits{Suspended: true, SuspensionReason: "Depleted credits"})
 		_, resp, err := api.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{}).Execute()
-		status, msg := apiErr(t, resp, err)
-		assert.Equal(t, http.StatusForbidden, status)
-		assert.Equal(t, "Organization is suspended: Depleted credits", msg)
+		wantAPIErr(t, resp, err, http.StatusForbidden, "Organization is suspended: Depleted credits")
 		_, resp, err = api.StartSandbox(e.ctx, sb.Id).Execute()
-		status, msg = apiErr(t, resp, err)
-		assert.Equal(t, http.StatusForbidden, status)
-		assert.Equal(t, "Organization is suspended: Depleted credits", msg)
+		wantAPIErr(t, resp, err, http.StatusForbidden, "Organization is suspended: Depleted credits")
 		_, resp, err = e.api.VolumesAPI.CreateVolume(e.ctx).CreateVolume(apiclient.CreateVolume{Name: "v"}).Execute()
-		status, _ = apiErr(t, resp, err)
-		assert.Equal(t, http.StatusForbidden, status)
+		wantAPIErr(t, resp, err, http.StatusForbidden, "Organization is suspended: Depleted credits")
 		e.srv.SetLimits(Limits{Suspended: true})
 		_, resp, err = api.StartSandbox(e.ctx, sb.Id).Execute()
-		_, msg = apiErr(t, resp, err)
-		assert.Equal(t, "Organization is suspended", msg)
+		wantAPIErr(t, resp, err, http.StatusForbidden, "Organization is suspended")
 		e.srv.SetLimits(Limits{})
 		_, _, err = api.StartSandbox(e.ctx, sb.Id).Execute()
 		require.NoError(t, err)
@@ -302,20 +286,16 @@ func TestConformanceVolumeQuota(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, resp, err := vols.CreateVolume(e.ctx).CreateVolume(apiclient.CreateVolume{Name: "q-100"}).Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Volume quota exceeded. Maximum allowed: 100", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Volume quota exceeded. Maximum allowed: 100")
 	// The quota is checked before the name: a taken name at the limit reads as over quota.
 	_, resp, err = vols.CreateVolume(e.ctx).CreateVolume(apiclient.CreateVolume{Name: "q-7"}).Execute()
-	_, msg = apiErr(t, resp, err)
-	assert.Equal(t, "Volume quota exceeded. Maximum allowed: 100", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Volume quota exceeded. Maximum allowed: 100")
 
 	// Configurable; a deleted volume frees its place.
 	small := newEnv(t, Options{Limits: Limits{Volumes: 1}})
 	v := small.newVolume("only")
 	_, resp, err = small.api.VolumesAPI.CreateVolume(small.ctx).CreateVolume(apiclient.CreateVolume{Name: "second"}).Execute()
-	_, msg = apiErr(t, resp, err)
-	assert.Equal(t, "Volume quota exceeded. Maximum allowed: 1", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Volume quota exceeded. Maximum allowed: 1")
 	_, err = small.api.VolumesAPI.DeleteVolume(small.ctx, v.Id).Execute()
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -345,9 +325,7 @@ func TestConformanceIdleSnapshotsBecomeInactive(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(used), time.Second, "not before the idle limit")
 
 	_, resp, err := e.api.SandboxAPI.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")}).Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Snapshot idle:1 is inactive", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Snapshot idle:1 is inactive")
 
 	require.Eventually(t, func() bool {
 		_, _, err := snaps.ActivateSnapshot(e.ctx, sn.Id).Execute()
@@ -476,9 +454,7 @@ func TestConformanceListOrderAndCursor(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, res.NextCursor.Get())
 	_, resp, err := api.ListSandboxes(e.ctx).Cursor(*res.NextCursor.Get()).Sort(apiclient.SANDBOXLISTSORTFIELD_NAME).Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "Invalid cursor", msg)
+	wantAPIErr(t, resp, err, http.StatusBadRequest, "Invalid cursor")
 	// Requests the document forbids cannot go through the validator: send them plainly.
 	for query, want := range map[string]string{
 		"limit=201":      "limit must not be less than 1, limit must not be greater than 200",

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,68 +53,49 @@ type envReader struct {
 	err    error
 }
 
-// get returns the trimmed value, or "" when unset or after an error.
-func (r *envReader) get(name string) string {
+// parse reads name with conv, keeping the zero value when it is unset and the first
+// error (naming the variable and what it wants) otherwise.
+func parse[T any](r *envReader, name, want string, conv func(string) (T, error)) T {
+	var zero T
 	if r.err != nil {
-		return ""
+		return zero
 	}
-	return strings.TrimSpace(r.getenv(name))
-}
-
-func (r *envReader) fail(name, v, want string, err error) {
-	r.err = fmt.Errorf("emulator: %s=%q: want %s: %w", name, v, want, err)
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return zero
+	}
+	x, err := conv(v)
+	if err != nil {
+		r.err = fmt.Errorf("emulator: %s=%q: want %s: %w", name, v, want, err)
+		return zero
+	}
+	return x
 }
 
 func (r *envReader) duration(name string) time.Duration {
-	v := r.get(name)
-	if v == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(v)
-	if err == nil && d < 0 {
-		err = fmt.Errorf("negative")
-	}
-	if err != nil {
-		r.fail(name, v, "a non-negative duration", err)
-	}
-	return d
+	return parse(r, name, "a non-negative duration", func(v string) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err == nil && d < 0 {
+			err = errors.New("negative")
+		}
+		return d, err
+	})
 }
 
 func (r *envReader) rate(name string) float64 {
-	v := r.get(name)
-	if v == "" {
-		return 0
-	}
-	p, err := strconv.ParseFloat(v, 64)
-	if err == nil && (p < 0 || p > 1) {
-		err = fmt.Errorf("out of range")
-	}
-	if err != nil {
-		r.fail(name, v, "a rate between 0 and 1", err)
-	}
-	return p
+	return parse(r, name, "a rate between 0 and 1", func(v string) (float64, error) {
+		p, err := strconv.ParseFloat(v, 64)
+		if err == nil && (p < 0 || p > 1) {
+			err = errors.New("out of range")
+		}
+		return p, err
+	})
 }
 
 func (r *envReader) int(name string) int {
-	v := r.get(name)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		r.fail(name, v, "an integer", err)
-	}
-	return n
+	return parse(r, name, "an integer", strconv.Atoi)
 }
 
 func (r *envReader) uint(name string) uint64 {
-	v := r.get(name)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		r.fail(name, v, "a non-negative integer", err)
-	}
-	return n
+	return parse(r, name, "a non-negative integer", func(v string) (uint64, error) { return strconv.ParseUint(v, 10, 64) })
 }

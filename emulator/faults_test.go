@@ -121,8 +121,15 @@ func TestFaultsFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Faults{}, f)
 
-	for k, v := range map[string]string{"EMULATOR_LATENCY": "fast", "EMULATOR_FAIL_5XX_RATE": "1.5", "EMULATOR_FAIL_429_RATE": "x", "EMULATOR_SEED": "-1"} {
-		_, err := FaultsFromEnv(func(name string) string {
+	wantEnvErrors(t, func(getenv func(string) string) error { _, err := FaultsFromEnv(getenv); return err },
+		map[string]string{"EMULATOR_LATENCY": "fast", "EMULATOR_FAIL_5XX_RATE": "1.5", "EMULATOR_FAIL_429_RATE": "x", "EMULATOR_SEED": "-1"})
+}
+
+// wantEnvErrors asserts that read refuses each of these settings, given alone.
+func wantEnvErrors(t *testing.T, read func(getenv func(string) string) error, bad map[string]string) {
+	t.Helper()
+	for k, v := range bad {
+		err := read(func(name string) string {
 			if name == k {
 				return v
 			}
@@ -158,13 +165,6 @@ func TestOptionsFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Limits{Suspended: true}, o.Limits)
 
-	for k, v := range map[string]string{"EMULATOR_CPU_LIMIT": "lots", "EMULATOR_RESTORE_DELAY": "-1s", "EMULATOR_SANDBOX_ERROR_RATE": "2"} {
-		_, err := OptionsFromEnv(func(name string) string {
-			if name == k {
-				return v
-			}
-			return ""
-		})
-		assert.Error(t, err, "%s=%s", k, v)
-	}
+	wantEnvErrors(t, func(getenv func(string) string) error { _, err := OptionsFromEnv(getenv); return err },
+		map[string]string{"EMULATOR_CPU_LIMIT": "lots", "EMULATOR_RESTORE_DELAY": "-1s", "EMULATOR_SANDBOX_ERROR_RATE": "2"})
 }
