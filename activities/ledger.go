@@ -53,7 +53,8 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 	if ev.Kind == EntityFiles {
 		entityID = ev.UserID
 	}
-	return pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
+	recorded := false
+	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
 		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
 			DedupKey:   ev.DedupKey,
@@ -69,6 +70,7 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		if err != nil {
 			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
 		}
+		recorded = n > 0
 		if n == 0 || ev.Kind != EntityThread {
 			return nil // already recorded by an earlier attempt
 		}
@@ -88,6 +90,10 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		}
 		return nil
 	})
+	if err == nil && recorded {
+		a.Metrics.transition(ev) // once per row: a retry of a committed write records nothing
+	}
+	return err
 }
 
 func optionalTime(t time.Time) *time.Time {

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/config"
@@ -85,22 +84,31 @@ func newDevCommand() *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			tc, err := dialTemporal(ctx, cfg, log)
+			// One registry: the API's /metrics shows the worker's metrics too.
+			reg, err := newRegistry()
+			if err != nil {
+				return err
+			}
+			tc, err := dialTemporal(ctx, cfg, log, reg)
 			if err != nil {
 				return err
 			}
 			defer tc.Close()
-			gw, err := newGateway(cfg, log)
+			gw, err := newGateway(cfg, log, reg)
 			if err != nil {
 				return err
 			}
-			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, activities.New(cfg, pool, gw, log))
+			acts, err := newWorkerActivities(cfg, pool, gw, log, reg)
+			if err != nil {
+				return err
+			}
+			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, acts)
 			if err := workflows.EnsureReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, cfg.ReconcileInterval.Duration()); err != nil {
 				return err
 			}
 			g.Go(func() error { return worker.Run(ctx, w, log) })
 
-			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log})
+			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log, Registry: reg})
 			if err != nil {
 				return err
 			}

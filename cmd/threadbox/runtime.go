@@ -8,12 +8,14 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/metrics"
 )
 
 // newLogger builds the process logger from LOG_LEVEL and LOG_FORMAT.
@@ -45,12 +47,14 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*pg
 	return pool, nil
 }
 
-// dialTemporal connects to the Temporal frontend.
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+// dialTemporal connects to the Temporal frontend; the SDK's client and worker
+// metrics go to reg.
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (client.Client, error) {
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: metrics.NewTemporalHandler(reg, log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -58,10 +62,15 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 	return c, nil
 }
 
-// newGateway builds the Daytona gateway; DAYTONA_API_URL is required outside dev.
-func newGateway(cfg config.Config, log *slog.Logger) (*daytona.Gateway, error) {
+// newGateway builds the Daytona gateway, its calls measured in reg;
+// DAYTONA_API_URL is required outside dev.
+func newGateway(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*daytona.Gateway, error) {
 	if cfg.DaytonaAPIURL == "" {
 		return nil, fmt.Errorf("config: DAYTONA_API_URL: required (threadbox dev sets it to its emulator)")
 	}
-	return daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, Logger: log})
+	hc, err := instrumentedHTTPClient(reg)
+	if err != nil {
+		return nil, err
+	}
+	return daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, HTTPClient: hc, Logger: log})
 }

@@ -23,16 +23,20 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			tc, err := dialTemporal(ctx, cfg, log)
+			reg, err := newRegistry()
+			if err != nil {
+				return err
+			}
+			tc, err := dialTemporal(ctx, cfg, log, reg)
 			if err != nil {
 				return err
 			}
 			defer tc.Close()
-			gw, err := newGateway(cfg, log)
+			gw, err := newGateway(cfg, log, reg)
 			if err != nil {
 				return err
 			}
-			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log})
+			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log, Registry: reg})
 			if err != nil {
 				return err
 			}

@@ -2,9 +2,10 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
-	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/metrics"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -25,20 +26,33 @@ func newWorkerCommand() *cobra.Command {
 				return err
 			}
 			defer pool.Close()
-			tc, err := dialTemporal(ctx, cfg, log)
+			reg, err := newRegistry()
+			if err != nil {
+				return err
+			}
+			tc, err := dialTemporal(ctx, cfg, log, reg)
 			if err != nil {
 				return err
 			}
 			defer tc.Close()
-			gw, err := newGateway(cfg, log)
+			gw, err := newGateway(cfg, log, reg)
 			if err != nil {
 				return err
 			}
-			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, activities.New(cfg, pool, gw, log))
+			acts, err := newWorkerActivities(cfg, pool, gw, log, reg)
+			if err != nil {
+				return err
+			}
+			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, acts)
 			if err := workflows.EnsureReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, cfg.ReconcileInterval.Duration()); err != nil {
 				return err
 			}
-			return worker.Run(ctx, w, log)
+			g, ctx := errgroup.WithContext(ctx)
+			if cfg.WorkerMetricsAddr != "" {
+				g.Go(func() error { return metrics.Serve(ctx, cfg.WorkerMetricsAddr, reg, log) })
+			}
+			g.Go(func() error { return worker.Run(ctx, w, log) })
+			return g.Wait()
 		},
 	}
 }
