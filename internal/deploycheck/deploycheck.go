@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -76,22 +77,16 @@ func Compose(ctx context.Context, path string, env map[string]string) (*types.Pr
 // promqlParser parses like a Prometheus server with default flags.
 func promqlParser() parser.Parser { return parser.NewParser(parser.Options{}) }
 
-// Rules parses a Prometheus rule file strictly (unknown fields fail) and
-// returns each rule's name (alert or record) and expression.
-func Rules(path string) (map[string]string, error) {
-	groups, errs := rulefmt.ParseFile(path, false, model.UTF8Validation, promqlParser(), nil)
+// Rules parses a Prometheus rule file strictly (unknown fields fail, every
+// expression and template checked) and returns its rules.
+func Rules(path string) ([]rulefmt.Rule, error) {
+	groups, errs := rulefmt.ParseFile(path, false, model.UTF8Validation, promqlParser(), slog.New(slog.DiscardHandler))
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("rules %s: %v", path, errs)
 	}
-	out := map[string]string{}
+	var out []rulefmt.Rule
 	for _, g := range groups.Groups {
-		for _, r := range g.Rules {
-			name := r.Alert
-			if name == "" {
-				name = r.Record
-			}
-			out[g.Name+"/"+name] = r.Expr
-		}
+		out = append(out, g.Rules...)
 	}
 	return out, nil
 }
@@ -105,10 +100,18 @@ type Dashboard struct {
 
 // Panel is a dashboard panel (rows carry nested panels when collapsed).
 type Panel struct {
-	Title   string   `json:"title"`
-	Type    string   `json:"type"`
-	Targets []Target `json:"targets"`
-	Panels  []Panel  `json:"panels"`
+	ID         int         `json:"id"`
+	Title      string      `json:"title"`
+	Type       string      `json:"type"`
+	Datasource *Datasource `json:"datasource"`
+	Targets    []Target    `json:"targets"`
+	Panels     []Panel     `json:"panels"`
+}
+
+// Datasource names the data source of a panel or query.
+type Datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
 }
 
 // Target is one query of a panel.
@@ -123,6 +126,7 @@ var grafanaVariables = strings.NewReplacer("$__rate_interval", "5m", "$__interva
 
 // DashboardQueries decodes a dashboard and returns every query, keyed by
 // "panel title/refId", with Grafana's built-in variables substituted.
+// Unknown fields are allowed: the model has hundreds the checks do not read.
 func DashboardQueries(path string) (Dashboard, map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -176,4 +180,59 @@ func ConfigNames() []string {
 		}
 	}
 	return out
+}
+
+// Repository files holding the dashboard and the alert rules.
+const (
+	DashboardFile = "deploy/grafana/threadbox.json"
+	AlertsFile    = "deploy/prometheus/threadbox-alerts.yaml"
+)
+
+// UsedMetrics returns every metric name the dashboard and the alert rules in
+// the repository at root query, each with where it is used.
+func UsedMetrics(root string) (map[string][]string, error) {
+	used := map[string][]string{}
+	add := func(where, expr string) error {
+		names, err := MetricNames(expr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		for _, n := range names {
+			used[n] = append(used[n], where)
+		}
+		return nil
+	}
+	_, queries, err := DashboardQueries(filepath.Join(root, DashboardFile))
+	if err != nil {
+		return nil, err
+	}
+	for where, expr := range queries {
+		if err := add(DashboardFile+": "+where, expr); err != nil {
+			return nil, err
+		}
+	}
+	rules, err := Rules(filepath.Join(root, AlertsFile))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if err := add(AlertsFile+": "+r.Alert+r.Record, r.Expr); err != nil {
+			return nil, err
+		}
+	}
+	return used, nil
+}
+
+// Family is the metric family a series name of a query belongs to: a
+// histogram's _bucket, _count and _sum series belong to the histogram.
+func Family(series string, families map[string]bool) (string, bool) {
+	if families[series] {
+		return series, true
+	}
+	for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+		if base, ok := strings.CutSuffix(series, suffix); ok && families[base] {
+			return base, true
+		}
+	}
+	return "", false
 }
