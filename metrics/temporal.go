@@ -44,9 +44,9 @@ type temporalVecs struct {
 	reg      prometheus.Registerer
 	log      *slog.Logger
 	mu       sync.Mutex
-	counters map[string]*prometheus.CounterVec
-	gauges   map[string]*prometheus.GaugeVec
-	timers   map[string]*prometheus.HistogramVec
+	counters map[string]vecEntry[*prometheus.CounterVec]
+	gauges   map[string]vecEntry[*prometheus.GaugeVec]
+	timers   map[string]vecEntry[*prometheus.HistogramVec]
 }
 
 var _ client.MetricsHandler = (*TemporalHandler)(nil)
@@ -60,9 +60,9 @@ func NewTemporalHandler(reg prometheus.Registerer, log *slog.Logger) *TemporalHa
 	return &TemporalHandler{vecs: &temporalVecs{
 		reg:      reg,
 		log:      log,
-		counters: map[string]*prometheus.CounterVec{},
-		gauges:   map[string]*prometheus.GaugeVec{},
-		timers:   map[string]*prometheus.HistogramVec{},
+		counters: map[string]vecEntry[*prometheus.CounterVec]{},
+		gauges:   map[string]vecEntry[*prometheus.GaugeVec]{},
+		timers:   map[string]vecEntry[*prometheus.HistogramVec]{},
 	}, tags: map[string]string{}}
 }
 
@@ -84,18 +84,13 @@ func (h *TemporalHandler) labels() prometheus.Labels {
 
 // Counter implements client.MetricsHandler.
 func (h *TemporalHandler) Counter(name string) client.MetricsCounter {
-	v := h.vecs
-	v.mu.Lock()
-	vec, ok := v.counters[name]
-	if !ok {
-		vec = register(v, prometheus.NewCounterVec(prometheus.CounterOpts{
+	vec, ok := lookup(h.vecs, h.vecs.counters, name, func() *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name + "_total",
 			Help: "Temporal SDK counter " + name + ".",
-		}, temporalLabels))
-		v.counters[name] = vec
-	}
-	v.mu.Unlock()
-	if vec == nil {
+		}, temporalLabels)
+	})
+	if !ok {
 		return client.MetricsNopHandler.Counter(name)
 	}
 	c := vec.With(h.labels())
@@ -104,61 +99,66 @@ func (h *TemporalHandler) Counter(name string) client.MetricsCounter {
 
 // Gauge implements client.MetricsHandler.
 func (h *TemporalHandler) Gauge(name string) client.MetricsGauge {
-	v := h.vecs
-	v.mu.Lock()
-	vec, ok := v.gauges[name]
-	if !ok {
-		vec = register(v, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	vec, ok := lookup(h.vecs, h.vecs.gauges, name, func() *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: name,
 			Help: "Temporal SDK gauge " + name + ".",
-		}, temporalLabels))
-		v.gauges[name] = vec
-	}
-	v.mu.Unlock()
-	if vec == nil {
+		}, temporalLabels)
+	})
+	if !ok {
 		return client.MetricsNopHandler.Gauge(name)
 	}
-	g := vec.With(h.labels())
-	return gaugeFunc(g.Set)
+	return gaugeFunc(vec.With(h.labels()).Set)
 }
 
 // Timer implements client.MetricsHandler.
 func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
-	v := h.vecs
-	v.mu.Lock()
-	vec, ok := v.timers[name]
-	if !ok {
-		vec = register(v, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	vec, ok := lookup(h.vecs, h.vecs.timers, name, func() *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    name + "_seconds",
 			Help:    "Temporal SDK timer " + name + ".",
 			Buckets: temporalBuckets,
-		}, temporalLabels))
-		v.timers[name] = vec
-	}
-	v.mu.Unlock()
-	if vec == nil {
+		}, temporalLabels)
+	})
+	if !ok {
 		return client.MetricsNopHandler.Timer(name)
 	}
 	o := vec.With(h.labels())
 	return timerFunc(func(d time.Duration) { o.Observe(d.Seconds()) })
 }
 
-// register registers c, or returns nil (and logs once per name, since the
-// caller caches the nil) when the registry refuses it: a name clash must cost
-// a metric, never the worker. Called with v.mu held.
-func register[C prometheus.Collector](v *temporalVecs, c C) C {
-	if err := v.reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		v.log.Warn("temporal metric not exported", "err", err)
-		var zero C
-		return zero
+// vecEntry is a cached collector; ok is false when the registry refused it
+// (a name clash), which costs that metric, never the worker, and is logged
+// once.
+type vecEntry[V prometheus.Collector] struct {
+	vec V
+	ok  bool
+}
+
+// lookup returns the collector of name from cache, building and registering
+// it on first use.
+func lookup[V prometheus.Collector](v *temporalVecs, cache map[string]vecEntry[V], name string, build func() V) (V, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e, ok := cache[name]; ok {
+		return e.vec, e.ok
 	}
-	return c
+	e := vecEntry[V]{vec: build(), ok: true}
+	if err := v.reg.Register(e.vec); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		existing, same := V(e.vec), false
+		if errors.As(err, &are) {
+			existing, same = are.ExistingCollector.(V)
+		}
+		if same {
+			e.vec = existing
+		} else {
+			v.log.Warn("temporal metric not exported", "metric", name, "err", err)
+			e.ok = false
+		}
+	}
+	cache[name] = e
+	return e.vec, e.ok
 }
 
 type counterFunc func(int64)

@@ -19,6 +19,7 @@ import (
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/internal/httpserve"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -59,7 +60,7 @@ func newDevCommand() *cobra.Command {
 					return fmt.Errorf("emulator address %s: %w", emulatorAddr, err)
 				}
 				srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
-				g.Go(func() error { return serveUntil(ctx, srv, ln) })
+				g.Go(func() error { return httpserve.Until(ctx, srv, ln, 10*time.Second) })
 				cfg.DaytonaAPIURL = "http://" + emulatorAddr + "/api"
 			}
 
@@ -150,19 +151,4 @@ threadbox dev is running (Ctrl-C stops it)
 	cmd.Flags().StringVar(&temporalCLI, "temporal-cli", "", "path of the Temporal CLI (default: .bin/temporal, then PATH)")
 
 	return cmd
-}
-
-// serveUntil serves srv on ln until ctx is done.
-func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		return nil
-	}
 }

@@ -60,42 +60,45 @@ func decodeStrict(t *testing.T, dir string) objects {
 		if err := yaml.Unmarshal(doc, &tm); err != nil {
 			t.Fatal(err)
 		}
-		var obj interface{ GetName() string }
-		var add func()
+		var err error
 		switch tm.APIVersion + " " + tm.Kind {
 		case "apps/v1 Deployment":
-			v := &appsv1.Deployment{}
-			obj, add = v, func() { o.deployments[v.Name] = v }
+			err = decodeInto(doc, o.deployments)
 		case "v1 Service":
-			v := &corev1.Service{}
-			obj, add = v, func() { o.services[v.Name] = v }
+			err = decodeInto(doc, o.services)
 		case "v1 ConfigMap":
-			v := &corev1.ConfigMap{}
-			obj, add = v, func() { o.configMaps[v.Name] = v }
+			err = decodeInto(doc, o.configMaps)
 		case "v1 Secret":
-			v := &corev1.Secret{}
-			obj, add = v, func() { o.secrets[v.Name] = v }
+			err = decodeInto(doc, o.secrets)
 		case "autoscaling/v2 HorizontalPodAutoscaler":
-			v := &autoscalingv2.HorizontalPodAutoscaler{}
-			obj, add = v, func() { o.hpas[v.Name] = v }
+			err = decodeInto(doc, o.hpas)
 		case "policy/v1 PodDisruptionBudget":
-			v := &policyv1.PodDisruptionBudget{}
-			obj, add = v, func() { o.pdbs[v.Name] = v }
+			err = decodeInto(doc, o.pdbs)
 		case "batch/v1 Job":
-			v := &batchv1.Job{}
-			obj, add = v, func() { o.jobs[v.Name] = v }
+			err = decodeInto(doc, o.jobs)
 		case "v1 Namespace":
-			v := &corev1.Namespace{}
-			obj, add = v, func() { o.namespaces[v.Name] = v }
+			err = decodeInto(doc, o.namespaces)
 		default:
 			t.Fatalf("%s: object of unchecked kind %s %s:\n%s", dir, tm.APIVersion, tm.Kind, doc)
 		}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			t.Fatalf("%s: %s %s does not decode strictly: %v\n%s", dir, tm.Kind, obj.GetName(), err, doc)
+		if err != nil {
+			t.Fatalf("%s: %s does not decode strictly: %v\n%s", dir, tm.Kind, err, doc)
 		}
-		add()
 	}
 	return o
+}
+
+// decodeInto decodes doc strictly into a new T and files it under its name.
+func decodeInto[T any, PT interface {
+	*T
+	GetName() string
+}](doc []byte, into map[string]PT) error {
+	v := PT(new(T))
+	if err := yaml.UnmarshalStrict(doc, v); err != nil {
+		return err
+	}
+	into[v.GetName()] = v
+	return nil
 }
 
 func kustomizeDir(t *testing.T, rel string) string {
@@ -232,6 +235,15 @@ func TestKubernetesCrossReferences(t *testing.T) {
 		for _, secret := range []string{"DAYTONA_API_KEY", "DATABASE_URL"} {
 			if _, ok := env[name][secret]; !ok {
 				t.Errorf("%s: %s is not configured", name, secret)
+			}
+		}
+	}
+	// The other way round: every variable is set for serve and worker, so a
+	// new one reaches the manifests (and operators see every knob).
+	for _, d := range []*appsv1.Deployment{serve, worker} {
+		for _, name := range known {
+			if _, ok := env[d.Name][name]; !ok {
+				t.Errorf("%s: %s is not in the ConfigMap or the Secret", d.Name, name)
 			}
 		}
 	}
