@@ -27,6 +27,8 @@ type Activities struct {
 	// Temporal lets the orphan reconciler ask entity workflows what they
 	// track; nil disables reconciliation (the worker sets it).
 	Temporal client.Client
+	// Metrics counts lifecycle transitions and deleted orphans; nil records none.
+	Metrics *Metrics
 }
 
 // New builds the activities over their dependencies.

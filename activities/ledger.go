@@ -54,7 +54,8 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 	if ev.Kind == entity.KindFiles {
 		entityID = ev.UserID
 	}
-	return pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
+	recorded := false
+	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
 		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
 			DedupKey:   ev.DedupKey,
@@ -70,6 +71,7 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		if err != nil {
 			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
 		}
+		recorded = n > 0
 		if n == 0 || ev.Kind != entity.KindThread {
 			return nil // already recorded by an earlier attempt
 		}
@@ -89,6 +91,10 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		}
 		return nil
 	})
+	if err == nil && recorded {
+		a.Metrics.transition(ev) // once per row: a retry of a committed write records nothing
+	}
+	return err
 }
 
 func optionalTime(t time.Time) *time.Time {

@@ -75,6 +75,7 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		}
 		a.Logger.InfoContext(ctx, "reconcile: deleted orphan sandbox", "sandbox", sb.ID, "name", sb.Name, "workflow", wfID)
 		res.Deleted = append(res.Deleted, sb.ID)
+		a.Metrics.orphanDeleted(ref.Kind)
 		if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "deleted"}); err != nil {
 			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
 		}

@@ -95,6 +95,7 @@ type Config struct {
 	MaxExecTimeout        time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
 	UploadDir             string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
 	ReconcileInterval     Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	WorkerMetricsAddr     string         `env:"THREADBOX_WORKER_METRICS_ADDR"`
 	LogLevel              string         `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat             string         `env:"LOG_FORMAT" envDefault:"text"`
 }
@@ -146,7 +147,7 @@ func Names() []string {
 		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
 		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
-		"THREADBOX_UPLOAD_DIR", "THREADBOX_RECONCILE_INTERVAL", "LOG_LEVEL", "LOG_FORMAT",
+		"THREADBOX_UPLOAD_DIR", "THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 	}
 }
 

@@ -53,6 +53,7 @@ func TestEveryVariable(t *testing.T) {
 		"THREADBOX_MAX_EXEC_TIMEOUT":      "10m",
 		"THREADBOX_UPLOAD_DIR":            "/var/spool/tb",
 		"THREADBOX_RECONCILE_INTERVAL":    "5m",
+		"THREADBOX_WORKER_METRICS_ADDR":   "0.0.0.0:9090",
 		"LOG_LEVEL":                       "debug",
 		"LOG_FORMAT":                      "json",
 	}
@@ -80,6 +81,7 @@ func TestEveryVariable(t *testing.T) {
 		MaxExecTimeout:        10 * time.Minute,
 		UploadDir:             "/var/spool/tb",
 		ReconcileInterval:     Interval(5 * time.Minute),
+		WorkerMetricsAddr:     "0.0.0.0:9090",
 		LogLevel:              "debug",
 		LogFormat:             "json",
 	}, cfg)

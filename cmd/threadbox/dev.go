@@ -21,6 +21,7 @@ import (
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/internal/httpserve"
 	"github.com/threadbox/threadbox/workflows"
 )
 
@@ -120,7 +121,7 @@ func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *co
 		return nil, fmt.Errorf("emulator address %s: %w", o.emulatorAddr, err)
 	}
 	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	g.Go(func() error { return serveUntil(ctx, srv, ln) })
+	g.Go(func() error { return httpserve.Until(ctx, srv, ln, 10*time.Second) })
 	cfg.DaytonaAPIURL = "http://" + o.emulatorAddr + "/api"
 	return func() { _ = emu.Close() }, nil
 }
@@ -151,19 +152,4 @@ threadbox dev is running (Ctrl-C stops it)
   try: curl -H "Authorization: Bearer %[6]s" -X POST http://%[1]s/v1/threads
 `, cfg.HTTPAddr, uiURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.DaytonaAPIURL, userKey, adminKey)
 	return nil
-}
-
-// serveUntil serves srv on ln until ctx is done.
-func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		return nil
-	}
 }

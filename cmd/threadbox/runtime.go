@@ -8,14 +8,16 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"golang.org/x/sync/errgroup"
 
-	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/metrics"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -40,6 +42,10 @@ type system struct {
 	pool     *pgxpool.Pool
 	temporal client.Client
 	gateway  *daytona.Gateway
+	// reg holds every metric of the process: the API's, the worker's, the
+	// Temporal SDK's and the gateway's (one registry in dev, so the API's
+	// /metrics shows the worker's too).
+	reg *prometheus.Registry
 }
 
 // connect opens the database (applying migrations, as every long-running
@@ -49,7 +55,15 @@ func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*system,
 	if cfg.DaytonaAPIURL == "" {
 		return nil, fmt.Errorf("config: DAYTONA_API_URL: required (threadbox dev sets it to its emulator)")
 	}
-	gw, err := daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, Logger: log})
+	reg, err := newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := instrumentedHTTPClient(reg)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, HTTPClient: hc, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -58,15 +72,16 @@ func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*system,
 		return nil, err
 	}
 	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
+		MetricsHandler: metrics.NewTemporalHandler(reg, log),
 	})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
-	return &system{cfg: cfg, log: log, pool: pool, temporal: tc, gateway: gw}, nil
+	return &system{cfg: cfg, log: log, pool: pool, temporal: tc, gateway: gw, reg: reg}, nil
 }
 
 // openDatabase connects and applies migrations.
@@ -94,7 +109,7 @@ func (s *system) Close() {
 
 // serveAPI runs the API server until ctx is done.
 func (s *system) serveAPI(ctx context.Context) error {
-	srv, err := api.New(api.Deps{Config: s.cfg, Pool: s.pool, Temporal: s.temporal, Daytona: s.gateway, Logger: s.log})
+	srv, err := api.New(api.Deps{Config: s.cfg, Pool: s.pool, Temporal: s.temporal, Daytona: s.gateway, Logger: s.log, Registry: s.reg})
 	if err != nil {
 		return err
 	}
@@ -106,7 +121,11 @@ func (s *system) serveAPI(ctx context.Context) error {
 // runWorker keeps the reconciler's schedule and runs the worker until ctx is
 // done.
 func (s *system) runWorker(ctx context.Context) error {
-	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue}, activities.New(s.cfg, s.pool, s.gateway, s.log))
+	acts, err := newWorkerActivities(s.cfg, s.pool, s.gateway, s.log, s.reg)
+	if err != nil {
+		return err
+	}
+	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue}, acts)
 	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration()); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down before the worker started
@@ -114,6 +133,17 @@ func (s *system) runWorker(ctx context.Context) error {
 		return err
 	}
 	return worker.Run(ctx, w, s.log)
+}
+
+// runWorkerProcess is the worker command: the worker, and its own /metrics
+// and /healthz listener (THREADBOX_WORKER_METRICS_ADDR) when set.
+func (s *system) runWorkerProcess(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if s.cfg.WorkerMetricsAddr != "" {
+		g.Go(func() error { return metrics.Serve(ctx, s.cfg.WorkerMetricsAddr, s.reg, s.log) })
+	}
+	g.Go(func() error { return s.runWorker(ctx) })
+	return g.Wait()
 }
 
 // runCommand is the body of serve and worker: configuration, logger,

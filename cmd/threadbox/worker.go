@@ -7,7 +7,7 @@ func newWorkerCommand() *cobra.Command {
 		Use:   "worker",
 		Short: "Run the Temporal worker (all workflows and activities)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCommand(cmd.Context(), (*system).runWorker)
+			return runCommand(cmd.Context(), (*system).runWorkerProcess)
 		},
 	}
 }
