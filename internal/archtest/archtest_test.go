@@ -25,12 +25,13 @@ var layers = map[string]int{
 	// Leaves: the vocabulary, configuration, storage, the Daytona gateway,
 	// pure logic, and the stand-ins and tools that are not threadbox itself.
 	"entity": 0, "config": 0, "db": 0, "daytona": 0, "skills": 0, "skills/skilltest": 0,
-	"emulator": 0, "devstack": 0, "api/dav/davtest": 0,
+	"emulator": 0, "devstack": 0, "api/dav/davtest": 0, "internal/httpserve": 0,
 	// Building blocks over the leaves.
-	"clientpath": 1, "auth": 1, "sandboxfs": 1, "activities": 1,
+	"clientpath": 1, "auth": 1, "sandboxfs": 1, "metrics": 1,
+	"activities": 2,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
-	"workflows": 2, "sandbox": 2,
-	"volume": 3, "worker": 3,
+	"workflows": 3, "sandbox": 3,
+	"volume": 4, "worker": 4,
 	// The HTTP edge: the one error mapping, shared conventions, route groups,
 	// the server that wires them.
 	"api/apierr": 4, "api/httpio": 5,
