@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/threadbox/threadbox/metrics"
 )
 
 // Error classes of threadbox_daytona_request_errors_total. 4xx answers other
@@ -109,6 +107,14 @@ type instrumentedTransport struct {
 	errors   *prometheus.CounterVec
 }
 
+// Metric names of the gateway's calls. They are declared here, where they are
+// recorded, so the gateway stays a leaf; metrics/names.go lists them with
+// every other name for the dashboard and the alert rules.
+const (
+	MetricRequestDuration = "threadbox_daytona_request_duration_seconds"
+	MetricRequestErrors   = "threadbox_daytona_request_errors_total"
+)
+
 // InstrumentTransport wraps base (http.DefaultTransport when nil) so every
 // request through it is recorded in threadbox_daytona_request_duration_seconds
 // and threadbox_daytona_request_errors_total, registered with reg. Give the
@@ -122,12 +128,12 @@ func InstrumentTransport(base http.RoundTripper, reg prometheus.Registerer) (htt
 		base:   base,
 		routes: daytonaRoutes(),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    metrics.DaytonaRequestDuration,
+			Name:    MetricRequestDuration,
 			Help:    "Latency of Daytona calls until the response headers, by operation (an exec's includes the command).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 15),
 		}, []string{"operation"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: metrics.DaytonaRequestErrors,
+			Name: MetricRequestErrors,
 			Help: "Daytona calls that failed, by operation and class (server: 5xx, rate_limited: 429, transport: no answer).",
 		}, []string{"operation", "class"}),
 	}

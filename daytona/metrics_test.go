@@ -15,7 +15,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/threadbox/threadbox/emulator"
-	"github.com/threadbox/threadbox/metrics"
 )
 
 // TestDaytonaRoutesAreInTheOpenAPIDocuments checks every route the
@@ -162,7 +161,7 @@ func TestDaytonaErrorsByClass(t *testing.T) {
 
 	errs := map[string]float64{}
 	for _, mf := range gather(t, reg) {
-		if mf.GetName() != metrics.DaytonaRequestErrors {
+		if mf.GetName() != MetricRequestErrors {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -199,7 +198,7 @@ func histogramCounts(t *testing.T, reg *prometheus.Registry) map[string]uint64 {
 	t.Helper()
 	out := map[string]uint64{}
 	for _, mf := range gather(t, reg) {
-		if mf.GetName() != metrics.DaytonaRequestDuration {
+		if mf.GetName() != MetricRequestDuration {
 			continue
 		}
 		for _, m := range mf.GetMetric() {

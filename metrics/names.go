@@ -7,6 +7,8 @@
 // and fails when a name the dashboard or a rule uses is not exported.
 package metrics
 
+import "github.com/threadbox/threadbox/daytona"
+
 // Names of the metrics threadbox exports. Counters end in _total and
 // durations are histograms in seconds, as Prometheus' conventions ask.
 const (
@@ -19,10 +21,10 @@ const (
 	// DaytonaRequestDuration is the latency of Daytona calls (control plane
 	// and toolbox) by operation, until the response headers: an exec's
 	// includes the command's own run time.
-	DaytonaRequestDuration = "threadbox_daytona_request_duration_seconds"
+	DaytonaRequestDuration = daytona.MetricRequestDuration
 	// DaytonaRequestErrors counts Daytona calls that failed by operation and
 	// class: server (5xx), rate_limited (429) or transport (no answer).
-	DaytonaRequestErrors = "threadbox_daytona_request_errors_total"
+	DaytonaRequestErrors = daytona.MetricRequestErrors
 
 	// LifecycleTransitions counts sandbox lifecycle transitions written to the
 	// ledger, by kind (thread, files), event and cause.

@@ -34,10 +34,11 @@ var layers = map[string]int{
 	"volume": 4, "worker": 4,
 	// The HTTP edge: the one error mapping, shared conventions, route groups,
 	// the server that wires them.
-	"api/apierr": 4, "api/httpio": 5,
-	"api/dav": 6, "api/files": 6, "api/threads": 6, "api/uploads": 6, "api/admin": 6,
-	"api":           7,
-	"cmd/threadbox": 8, "internal/testenv": 8, "internal/archtest": 9,
+	"api/apierr": 5, "api/httpio": 6,
+	"api/dav": 7, "api/files": 7, "api/threads": 7, "api/uploads": 7, "api/admin": 7,
+	"api":           8,
+	"cmd/threadbox": 9, "internal/testenv": 9,
+	"internal/archtest": 10, "internal/deploycheck": 10,
 }
 
 // forbidden are edges the ranks would allow but the design does not: the
