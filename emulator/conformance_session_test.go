@@ -13,6 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/internal/sessionlog"
 )
 
 // sdkVersionHeader is what Daytona's SDKs send; with it the daemon keeps
@@ -104,7 +106,7 @@ func TestConformanceToolboxSessions(t *testing.T) {
 	streamed, err := e.followLogs(sb, "s1", cmdID, http.Header{"X-Daytona-Sdk-Version": {sdkVersionHeader}})
 	assert.True(t, websocket.IsCloseError(err, websocket.CloseNormalClosure), "closed normally: %v", err)
 	// stdout and stderr are labelled by two readers: their lines may interleave either way.
-	so, se := demuxLog(streamed)
+	so, se := sessionlog.Demux(streamed)
 	assert.Equal(t, "first\nsecond\n", string(so))
 	assert.Equal(t, "warn\n", string(se))
 	assert.Equal(t, len("first\nsecond\nwarn\n")+3*3, len(streamed), "every line marked")

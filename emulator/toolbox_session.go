@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+
+	"github.com/threadbox/threadbox/internal/sessionlog"
 )
 
 // Sessions follow the daemon (apps/daemon/pkg/session): a session is one
@@ -28,12 +29,6 @@ import (
 // ended and its output was drained, exit_code. Deleting the session kills
 // its shell's process group, and so the command running in it. The v0.190.0
 // daemon has no route to signal one command.
-
-// Stream markers of session logs.
-var (
-	stdoutMarker = []byte{1, 1, 1}
-	stderrMarker = []byte{2, 2, 2}
-)
 
 // sessionsDir is where the daemon keeps session logs (its ~/.daytona).
 const sessionsDir = homeDir + "/.daytona/sessions"
@@ -347,11 +342,11 @@ func (s *Server) handleSessionExecute(w http.ResponseWriter, r *http.Request, t 
 // empty as null, which its own document does not allow; they are omitted.)
 func executeResult(h http.Header, id string, logBytes []byte, code *int) sessionExecuteResponse {
 	if !splitOutput(h) {
-		out := string(stripMarkers(logBytes))
+		out := string(sessionlog.Strip(logBytes))
 		return sessionExecuteResponse{CmdID: id, Output: &out, ExitCode: code}
 	}
 	raw := string(logBytes)
-	stdout, stderr := demuxLog(logBytes)
+	stdout, stderr := sessionlog.Demux(logBytes)
 	so, se := string(stdout), string(stderr)
 	return sessionExecuteResponse{CmdID: id, Output: &raw, Stdout: &so, Stderr: &se, ExitCode: code}
 }
@@ -493,12 +488,12 @@ func (s *Server) handleSessionCommandLogs(w http.ResponseWriter, r *http.Request
 		return
 	}
 	if logsAsJSON(r.Header) {
-		stdout, stderr := demuxLog(logBytes)
+		stdout, stderr := sessionlog.Demux(logBytes)
 		writeJSON(w, http.StatusOK, logsDTO{Output: string(logBytes), Stdout: string(stdout), Stderr: string(stderr)})
 		return
 	}
 	if !splitOutput(r.Header) {
-		logBytes = stripMarkers(logBytes)
+		logBytes = sessionlog.Strip(logBytes)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -533,17 +528,16 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, rt *sandboxR
 			}
 		}
 	}()
-	var pending []byte // a marker may be split across reads
+	var strip sessionlog.Stripper // a marker may be split across reads
 	buf := make([]byte, 32<<10)
 	for {
 		ended := commandExit(t, se, c) != nil // checked before reading: no line written after it is lost
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
-				chunk := append(pending, buf[:n]...)
-				pending = nil
+				chunk := buf[:n]
 				if !split {
-					chunk, pending = stripMarkersStream(chunk)
+					chunk = strip.Next(chunk)
 				}
 				if len(chunk) > 0 {
 					if werr := ws.WriteMessage(websocket.BinaryMessage, chunk); werr != nil {
@@ -556,8 +550,8 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, rt *sandboxR
 			}
 		}
 		if !follow || ended {
-			if len(pending) > 0 {
-				_ = ws.WriteMessage(websocket.BinaryMessage, pending)
+			if rest := strip.Flush(); len(rest) > 0 {
+				_ = ws.WriteMessage(websocket.BinaryMessage, rest)
 			}
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
@@ -619,58 +613,4 @@ func versionBelow(v string, major, minor int) bool {
 		return false
 	}
 	return ma < major || (ma == major && mi < minor)
-}
-
-// stripMarkers removes the stream markers from a whole log.
-func stripMarkers(b []byte) []byte {
-	return bytes.ReplaceAll(bytes.ReplaceAll(b, stdoutMarker, nil), stderrMarker, nil)
-}
-
-// stripMarkersStream removes the markers from a chunk and returns the tail
-// that may be the start of a marker split across chunks.
-func stripMarkersStream(b []byte) (out, rest []byte) {
-	keep := 0
-	for k := min(2, len(b)); k > 0; k-- {
-		tail := b[len(b)-k:]
-		if bytes.HasPrefix(stdoutMarker, tail) || bytes.HasPrefix(stderrMarker, tail) {
-			keep = k
-			break
-		}
-	}
-	return stripMarkers(b[:len(b)-keep]), append([]byte(nil), b[len(b)-keep:]...)
-}
-
-// demuxLog splits a marked log into stdout and stderr.
-func demuxLog(b []byte) (stdout, stderr []byte) {
-	var cur *[]byte
-	for len(b) > 0 {
-		switch {
-		case bytes.HasPrefix(b, stdoutMarker):
-			cur, b = &stdout, b[len(stdoutMarker):]
-			continue
-		case bytes.HasPrefix(b, stderrMarker):
-			cur, b = &stderr, b[len(stderrMarker):]
-			continue
-		}
-		next := len(b)
-		if i := indexMarker(b[1:]); i >= 0 {
-			next = i + 1
-		}
-		if cur != nil {
-			*cur = append(*cur, b[:next]...)
-		}
-		b = b[next:]
-	}
-	return stdout, stderr
-}
-
-func indexMarker(b []byte) int {
-	i, j := bytes.Index(b, stdoutMarker), bytes.Index(b, stderrMarker)
-	switch {
-	case i < 0:
-		return j
-	case j < 0:
-		return i
-	}
-	return min(i, j)
 }
