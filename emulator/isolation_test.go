@@ -446,3 +446,27 @@ func TestIsolationSymlinkSwapRace(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "HOST-SECRET", string(b))
 }
+
+// Without bubblewrap the emulator refuses to start, naming the fix, unless
+// the unsafe host execution is asked for by name. (Not parallel: it
+// changes PATH for the whole process.)
+func TestNewRequiresBwrap(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := New(t.Context(), Options{Logger: quietLogger()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "apt-get install -y bubblewrap")
+	assert.Contains(t, err.Error(), "EMULATOR_UNSAFE_HOST_EXEC=1")
+
+	s, err := New(t.Context(), Options{Logger: quietLogger(), UnsafeHostExec: true})
+	require.NoError(t, err)
+	assert.False(t, s.IsolationActive())
+	require.NoError(t, s.Close())
+
+	for v, want := range map[string]bool{"": false, "0": false, "1": true, "true": true} {
+		got, err := UnsafeHostExecFromEnv(func(string) string { return v })
+		require.NoError(t, err)
+		assert.Equal(t, want, got, v)
+	}
+	_, err = UnsafeHostExecFromEnv(func(string) string { return "yes please" })
+	assert.Error(t, err)
+}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 
 	"path/filepath"
 	"time"
@@ -45,11 +47,18 @@ func newDevCommand() *cobra.Command {
 			g, ctx := errgroup.WithContext(ctx)
 
 			if cfg.DaytonaAPIURL == "" {
+				unsafeHostExec, err := emulator.UnsafeHostExecFromEnv(os.Getenv)
+				if err != nil {
+					return err
+				}
+				// A fresh key per run: the emulator refuses every other one.
+				cfg.DaytonaAPIKey = "emu_" + rand.Text()
 				emu, err := emulator.New(ctx, emulator.Options{
-					StateDir:  filepath.Join(stateDir, "emulator"),
-					APIKey:    cfg.DaytonaAPIKey,
-					PublicURL: "http://" + emulatorAddr,
-					Logger:    log.With("component", "emulator"),
+					StateDir:       filepath.Join(stateDir, "emulator"),
+					APIKey:         cfg.DaytonaAPIKey,
+					PublicURL:      "http://" + emulatorAddr,
+					Logger:         log.With("component", "emulator"),
+					UnsafeHostExec: unsafeHostExec,
 				})
 				if err != nil {
 					return err

@@ -19,15 +19,20 @@ func newEmulatorCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			unsafeHostExec, err := emulator.UnsafeHostExecFromEnv(os.Getenv)
+			if err != nil {
+				return err
+			}
 			cfg, err := config.FromEnvironment()
 			if err != nil {
 				return err
 			}
 			return emulator.Run(cmd.Context(), addr, emulator.Options{
-				StateDir: stateDir,
-				APIKey:   apiKey,
-				Faults:   faults,
-				Logger:   newLogger(cfg).With("component", "emulator"),
+				StateDir:       stateDir,
+				APIKey:         apiKey,
+				Faults:         faults,
+				Logger:         newLogger(cfg).With("component", "emulator"),
+				UnsafeHostExec: unsafeHostExec,
 			})
 		},
 	}
