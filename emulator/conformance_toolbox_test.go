@@ -280,24 +280,6 @@ func TestConformanceToolboxExecute(t *testing.T) {
 	}
 }
 
-// plain sends a request the OpenAPI document does not describe (HEAD, a
-// trailing slash, unknown routes): the daemon's behaviour there is measured,
-// not documented (daytona-daemon-facts.md).
-func (e *env) plain(method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.hs.URL+path, body)
-	require.NoError(e.t, err)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := e.hs.Client().Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	return resp.StatusCode, b, resp.Header
-}
-
 // assertEmptyError checks the daemon's file-error shape: the status alone.
 func assertEmptyError(t *testing.T, wantStatus, status int, body []byte, hdr http.Header, what string) {
 	t.Helper()

@@ -94,12 +94,7 @@ func copyFile(in io.Reader, dst string, perm fs.FileMode) (err error) {
 // removeContents empties a directory tree's top directory but keeps it (for
 // roots and mount points).
 func removeContents(fsys *os.Root) error {
-	dir, err := fsys.Open(".")
-	if err != nil {
-		return fmt.Errorf("open: %w", err)
-	}
-	entries, err := dir.ReadDir(-1)
-	dir.Close()
+	entries, err := readDir(resolved{fs: fsys, rel: "."})
 	if err != nil {
 		return fmt.Errorf("read dir: %w", err)
 	}
@@ -132,12 +127,7 @@ func copyAcross(src, dst resolved) error {
 		if err := dst.fs.Mkdir(dst.rel, fi.Mode().Perm()|0o700); err != nil {
 			return err
 		}
-		dir, err := src.fs.Open(src.rel)
-		if err != nil {
-			return err
-		}
-		entries, err := dir.ReadDir(-1)
-		dir.Close()
+		entries, err := readDir(src)
 		if err != nil {
 			return err
 		}
@@ -167,4 +157,14 @@ func copyAcross(src, dst resolved) error {
 		return out.Close()
 	}
 	return nil
+}
+
+// readDir lists a directory through its tree's handle.
+func readDir(r resolved) ([]os.DirEntry, error) {
+	dir, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	return dir.ReadDir(-1)
 }

@@ -441,12 +441,25 @@ func (e *env) exec(sb *apiclient.Sandbox, cmd string) toolbox.ExecuteResponse {
 // raw sends a request through the validator and returns status and body.
 func (e *env) raw(method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
 	e.t.Helper()
+	return e.send(e.hc, method, path, body, hdr)
+}
+
+// plain sends a request the OpenAPI document does not describe (HEAD, a
+// trailing slash, unknown routes), bypassing the validator: the daemon's
+// behaviour there is measured, not documented (daytona-daemon-facts.md).
+func (e *env) plain(method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
+	e.t.Helper()
+	return e.send(e.hs.Client(), method, path, body, hdr)
+}
+
+func (e *env) send(hc *http.Client, method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.hs.URL+path, body)
 	require.NoError(e.t, err)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := e.hc.Do(req)
+	resp, err := hc.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

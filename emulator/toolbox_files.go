@@ -262,12 +262,7 @@ func (t *tbSandbox) walk(dir string, fn func(sandboxPath string, entry resolved,
 	if err != nil {
 		return err
 	}
-	f, err := res.open()
-	if err != nil {
-		return err
-	}
-	entries, err := f.ReadDir(-1)
-	f.Close()
+	entries, err := readDir(res)
 	if err != nil {
 		return err
 	}

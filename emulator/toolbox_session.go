@@ -382,31 +382,48 @@ func sessionWrapper(dir string, async bool) string {
 		"}\n"
 }
 
-// findCommand looks a command of a session up; found is false when the
-// handler answered.
-func findCommand(w http.ResponseWriter, r *http.Request, se *session) (*sessionCommand, bool) {
+// commandRef is a command of a session found for a request.
+type commandRef struct {
+	rt  *sandboxRuntime
+	se  *session
+	c   *sessionCommand
+	dir resolved // its directory under ~/.daytona/sessions
+}
+
+// lookupCommand finds the request's session and command; ok is false when
+// the handler answered.
+func (s *Server) lookupCommand(w http.ResponseWriter, r *http.Request, t *tbSandbox) (commandRef, bool) {
+	rt, se, ok := s.lookupSession(w, r, t)
+	if !ok {
+		return commandRef{}, false
+	}
 	id := r.PathValue("commandId")
 	se.mu.Lock()
-	defer se.mu.Unlock()
-	for _, c := range se.cmds {
-		if c.ID == id {
-			return c, true
+	var c *sessionCommand
+	for _, sc := range se.cmds {
+		if sc.ID == id {
+			c = sc
 		}
 	}
-	daemonError(w, r, http.StatusNotFound, "command not found")
-	return nil, false
+	se.mu.Unlock()
+	if c == nil {
+		daemonError(w, r, http.StatusNotFound, "command not found")
+		return commandRef{}, false
+	}
+	dir, err := commandDir(t, se, c.ID)
+	if err != nil {
+		daemonError(w, r, http.StatusNotFound, "command directory not found")
+		return commandRef{}, false
+	}
+	return commandRef{rt: rt, se: se, c: c, dir: dir}, true
 }
 
 func (s *Server) handleGetSessionCommand(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
-	_, se, ok := s.lookupSession(w, r, t)
+	ref, ok := s.lookupCommand(w, r, t)
 	if !ok {
 		return
 	}
-	c, ok := findCommand(w, r, se)
-	if !ok {
-		return
-	}
-	writeJSON(w, http.StatusOK, commandDTO{ID: c.ID, Command: c.Command, ExitCode: commandExit(t, se, c)})
+	writeJSON(w, http.StatusOK, commandDTO{ID: ref.c.ID, Command: ref.c.Command, ExitCode: commandExit(t, ref.se, ref.c)})
 }
 
 func (s *Server) handleSessionInput(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
@@ -417,29 +434,21 @@ func (s *Server) handleSessionInput(w http.ResponseWriter, r *http.Request, t *t
 		daemonError(w, r, http.StatusBadRequest, "invalid request body: "+err.Error())
 		return
 	}
-	_, se, ok := s.lookupSession(w, r, t)
+	ref, ok := s.lookupCommand(w, r, t)
 	if !ok {
-		return
-	}
-	c, ok := findCommand(w, r, se)
-	if !ok {
-		return
-	}
-	dir, err := commandDir(t, se, c.ID)
-	if err != nil {
-		daemonError(w, r, http.StatusBadRequest, "command is not running")
 		return
 	}
 	// The command may not have reached its stdin yet (the session runs its
 	// commands in turn): wait for its reader while it has not ended.
 	var f *os.File
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		f, err = dir.fs.OpenFile(dir.rel+"/input.pipe", os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		var err error
+		f, err = ref.dir.fs.OpenFile(ref.dir.rel+"/input.pipe", os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			break
 		}
 		retry := errors.Is(err, syscall.ENXIO) || errors.Is(err, os.ErrNotExist)
-		if !retry || commandExit(t, se, c) != nil || time.Now().After(deadline) {
+		if !retry || commandExit(t, ref.se, ref.c) != nil || time.Now().After(deadline) {
 			daemonError(w, r, http.StatusBadRequest, "command is not running")
 			return
 		}
@@ -465,24 +474,15 @@ type logsDTO struct {
 // as binary messages, and with follow=true it keeps streaming until the
 // command ended, then closes normally.
 func (s *Server) handleSessionCommandLogs(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
-	rt, se, ok := s.lookupSession(w, r, t)
+	ref, ok := s.lookupCommand(w, r, t)
 	if !ok {
-		return
-	}
-	c, ok := findCommand(w, r, se)
-	if !ok {
-		return
-	}
-	dir, err := commandDir(t, se, c.ID)
-	if err != nil {
-		daemonError(w, r, http.StatusNotFound, "log file not found")
 		return
 	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		s.streamLogs(w, r, rt, t, se, c, dir)
+		s.streamLogs(w, r, t, ref)
 		return
 	}
-	logBytes, err := dir.fs.ReadFile(dir.rel + "/output.log")
+	logBytes, err := ref.dir.fs.ReadFile(ref.dir.rel + "/output.log")
 	if err != nil {
 		daemonError(w, r, pathErrStatus(err), "failed to read log file")
 		return
@@ -503,8 +503,8 @@ func (s *Server) handleSessionCommandLogs(w http.ResponseWriter, r *http.Request
 var logUpgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 
 // streamLogs sends the log over a WebSocket as it grows.
-func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, rt *sandboxRuntime, t *tbSandbox, se *session, c *sessionCommand, dir resolved) {
-	f, err := dir.fs.Open(dir.rel + "/output.log")
+func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, t *tbSandbox, ref commandRef) {
+	f, err := ref.dir.fs.Open(ref.dir.rel + "/output.log")
 	if err != nil {
 		daemonError(w, r, pathErrStatus(err), "failed to open log file")
 		return
@@ -531,7 +531,7 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, rt *sandboxR
 	var strip sessionlog.Stripper // a marker may be split across reads
 	buf := make([]byte, 32<<10)
 	for {
-		ended := commandExit(t, se, c) != nil // checked before reading: no line written after it is lost
+		ended := commandExit(t, ref.se, ref.c) != nil // checked before reading: no line written after it is lost
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
@@ -560,7 +560,7 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, rt *sandboxR
 		select {
 		case <-ctx.Done():
 			return
-		case <-rt.exited:
+		case <-ref.rt.exited:
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			return
