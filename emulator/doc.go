@@ -59,6 +59,10 @@
 // on the host, as the emulator's user, with working directory and HOME
 // mapped into the sandbox directory, and nothing is confined.
 //
+// The toolbox's file operations run as the emulator's user, not as daytona
+// (Daytona's daemon runs as the sandbox user): writing through the file API
+// where daytona may not (e.g. "/") works here and is refused on Daytona.
+//
 // # Daemon answers
 //
 // The daemon's /files errors are the status alone (Content-Length 0, no

@@ -228,6 +228,20 @@ func TestUnsafeHostExec(t *testing.T) {
 	assert.Equal(t, filepath.Join(root, "home/daytona/w")+"\n"+filepath.Join(root, "home/daytona")+"\n", r.Result,
 		"cwd and HOME are mapped into the sandbox directory")
 	assert.Equal(t, 1, strings.Count(logs.String(), "WITHOUT isolation"), "warned once")
+
+	// Sessions work there too, and stopping the sandbox kills their commands.
+	p := e.tbSDK(sb).ProcessAPI
+	_, err = p.CreateSession(e.ctx).Request(toolbox.CreateSessionRequest{SessionId: "h"}).Execute()
+	require.NoError(t, err)
+	res, _, err := p.SessionExecuteCommand(e.ctx, "h").Request(toolbox.SessionExecuteRequest{Command: "cd w && pwd"}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, "home/daytona/w")+"\n", res.GetStdout())
+	_, _, err = p.SessionExecuteCommand(e.ctx, "h").Request(toolbox.SessionExecuteRequest{Command: "sleep 3031", RunAsync: toolbox.PtrBool(true)}).Execute()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
+	_, _, err = e.api.SandboxAPI.StopSandbox(e.ctx, sb.Id).Execute()
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
 }
 
 // The first commands on a fresh sandbox may run concurrently; the namespace
