@@ -36,7 +36,8 @@ import (
 // group: SIGTERM, then SIGKILL after the grace period. Everything the
 // command started goes with it unless it moved itself to another process
 // group (setsid, a daemonizing server); the file is removed when the
-// command ends, so a later stop cannot hit a recycled id.
+// command ends, so a later stop cannot hit a recycled id. It needs
+// util-linux's setsid (with -w) in the image, as Daytona's default has.
 
 // sessionIDRe keeps session ids usable in a URL path and as a file name.
 var sessionIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
