@@ -38,7 +38,7 @@ var layers = map[string]int{
 	// the server that wires them.
 	"api/apierr": 6, "api/httpio": 7,
 	"api/dav": 8, "api/files": 8, "api/threads": 8, "api/uploads": 8, "api/admin": 8,
-	"api": 9,
+	"api":           9,
 	"cmd/threadbox": 10, "internal/testenv": 10,
 	"internal/archtest": 11, "internal/deploycheck": 11,
 }
