@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,17 +33,28 @@ import (
 // Stopping a command: the v0.190.0 daemon has no route to signal one
 // session command (TerminateSessionCommand came later), and deleting the
 // session only kills the session shell's process group. A command started
-// with Stoppable runs instead in a process group of its own (setsid) whose
-// id it writes to /tmp/threadbox-sessions/SESSION.pgid inside the sandbox;
-// StopSessionCommand then runs `kill` in the sandbox (through Exec) on that
-// group: SIGTERM, then SIGKILL after the grace period. Everything the
-// command started goes with it unless it moved itself to another process
-// group (setsid, a daemonizing server); the file is removed when the
-// command ends, so a later stop cannot hit a recycled id. It needs
-// util-linux's setsid (with -w) in the image, as Daytona's default has.
+// with Stoppable runs instead under timeout(1) in a session and process
+// group of its own (setsid), whose id it writes to
+// /tmp/threadbox-sessions/SESSION.pgid inside the sandbox; SignalSessionCommand
+// and StopSessionCommand then run `kill` in the sandbox (through Exec) on
+// that group. timeout(1) leads the group so that the command's Timeout holds
+// in the sandbox itself, whatever happens to the caller. Signals other than
+// KILL go to every process of the group but timeout(1) and threadbox's own
+// wrapper (which ignore or defer them): timeout(1) would otherwise pass them
+// on a second time and turn any of them into a KILL after SessionKillAfter.
+// Everything the command started goes with a stop unless it moved itself to
+// another process group (setsid, a daemonizing server); the file is removed
+// when the command ends, so a later stop cannot hit a recycled id. It needs
+// util-linux's setsid (with -w) and coreutils' timeout, stdbuf and head in
+// the
+// image, as Daytona's default has.
 
 // sessionIDRe keeps session ids usable in a URL path and as a file name.
 var sessionIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// envNameRe is what a shell accepts as a variable name (an env name is
+// spelled into the command).
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // pgidDir is where stoppable commands record their process group.
 const pgidDir = "/tmp/threadbox-sessions"
@@ -52,9 +66,53 @@ type SessionExecRequest struct {
 	// follow it with GetSessionCommand and the logs.
 	Async bool
 	// Stoppable runs the command in a process group of its own that
-	// StopSessionCommand can end. At most one stoppable command per session
-	// runs at a time (a session runs its commands in turn).
+	// SignalSessionCommand and StopSessionCommand can reach. At most one
+	// stoppable command per session runs at a time (a session runs its
+	// commands in turn).
 	Stoppable bool
+	// Timeout (Stoppable only; zero: none) ends the command in the sandbox
+	// itself: its process group gets SIGTERM at the timeout and SIGKILL
+	// SessionKillAfter later. It then exits 124 (137 when it had to be
+	// killed), and the bound holds even if the caller goes away.
+	Timeout time.Duration
+	// MaxOutput (Stoppable only; zero: no limit) merges stdout and stderr and
+	// lets at most this many bytes reach Daytona's log; the rest is read and
+	// dropped in the sandbox while the command runs on (it never sees a
+	// broken pipe). Daytona keeps a command's log on the sandbox's disk,
+	// unbounded, until the session is deleted: this is what bounds it. A
+	// caller that must tell a cut output passes one byte more than it keeps.
+	MaxOutput int64
+	// Cwd and Env (Stoppable only) are the command's working directory
+	// (default: the session's) and extra environment, as Exec has them.
+	Cwd string
+	Env map[string]string
+}
+
+// SessionKillAfter is the time a Stoppable command that reached its Timeout
+// gets between SIGTERM and SIGKILL.
+const SessionKillAfter = 5 * time.Second
+
+// Signal is a signal SignalSessionCommand can send.
+type Signal string
+
+// The signals a session command can be sent.
+const (
+	SIGHUP  Signal = "HUP"
+	SIGINT  Signal = "INT"
+	SIGQUIT Signal = "QUIT"
+	SIGTERM Signal = "TERM"
+	SIGKILL Signal = "KILL"
+	SIGUSR1 Signal = "USR1"
+	SIGUSR2 Signal = "USR2"
+)
+
+// Valid reports whether s is one of the signals above.
+func (s Signal) Valid() bool {
+	switch s {
+	case SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGKILL, SIGUSR1, SIGUSR2:
+		return true
+	}
+	return false
 }
 
 // SessionExecResult is a command Daytona accepted. For a synchronous one,
@@ -128,9 +186,20 @@ func (t *Toolbox) ExecuteSessionCommand(ctx context.Context, sessionID string, r
 	if strings.TrimSpace(r.Command) == "" {
 		return SessionExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Message: "command is empty"}
 	}
+	if !r.Stoppable && (r.Timeout != 0 || r.MaxOutput != 0 || r.Cwd != "" || len(r.Env) > 0) {
+		return SessionExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Message: "a timeout, an output limit, a cwd and env need a stoppable command"}
+	}
+	for k := range r.Env {
+		if !envNameRe.MatchString(k) {
+			return SessionExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Message: fmt.Sprintf("invalid environment variable name %q", k)}
+		}
+	}
+	if r.Timeout < 0 || r.MaxOutput < 0 {
+		return SessionExecResult{}, &Error{Kind: ErrBadRequest, Op: op, Message: "negative timeout or output limit"}
+	}
 	cmd := r.Command
 	if r.Stoppable {
-		cmd = stoppable(sessionID, cmd)
+		cmd = stoppable(sessionID, r)
 	}
 	if r.Async {
 		var cancel context.CancelFunc
@@ -157,45 +226,125 @@ func (t *Toolbox) ExecuteSessionCommand(ctx context.Context, sessionID string, r
 	return out, nil
 }
 
-// stoppable wraps a command so that it runs in its own process group (and
-// session) and records the group id for StopSessionCommand while it runs.
-func stoppable(sessionID, command string) string {
+// stoppable wraps a command so that it runs under timeout(1), in its own
+// process group (and session), records the group id for SignalSessionCommand
+// while it runs, and, with an output limit, passes at most that much output
+// on (head, unbuffered by stdbuf: it would otherwise hold output back in
+// stdio's buffer; dd cannot count bytes over a pipe's short reads). The group's leader is timeout(1); the wrapper bash under it defers the
+// signals the command may be sent (trap :) and the output limiter ignores
+// them, so a signal reaches the command alone.
+func stoppable(sessionID string, r SessionExecRequest) string {
 	pgidFile := pgidDir + "/" + sessionID + ".pgid"
-	script := `echo $$ > "$1" || exit 125; /bin/bash -c "$2"; rc=$?; rm -f "$1"; exit $rc`
-	return "mkdir -p " + pgidDir + " && setsid -w /bin/sh -c " + shellQuote(script) +
-		" threadbox-session " + shellQuote(pgidFile) + " " + shellQuote(command)
+	inner := `echo $PPID > "$1" || exit 125
+[ -n "$3" ] || exec /bin/bash -c "$2"
+trap : HUP INT QUIT TERM USR1 USR2
+set -o pipefail
+/bin/bash -c "$2" 2>&1 | { trap "" HUP INT QUIT TERM USR1 USR2; stdbuf -o0 head -c "$3"; cat >/dev/null; }`
+	outer := `setsid -w timeout -k "$3" "$2" /bin/bash -c "$4" threadbox-command "$1" "$5" "$6"; rc=$?; rm -f "$1"; exit $rc`
+	limit := ""
+	if r.MaxOutput > 0 {
+		limit = strconv.FormatInt(r.MaxOutput, 10)
+	}
+	return "mkdir -p " + pgidDir + " && /bin/sh -c " + shellQuote(outer) + " threadbox-session " +
+		shellQuote(pgidFile) + " " + seconds(r.Timeout) + " " + seconds(SessionKillAfter) + " " +
+		shellQuote(inner) + " " + shellQuote(withEnv(r)) + " " + shellQuote(limit)
 }
 
-// StopSessionCommand ends the Stoppable command running in a session: its
-// process group gets SIGTERM, then SIGKILL if it is still there after
-// grace. It reports whether a command was running; stopping one that
-// already ended is not an error.
-func (t *Toolbox) StopSessionCommand(ctx context.Context, sessionID string, grace time.Duration) (bool, error) {
-	const op = "stop session command"
-	if err := checkSessionID(op, sessionID); err != nil {
-		return false, err
+// withEnv prefixes a command with its environment and working directory.
+// A cwd that does not exist fails the command (exit 1, bash's message).
+func withEnv(r SessionExecRequest) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
+		b.WriteString("export " + k + "=" + shellQuote(r.Env[k]) + "\n")
 	}
-	tenths := int(grace / (100 * time.Millisecond))
-	script := fmt.Sprintf(`f=%s
+	if r.Cwd != "" {
+		b.WriteString("cd -- " + shellQuote(r.Cwd) + " || exit 1\n")
+	}
+	return b.String() + r.Command
+}
+
+// seconds renders a duration for timeout(1) ("0s" disables it).
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+// groupScript is the start of every script that acts on a stoppable
+// command's process group: it finds the group in the session's file and
+// answers "none" when no command is running.
+func groupScript(sessionID string) string {
+	return `f=` + shellQuote(pgidDir+"/"+sessionID+".pgid") + `
 pg=$(cat "$f" 2>/dev/null) || { echo none; exit 0; }
 case "$pg" in ''|*[!0-9]*) rm -f "$f"; echo none; exit 0 ;; esac
-[ "$pg" -gt 1 ] && kill -TERM -- "-$pg" 2>/dev/null || { rm -f "$f"; echo none; exit 0; }
-i=0
-while [ "$i" -lt %d ] && kill -0 -- "-$pg" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-kill -KILL -- "-$pg" 2>/dev/null
-rm -f "$f"
-echo stopped`, shellQuote(pgidDir+"/"+sessionID+".pgid"), tenths)
-	res, err := t.Exec(ctx, ExecRequest{Command: script, Timeout: grace + 30*time.Second})
+[ "$pg" -gt 1 ] && kill -0 -- "-$pg" 2>/dev/null || { rm -f "$f"; echo none; exit 0; }
+`
+}
+
+// signalMembers sends a signal to every process of the group but its
+// leader (timeout(1)); the fifth field of /proc/PID/stat is the group.
+func signalMembers(sig Signal) string {
+	return `for s in /proc/[0-9]*/stat; do
+{ read -r line < "$s"; } 2>/dev/null || continue
+set -- ${line##*") "}
+[ "$3" = "$pg" ] || continue
+p=${s#/proc/}; p=${p%/stat}
+[ "$p" = "$pg" ] || kill -` + string(sig) + ` "$p" 2>/dev/null
+done
+`
+}
+
+// groupCall runs a group script in the sandbox and reads its answer:
+// true for done, false for "none".
+func (t *Toolbox) groupCall(ctx context.Context, op, script string, timeout time.Duration, done string) (bool, error) {
+	res, err := t.Exec(ctx, ExecRequest{Command: script, Timeout: timeout})
 	if err != nil {
 		return false, err
 	}
 	switch strings.TrimSpace(res.Output) {
-	case "stopped":
+	case done:
 		return true, nil
 	case "none":
 		return false, nil
 	}
 	return false, &Error{Kind: ErrUnavailable, Op: op, Message: "unexpected answer from the sandbox: " + res.Output}
+}
+
+// SignalSessionCommand sends sig to the Stoppable command running in a
+// session: KILL to its whole process group (it ends at once), any other
+// signal to each of its processes, as a terminal's Ctrl-C would. It reports
+// whether a command was running.
+func (t *Toolbox) SignalSessionCommand(ctx context.Context, sessionID string, sig Signal) (bool, error) {
+	const op = "signal session command"
+	if err := checkSessionID(op, sessionID); err != nil {
+		return false, err
+	}
+	if !sig.Valid() {
+		return false, &Error{Kind: ErrBadRequest, Op: op, Message: fmt.Sprintf("unknown signal %q", sig)}
+	}
+	script := groupScript(sessionID)
+	if sig == SIGKILL {
+		script += `kill -KILL -- "-$pg" 2>/dev/null
+`
+	} else {
+		script += signalMembers(sig)
+	}
+	return t.groupCall(ctx, op, script+"echo sent", 30*time.Second, "sent")
+}
+
+// StopSessionCommand ends the Stoppable command running in a session: its
+// processes get SIGTERM, and its process group SIGKILL if anything of it is
+// still there after grace. It reports whether a command was running;
+// stopping one that already ended is not an error.
+func (t *Toolbox) StopSessionCommand(ctx context.Context, sessionID string, grace time.Duration) (bool, error) {
+	const op = "stop session command"
+	if err := checkSessionID(op, sessionID); err != nil {
+		return false, err
+	}
+	script := groupScript(sessionID) + signalMembers(SIGTERM) + fmt.Sprintf(`i=0
+while [ "$i" -lt %d ] && kill -0 -- "-$pg" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+kill -KILL -- "-$pg" 2>/dev/null
+rm -f "$f"
+echo stopped`, int(grace/(100*time.Millisecond)))
+	return t.groupCall(ctx, op, script, grace+30*time.Second, "stopped")
 }
 
 // GetSessionCommand describes a command of a session (ErrNotFound for an

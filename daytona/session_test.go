@@ -29,7 +29,7 @@ func waitCommand(t *testing.T, tb *Toolbox, session, id string) SessionCommand {
 // countProcesses counts the sandbox's processes whose command line is exactly cmdline.
 func countProcesses(t *testing.T, tb *Toolbox, cmdline string) string {
 	t.Helper()
-	res, err := tb.Exec(testCtx(t), ExecRequest{Command: `for p in /proc/[0-9]*; do tr '\0' ' ' < "$p/cmdline" 2>/dev/null; echo; done | grep -c -x '` + cmdline + ` ' || true`})
+	res, err := tb.Exec(testCtx(t), ExecRequest{Command: `for p in /proc/[0-9]*; do { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null; echo; done | grep -c -x '` + cmdline + ` ' || true`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,5 +187,181 @@ func TestSessionFollowCancelled(t *testing.T) {
 	cancel()
 	if _, err := stream.Read(buf); !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: %v", err)
+	}
+}
+
+// waitLogs polls a session command's logs until they contain want.
+func waitLogs(t *testing.T, tb *Toolbox, session, id, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs, err := tb.SessionCommandLogs(testCtx(t), session, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(logs.Output, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs never showed %q: %q", want, logs.Output)
+		}
+	}
+}
+
+// A stoppable command's Timeout holds in the sandbox: at the timeout its
+// process group gets SIGTERM (exit 124), and what ignores SIGTERM gets
+// SIGKILL SessionKillAfter later (exit 137).
+func TestSessionCommandTimeout(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	_, tb := newSandbox(t, e, "tb-agent-sessions-4", CreateSandboxParams{})
+	for _, s := range []string{"t1", "t2"} {
+		if err := tb.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	res, err := tb.ExecuteSessionCommand(ctx, "t1", SessionExecRequest{
+		Command: "echo before; sleep 3031 & sleep 3030; echo never", Async: true, Stoppable: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := waitCommand(t, tb, "t1", res.CommandID)
+	if *c.ExitCode != 124 {
+		t.Fatalf("a command cut by its timeout exits 124, got %d", *c.ExitCode)
+	}
+	if d := time.Since(start); d < time.Second || d > 4*time.Second {
+		t.Fatalf("ended after %s with a 1s timeout", d)
+	}
+	for _, p := range []string{"sleep 3030", "sleep 3031"} {
+		if n := countProcesses(t, tb, p); n != "0" {
+			t.Fatalf("%s survived its timeout: %s", p, n)
+		}
+	}
+	if logs, err := tb.SessionCommandLogs(ctx, "t1", res.CommandID); err != nil || logs.Output != "before\n" {
+		t.Fatalf("logs: %+v %v", logs, err)
+	}
+
+	res, err = tb.ExecuteSessionCommand(ctx, "t2", SessionExecRequest{
+		Command: "trap '' TERM; sleep 3032", Async: true, Stoppable: true, Timeout: time.Second, MaxOutput: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = waitCommand(t, tb, "t2", res.CommandID)
+	if *c.ExitCode != 137 {
+		t.Fatalf("a command that ignores SIGTERM is killed (137), got %d", *c.ExitCode)
+	}
+	if n := countProcesses(t, tb, "sleep 3032"); n != "0" {
+		t.Fatalf("it survived: %s", n)
+	}
+
+	_, err = tb.ExecuteSessionCommand(ctx, "t2", SessionExecRequest{Command: "true", Timeout: time.Second})
+	wantKind(t, err, ErrBadRequest, "a timeout without Stoppable")
+}
+
+// MaxOutput bounds what reaches Daytona's log; the command runs on, without
+// a broken pipe, to its own end.
+func TestSessionCommandMaxOutput(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	_, tb := newSandbox(t, e, "tb-agent-sessions-5", CreateSandboxParams{})
+	if err := tb.CreateSession(ctx, "o"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := tb.ExecuteSessionCommand(ctx, "o", SessionExecRequest{
+		Command: "head -c 300000 /dev/zero | tr '\\0' a; echo; echo late >&2; echo done > ~/after.txt; exit 3",
+		Async:   true, Stoppable: true, MaxOutput: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := waitCommand(t, tb, "o", res.CommandID)
+	if *c.ExitCode != 3 {
+		t.Fatalf("exit code: %d", *c.ExitCode)
+	}
+	logs, err := tb.SessionCommandLogs(ctx, "o", res.CommandID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSuffix(logs.Output, "\n") != strings.Repeat("a", 100) {
+		t.Fatalf("kept output: %d bytes %q…", len(logs.Output), logs.Output[:min(len(logs.Output), 20)])
+	}
+	if _, err := tb.Stat(ctx, "/home/daytona/after.txt"); err != nil {
+		t.Fatalf("the command did not run to its end: %v", err)
+	}
+
+	// Its working directory and environment.
+	res, err = tb.ExecuteSessionCommand(ctx, "o", SessionExecRequest{
+		Command: `pwd; echo "$X|$Y"`, Async: true, Stoppable: true, MaxOutput: 100,
+		Cwd: "/tmp", Env: map[string]string{"X": "a b'c", "Y": "$HOME"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCommand(t, tb, "o", res.CommandID)
+	if logs, err := tb.SessionCommandLogs(ctx, "o", res.CommandID); err != nil || logs.Output != "/tmp\na b'c|$HOME\n" {
+		t.Fatalf("cwd and env: %q %v", logs.Output, err)
+	}
+	_, err = tb.ExecuteSessionCommand(ctx, "o", SessionExecRequest{Command: "true", Stoppable: true, Env: map[string]string{"A;rm": "x"}})
+	wantKind(t, err, ErrBadRequest, "an env name that is not a name")
+}
+
+// A signal reaches the command and leaves threadbox's wrapper alone: a
+// command that handles SIGINT goes on and can still be stopped; KILL ends
+// the whole group at once.
+func TestSessionSignalCommand(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	_, tb := newSandbox(t, e, "tb-agent-sessions-6", CreateSandboxParams{})
+	for _, s := range []string{"s1", "s2"} {
+		if err := tb.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent, err := tb.SignalSessionCommand(ctx, "s1", SIGINT); err != nil || sent {
+		t.Fatalf("nothing to signal yet: %v %v", sent, err)
+	}
+	_, err := tb.SignalSessionCommand(ctx, "s1", Signal("STOP"))
+	wantKind(t, err, ErrBadRequest, "a signal not offered")
+
+	res, err := tb.ExecuteSessionCommand(ctx, "s1", SessionExecRequest{
+		Command: "trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done",
+		Async:   true, Stoppable: true, Timeout: time.Minute, MaxOutput: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLogs(t, tb, "s1", res.CommandID, "ready")
+	if sent, err := tb.SignalSessionCommand(ctx, "s1", SIGINT); err != nil || !sent {
+		t.Fatalf("signal: %v %v", sent, err)
+	}
+	waitLogs(t, tb, "s1", res.CommandID, "got-int")
+	time.Sleep(300 * time.Millisecond)
+	if c, err := tb.GetSessionCommand(ctx, "s1", res.CommandID); err != nil || c.ExitCode != nil {
+		t.Fatalf("a command that handles SIGINT goes on: %+v %v", c, err)
+	}
+	if stopped, err := tb.StopSessionCommand(ctx, "s1", 2*time.Second); err != nil || !stopped {
+		t.Fatalf("stop after a signal: %v %v", stopped, err)
+	}
+	if c := waitCommand(t, tb, "s1", res.CommandID); *c.ExitCode != 143 {
+		t.Fatalf("stopped: %d", *c.ExitCode)
+	}
+
+	res, err = tb.ExecuteSessionCommand(ctx, "s2", SessionExecRequest{
+		Command: "sleep 3041 & trap '' TERM; sleep 3040", Async: true, Stoppable: true, Timeout: time.Minute, MaxOutput: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); countProcesses(t, tb, "sleep 3040") != "1"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the command did not start")
+		}
+	}
+	if sent, err := tb.SignalSessionCommand(ctx, "s2", SIGKILL); err != nil || !sent {
+		t.Fatalf("kill: %v %v", sent, err)
+	}
+	if c := waitCommand(t, tb, "s2", res.CommandID); *c.ExitCode != 137 {
+		t.Fatalf("killed: %d", *c.ExitCode)
+	}
+	for _, p := range []string{"sleep 3040", "sleep 3041"} {
+		if n := countProcesses(t, tb, p); n != "0" {
+			t.Fatalf("%s survived KILL: %s", p, n)
+		}
 	}
 }

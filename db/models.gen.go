@@ -115,6 +115,25 @@ type Thread struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
+type ThreadCommand struct {
+	UserID           string     `json:"user_id"`
+	ThreadID         string     `json:"thread_id"`
+	CommandID        string     `json:"command_id"`
+	Command          string     `json:"command"`
+	Cwd              *string    `json:"cwd"`
+	TimeoutS         int32      `json:"timeout_s"`
+	SandboxID        string     `json:"sandbox_id"`
+	DaytonaCommandID string     `json:"daytona_command_id"`
+	State            string     `json:"state"`
+	ExitCode         *int64     `json:"exit_code"`
+	Output           []byte     `json:"output"`
+	Truncated        bool       `json:"truncated"`
+	StopRequested    bool       `json:"stop_requested"`
+	StartedAt        time.Time  `json:"started_at"`
+	DeadlineAt       time.Time  `json:"deadline_at"`
+	FinishedAt       *time.Time `json:"finished_at"`
+}
+
 type Upload struct {
 	ID          string     `json:"id"`
 	UserID      string     `json:"user_id"`
