@@ -25,6 +25,7 @@ import (
 	"github.com/threadbox/threadbox/api/threads"
 	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/command"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
@@ -91,6 +92,8 @@ func New(d Deps) (*Server, error) {
 		Logger:    d.Logger,
 	})
 	s.closers = append(s.closers, sandboxes.Close)
+	commands := command.New(command.Options{Sandboxes: sandboxes, Queries: q, Logger: d.Logger, OutputLimit: d.Config.ExecOutputLimit})
+	s.closers = append(s.closers, commands.Close)
 	volumes := &volume.Service{Sandboxes: sandboxes, Pool: d.Pool, QuotaBytes: d.Config.VolumeQuotaBytes()}
 
 	e := echo.New()
@@ -113,7 +116,7 @@ func New(d Deps) (*Server, error) {
 	e.Use(s.authMiddleware, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Logger: d.Logger}).Register(v1)
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Commands: commands, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
 

@@ -230,13 +230,17 @@ func (t *Toolbox) ExecuteSessionCommand(ctx context.Context, sessionID string, r
 // process group (and session), records the group id for SignalSessionCommand
 // while it runs, and, with an output limit, passes at most that much output
 // on (head, unbuffered by stdbuf: it would otherwise hold output back in
-// stdio's buffer; dd cannot count bytes over a pipe's short reads). The group's leader is timeout(1); the wrapper bash under it defers the
-// signals the command may be sent (trap :) and the output limiter ignores
-// them, so a signal reaches the command alone.
+// stdio's buffer; dd cannot count bytes over a pipe's short reads). The
+// group's leader is timeout(1); the wrapper bash under it defers the signals
+// the command may be sent (trap :) and the output limiter ignores them, so a
+// signal reaches the command alone. The wrapper's own messages (bash's
+// "Terminated" for a command a signal ended) are not the command's output
+// and are dropped.
 func stoppable(sessionID string, r SessionExecRequest) string {
 	pgidFile := pgidDir + "/" + sessionID + ".pgid"
 	inner := `echo $PPID > "$1" || exit 125
 [ -n "$3" ] || exec /bin/bash -c "$2"
+exec 2>/dev/null
 trap : HUP INT QUIT TERM USR1 USR2
 set -o pipefail
 /bin/bash -c "$2" 2>&1 | { trap "" HUP INT QUIT TERM USR1 USR2; stdbuf -o0 head -c "$3"; cat >/dev/null; }`

@@ -22,6 +22,7 @@ import (
 
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
+	"github.com/threadbox/threadbox/command"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/sandboxfs"
@@ -74,6 +75,9 @@ func Classify(err error) *Error {
 		return e
 	}
 	if e := classifyFiles(err); e != nil {
+		return e
+	}
+	if e := classifyCommands(err); e != nil {
 		return e
 	}
 	if e := classifyDependency(err); e != nil {
@@ -161,6 +165,21 @@ func classifyFiles(err error) *Error {
 		e.Status, e.Code, e.Message = http.StatusBadRequest, "file_operation_failed", p+": the sandbox refused the operation"
 	}
 	return e
+}
+
+// classifyCommands maps the background commands' errors.
+func classifyCommands(err error) *Error {
+	switch {
+	case errors.Is(err, command.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "command not found", Err: err}
+	case errors.Is(err, command.ErrTooMany):
+		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_commands", Message: command.ErrTooMany.Error() + "; wait for one to end", RetryAfter: 5 * time.Second, Err: err}
+	case errors.Is(err, command.ErrNotRunning):
+		return &Error{Status: http.StatusConflict, Code: "command_not_running", Message: "the command has ended", Err: err}
+	case errors.Is(err, command.ErrStreamEnded):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_provider_unavailable", Message: "the command's output stream broke off; follow it again", RetryAfter: time.Second, Err: err}
+	}
+	return nil
 }
 
 // classifyDependency maps failures of Daytona, Temporal and the entity

@@ -39,6 +39,9 @@ type execRequest struct {
 	Cwd      *string           `json:"cwd"`
 	Env      map[string]string `json:"env"`
 	TimeoutS *int64            `json:"timeout_s"`
+	// KillOnDisconnect (streamed exec only) stops the command when the
+	// client leaves before it ended.
+	KillOnDisconnect *bool `json:"kill_on_disconnect"`
 }
 
 // execResponse is the command's result. TimedOut (an addition to the
@@ -92,11 +95,18 @@ func (r execRequest) validate(maxTimeout time.Duration) (daytona.ExecRequest, er
 }
 
 // exec is POST /v1/threads/{id}/exec. The thread's sandbox is started or
-// recreated when needed; a warm thread goes straight to the toolbox.
+// recreated when needed; a warm thread goes straight to the toolbox. With
+// Accept: application/x-ndjson the output is streamed (exec_stream.go).
 func (t *Routes) exec(c echo.Context) error {
 	var req execRequest
 	if err := httpio.DecodeJSON(c, &req); err != nil {
 		return err
+	}
+	if wantsStream(c) {
+		return t.execStream(c, req)
+	}
+	if req.KillOnDisconnect != nil {
+		return apierr.BadRequest("invalid_parameter", "kill_on_disconnect applies to a streamed exec only (Accept: application/x-ndjson)")
 	}
 	dreq, err := req.validate(t.Config.MaxExecTimeout)
 	if err != nil {

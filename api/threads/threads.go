@@ -17,19 +17,22 @@ import (
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/api/httpio"
 	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/command"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/sandbox"
 )
 
-// Routes serve /v1/threads: threads, exec, their files and leases. Every use
+// Routes serve /v1/threads: threads, exec, background commands, their files
+// and leases. Every use
 // of a thread's sandbox goes through Sandboxes.Use; the thread row (Queries)
 // is the authority on whether a thread exists.
 type Routes struct {
 	Config    config.Config
 	Queries   *db.Queries
 	Sandboxes *sandbox.Client
+	Commands  *command.Service
 	Logger    *slog.Logger
 }
 
@@ -46,6 +49,12 @@ func (t *Routes) Register(g *echo.Group) {
 	g.POST("/threads/:id/files/move", t.moveFile)
 	g.POST("/threads/:id/files/upload", t.uploadFiles)
 	g.POST("/threads/:id/files/download", t.downloadFiles)
+	g.POST("/threads/:id/commands", t.startCommand)
+	g.GET("/threads/:id/commands", t.listCommands)
+	g.GET("/threads/:id/commands/:cid", t.getCommand)
+	g.DELETE("/threads/:id/commands/:cid", t.stopCommand)
+	g.GET("/threads/:id/commands/:cid/output", t.commandOutput)
+	g.POST("/threads/:id/commands/:cid/signal", t.signalCommand)
 	g.POST("/threads/:id/leases", t.createLease)
 	g.DELETE("/threads/:id/leases/:lease_id", t.releaseLease)
 }

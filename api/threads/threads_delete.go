@@ -38,6 +38,10 @@ func (t *Routes) delete(c echo.Context) error {
 	if n == 0 {
 		return errThreadNotFound()
 	}
+	if err := t.Commands.EndThread(ctx, ref); err != nil {
+		// Harmless: a command row of an earlier life of the thread is never shown.
+		t.Logger.WarnContext(ctx, "forgetting a deleted thread's commands failed", "thread_id", ref.ThreadID, "err", err)
+	}
 	done, err := t.Sandboxes.Delete(ctx, ref, "deleted by user", deleteWait)
 	if err != nil {
 		return err

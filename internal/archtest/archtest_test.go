@@ -33,7 +33,7 @@ var layers = map[string]int{
 	"activities": 3,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
 	"workflows": 4, "sandbox": 4,
-	"volume": 5, "worker": 5,
+	"volume": 5, "command": 5, "worker": 5,
 	// The HTTP edge: the one error mapping, shared conventions, route groups,
 	// the server that wires them.
 	"api/apierr": 6, "api/httpio": 7,
@@ -50,6 +50,7 @@ var forbidden = map[string][]string{
 	"workflows":   {"db", "daytona"},
 	"sandbox":     {"workflows", "activities", "db"},
 	"volume":      {"workflows", "activities"},
+	"command":     {"workflows", "activities"},
 	"api/threads": {"workflows", "activities"},
 	"api/files":   {"workflows", "activities", "sandbox"},
 	"api/dav":     {"workflows", "activities", "sandbox", "db"},

@@ -1,0 +1,142 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/internal/testenv"
+)
+
+// commandJSON is a background command as the API answers it.
+type commandJSON struct {
+	CommandID  string     `json:"command_id"`
+	ThreadID   string     `json:"thread_id"`
+	Command    string     `json:"command"`
+	Cwd        *string    `json:"cwd"`
+	Status     string     `json:"status"`
+	ExitCode   *int       `json:"exit_code"`
+	TimeoutS   int        `json:"timeout_s"`
+	Truncated  bool       `json:"truncated"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Output     string     `json:"output"` // GET …/output only
+}
+
+// startCommand starts a background command and checks the 202.
+func (c tc) startCommand(thread string, body map[string]any) commandJSON {
+	c.t.Helper()
+	resp, b := c.call(http.MethodPost, "/v1/threads/"+thread+"/commands", body)
+	require.Equal(c.t, http.StatusAccepted, resp.StatusCode, string(b))
+	var cmd commandJSON
+	require.NoError(c.t, json.Unmarshal(b, &cmd))
+	require.Equal(c.t, "/v1/threads/"+thread+"/commands/"+cmd.CommandID, resp.Header.Get("Location"))
+	return cmd
+}
+
+// command reads a command (path: "" for the command, "/output" for it
+// with its output).
+func (c tc) command(thread, id, path string) commandJSON {
+	c.t.Helper()
+	resp, b := c.call(http.MethodGet, "/v1/threads/"+thread+"/commands/"+id+path, nil)
+	require.Equal(c.t, http.StatusOK, resp.StatusCode, string(b))
+	var cmd commandJSON
+	require.NoError(c.t, json.Unmarshal(b, &cmd))
+	return cmd
+}
+
+// waitCommand waits until a command ended and returns it with its output.
+func (c tc) waitCommand(thread, id string, within time.Duration) commandJSON {
+	c.t.Helper()
+	testenv.Eventually(c.t, within, "command "+id+" to end", func() bool {
+		return c.command(thread, id, "").Status != "running"
+	})
+	return c.command(thread, id, "/output")
+}
+
+// event is one line of a streamed answer, with the moment it arrived.
+type event struct {
+	Type      string `json:"type"`
+	CommandID string `json:"command_id"`
+	Status    string `json:"status"`
+	Data      string `json:"data"`
+	ExitCode  *int   `json:"exit_code"`
+	Truncated bool   `json:"truncated"`
+	TimedOut  bool   `json:"timed_out"`
+	Error     *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	at time.Time
+}
+
+// stream sends a request whose answer is NDJSON and returns the response
+// and a reader of its events (the caller closes the body).
+func (c tc) stream(method, path string, body any) (*http.Response, func() (event, bool)) {
+	c.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(c.t, err)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.env.URL+path, r)
+	require.NoError(c.t, err)
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/x-ndjson")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := httpClient.Do(req)
+	require.NoError(c.t, err)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	return resp, func() (event, bool) {
+		if !sc.Scan() {
+			require.NoError(c.t, sc.Err(), "reading the stream")
+			return event{}, false
+		}
+		var e event
+		require.NoError(c.t, json.Unmarshal(sc.Bytes(), &e), sc.Text())
+		e.at = time.Now()
+		return e, true
+	}
+}
+
+// readAll reads every event of a stream.
+func readAll(next func() (event, bool)) []event {
+	var out []event
+	for {
+		e, ok := next()
+		if !ok {
+			return out
+		}
+		out = append(out, e)
+	}
+}
+
+// outputOf joins the output events of a stream.
+func outputOf(events []event) string {
+	var b bytes.Buffer
+	for _, e := range events {
+		if e.Type == "output" {
+			b.WriteString(e.Data)
+		}
+	}
+	return b.String()
+}
+
+// requireSandboxUp checks every 200 ms until `until` that the sandbox runs.
+func requireSandboxUp(t *testing.T, env *testenv.Env, sandboxID string, until time.Time) {
+	t.Helper()
+	for time.Now().Before(until) {
+		require.Equal(t, "started", string(sandboxState(t, env, sandboxID)), "the sandbox stopped under a running command")
+		time.Sleep(200 * time.Millisecond)
+	}
+}
