@@ -26,24 +26,24 @@ const (
 // is updated in the same transaction as the ledger.
 type LifecycleEvent struct {
 	// DedupKey makes a retried write a no-op (workflow id, run id, sequence).
-	DedupKey   string
-	Kind       entity.Kind
-	UserID     string
-	ThreadID   string
-	SandboxID  string
-	Event      string // created, started, stopped, deleted, failed, …
-	Cause      string // one of the Cause* constants
-	Detail     string
-	OccurredAt time.Time
+	DedupKey   string      `json:"DedupKey"`
+	Kind       entity.Kind `json:"Kind"`
+	UserID     string      `json:"UserID"`
+	ThreadID   string      `json:"ThreadID"`
+	SandboxID  string      `json:"SandboxID"`
+	Event      string      `json:"Event"` // created, started, stopped, deleted, failed, …
+	Cause      string      `json:"Cause"` // one of the Cause* constants
+	Detail     string      `json:"Detail"`
+	OccurredAt time.Time   `json:"OccurredAt"`
 
 	// Thread row after the transition (threads only).
-	State          string // creating, running, stopped, deleted, error
-	Generation     int
-	Snapshot       string
-	LastActivityAt time.Time
-	AutoStopAt     time.Time
-	AutoDeleteAt   time.Time
-	ErrorMessage   string
+	State          string    `json:"State"` // creating, running, stopped, deleted, error
+	Generation     int       `json:"Generation"`
+	Snapshot       string    `json:"Snapshot"`
+	LastActivityAt time.Time `json:"LastActivityAt"`
+	AutoStopAt     time.Time `json:"AutoStopAt"`
+	AutoDeleteAt   time.Time `json:"AutoDeleteAt"`
+	ErrorMessage   string    `json:"ErrorMessage"`
 }
 
 // RecordLifecycleEvent writes a transition to the lifecycle ledger and, for

@@ -19,14 +19,14 @@ import (
 type ReconcileInput struct {
 	// GracePeriod protects young sandboxes: one created less than this long
 	// ago may belong to a create whose result its workflow has not seen yet.
-	GracePeriod time.Duration
+	GracePeriod time.Duration `json:"GracePeriod"`
 }
 
 // ReconcileResult reports a pass.
 type ReconcileResult struct {
-	Checked int
-	Deleted []string // sandbox ids deleted as orphans
-	Skipped int      // young, foreign-kind or undecidable sandboxes left alone
+	Checked int      `json:"Checked"`
+	Deleted []string `json:"Deleted"` // sandbox ids deleted as orphans
+	Skipped int      `json:"Skipped"` // young, foreign-kind or undecidable sandboxes left alone
 }
 
 // ReconcileSandboxes finds sandboxes threadbox created that no entity tracks

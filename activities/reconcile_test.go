@@ -27,7 +27,7 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	tq := "reconcile-" + uuid.NewString()
 	w := sdkworker.New(c, tq, sdkworker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(f.acts)
+	f.acts.Register(w)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 

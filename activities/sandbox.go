@@ -178,10 +178,11 @@ func (a *Activities) DeleteSandbox(ctx context.Context, ref SandboxRef) error {
 	return nil
 }
 
-// RefreshSandboxActivity resets Daytona's auto-stop clock while a lease is
-// held: a long command is not activity to Daytona, and its backstop must not
-// stop a sandbox the workflow keeps running.
-func (a *Activities) RefreshSandboxActivity(ctx context.Context, ref SandboxRef) error {
+// RefreshSandbox resets Daytona's auto-stop clock while a lease is held: a
+// long command is not activity to Daytona, and its backstop must not stop a
+// sandbox the workflow keeps running. (Registered as NameRefreshSandbox, the
+// method's first name.)
+func (a *Activities) RefreshSandbox(ctx context.Context, ref SandboxRef) error {
 	err := a.Daytona.RefreshActivity(ctx, ref.SandboxID)
 	if errors.Is(err, daytona.ErrNotFound) {
 		return goneError(ref.SandboxID, err)

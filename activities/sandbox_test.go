@@ -160,7 +160,7 @@ func TestDeleteByNameWithoutID(t *testing.T) {
 
 func TestRefreshOfAMissingSandboxSaysGone(t *testing.T) {
 	f := newFixture(t)
-	err := f.acts.RefreshSandboxActivity(testCtx(t), activities.SandboxRef{SandboxID: "does-not-exist"})
+	err := f.acts.RefreshSandbox(testCtx(t), activities.SandboxRef{SandboxID: "does-not-exist"})
 	assert.True(t, activities.IsSandboxGone(err), "%v", err)
 }
 

@@ -54,9 +54,9 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})
 	env.RegisterWorkflowWithOptions(FilesWorkflow, workflow.RegisterOptions{Name: entity.FilesWorkflowName})
-	env.RegisterActivity(&activities.Activities{})
+	(&activities.Activities{}).Register(env)
 
-	createCall := env.OnActivity(acts.EnsureSandbox, mock.Anything, mock.Anything)
+	createCall := env.OnActivity(activities.NameEnsureSandbox, mock.Anything, mock.Anything)
 	if len(createDelay) > 0 {
 		createCall = createCall.After(createDelay[0])
 	}
@@ -77,7 +77,7 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 				ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: in.Generation,
 			}, nil
 		}).Maybe()
-	env.OnActivity(acts.StartSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameStartSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) (activities.SandboxInfo, error) {
 			h.record("start@" + h.at())
 			if h.startGone {
@@ -88,22 +88,22 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 			}
 			return activities.SandboxInfo{SandboxID: ref.SandboxID, ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: ref.Generation}, nil
 		}).Maybe()
-	env.OnActivity(acts.StopSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameStopSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) (activities.StopResult, error) {
 			h.record("stop@" + h.at())
 			return activities.StopResult{}, nil
 		}).Maybe()
-	env.OnActivity(acts.DeleteSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameDeleteSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) error {
 			h.record("delete@" + h.at())
 			return nil
 		}).Maybe()
-	env.OnActivity(acts.RefreshSandboxActivity, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameRefreshSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) error {
 			h.record("refresh@" + h.at())
 			return nil
 		}).Maybe()
-	env.OnActivity(acts.RecordLifecycleEvent, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameRecordLifecycleEvent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ev activities.LifecycleEvent) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()

@@ -103,7 +103,7 @@ func newRecorder(t *testing.T) *recorder {
 	tq := "record-" + uuid.NewString()
 	w := sdkworker.New(c, tq, sdkworker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(acts)
+	acts.Register(w)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return &recorder{t: t, c: c, q: db.New(pool), gw: gw, tq: tq}

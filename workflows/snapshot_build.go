@@ -46,7 +46,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 
 	var start activities.StartSnapshotBuildResult
 	actx := workflow.WithActivityOptions(ctx, quickOptions("record snapshot version"))
-	if err := workflow.ExecuteActivity(actx, acts.StartSnapshotBuild, activities.StartSnapshotBuildInput{
+	if err := workflow.ExecuteActivity(actx, activities.NameStartSnapshotBuild, activities.StartSnapshotBuildInput{
 		Version: in.Version, DaytonaName: name, Actor: in.Request.Actor, WorkflowID: info.WorkflowExecution.ID,
 	}).Get(ctx, &start); err != nil {
 		st.Phase, st.Error = "failed", err.Error()
@@ -62,7 +62,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 		cleanup()
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		dctx = workflow.WithActivityOptions(dctx, quickOptions("mark version failed"))
-		_ = workflow.ExecuteActivity(dctx, acts.FailSnapshotBuild, activities.FailSnapshotBuildInput{SnapshotID: start.SnapshotID, Error: rootMessage(err)}).Get(dctx, nil)
+		_ = workflow.ExecuteActivity(dctx, activities.NameFailSnapshotBuild, activities.FailSnapshotBuildInput{SnapshotID: start.SnapshotID, Error: rootMessage(err)}).Get(dctx, nil)
 		return SnapshotBuildResult{}, err
 	}
 
@@ -78,7 +78,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 		Summary: "bake skills into " + name,
 	})
 	var img activities.BuildSnapshotImageResult
-	if err := workflow.ExecuteActivity(bctx, acts.BuildSnapshotImage, activities.BuildSnapshotImageInput{
+	if err := workflow.ExecuteActivity(bctx, activities.NameBuildSnapshotImage, activities.BuildSnapshotImageInput{
 		SnapshotID: start.SnapshotID, DaytonaName: name, ScratchKey: key, SkillIDs: start.SkillIDs,
 	}).Get(ctx, &img); err != nil {
 		return fail(err)
@@ -88,7 +88,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 	st.Phase = "promoting"
 	var prom activities.PromoteSnapshotResult
 	pctx := workflow.WithActivityOptions(ctx, quickOptions("promote "+name))
-	if err := workflow.ExecuteActivity(pctx, acts.PromoteSnapshot, activities.PromoteSnapshotInput{
+	if err := workflow.ExecuteActivity(pctx, activities.NamePromoteSnapshot, activities.PromoteSnapshotInput{
 		SnapshotID: start.SnapshotID, DaytonaSnapshotID: img.DaytonaSnapshotID, ExpectedFromID: start.BuiltFromID,
 		Actor: in.Request.Actor, Reason: in.Request.Reason, WorkflowID: info.WorkflowExecution.ID,
 	}).Get(ctx, &prom); err != nil {

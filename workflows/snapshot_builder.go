@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/entity"
 )
 
@@ -69,7 +70,7 @@ func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStat
 func runBuild(ctx workflow.Context, st *BuilderStatus, req BuildRequest) error {
 	actx := workflow.WithActivityOptions(ctx, quickOptions("next snapshot version"))
 	var version int
-	if err := workflow.ExecuteActivity(actx, acts.NextSnapshotVersion).Get(ctx, &version); err != nil {
+	if err := workflow.ExecuteActivity(actx, activities.NameNextSnapshotVersion).Get(ctx, &version); err != nil {
 		return err
 	}
 	st.CurrentVersion = version
