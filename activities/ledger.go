@@ -50,25 +50,11 @@ type LifecycleEvent struct {
 // threads, the thread's new state, in one transaction. It is idempotent: a
 // retry with the same DedupKey changes nothing.
 func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent) error {
-	entityID := ev.ThreadID
-	if ev.Kind == entity.KindFiles {
-		entityID = ev.UserID
-	}
 	return pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
-		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
-			DedupKey:   ev.DedupKey,
-			EntityKind: string(ev.Kind),
-			UserID:     ev.UserID,
-			EntityID:   entityID,
-			SandboxID:  ev.SandboxID,
-			Event:      ev.Event,
-			Cause:      ev.Cause,
-			Detail:     ev.Detail,
-			OccurredAt: ev.OccurredAt,
-		})
+		n, err := insertLedgerRow(ctx, q, ev)
 		if err != nil {
-			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+			return err
 		}
 		if n == 0 || ev.Kind != entity.KindThread {
 			return nil // already recorded by an earlier attempt
@@ -96,4 +82,30 @@ func optionalTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// insertLedgerRow writes the ledger row of ev alone; n is 0 when an earlier
+// attempt already wrote it. The orphan reconciler uses it directly: an orphan
+// is not a transition of its thread, whose row (live or not) it must leave
+// alone.
+func insertLedgerRow(ctx context.Context, q *db.Queries, ev LifecycleEvent) (n int64, err error) {
+	entityID := ev.ThreadID
+	if ev.Kind == entity.KindFiles {
+		entityID = ev.UserID
+	}
+	n, err = q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
+		DedupKey:   ev.DedupKey,
+		EntityKind: string(ev.Kind),
+		UserID:     ev.UserID,
+		EntityID:   entityID,
+		SandboxID:  ev.SandboxID,
+		Event:      ev.Event,
+		Cause:      ev.Cause,
+		Detail:     ev.Detail,
+		OccurredAt: ev.OccurredAt,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+	}
+	return n, nil
 }

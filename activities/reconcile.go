@@ -78,7 +78,7 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "deleted"}); err != nil {
 			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
 		}
-		if err := a.RecordLifecycleEvent(ctx, LifecycleEvent{
+		if _, err := insertLedgerRow(ctx, a.Queries, LifecycleEvent{
 			DedupKey:   "reconcile/" + sb.ID,
 			Kind:       ref.Kind,
 			UserID:     sb.Labels[daytona.LabelUser],
@@ -89,7 +89,7 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 			Detail:     "no running workflow " + wfID + " tracks sandbox " + sb.Name,
 			OccurredAt: time.Now(),
 		}); err != nil {
-			return res, err
+			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
 		}
 	}
 	return res, nil

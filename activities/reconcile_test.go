@@ -14,6 +14,7 @@ import (
 
 	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/workflows"
@@ -39,17 +40,35 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	// An orphan: created for a thread whose workflow does not exist.
 	orphan, err := f.acts.EnsureSandbox(ctx, threadInput("dave", "gone", 1))
 	require.NoError(t, err)
+	// An orphan of a live thread: the thread row lives on (its workflow will
+	// create the next generation on its next use) while an old generation's
+	// sandbox was left behind. Recording the orphan's deletion must not touch
+	// the live thread's row.
+	live, err := f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "dave", ThreadID: "live"})
+	require.NoError(t, err)
+	liveOrphan, err := f.acts.EnsureSandbox(ctx, threadInput("dave", "live", 1))
+	require.NoError(t, err)
 	// A young orphan inside the grace period is left alone.
 	res, err := f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: time.Hour})
 	require.NoError(t, err)
 	assert.Empty(t, res.Deleted)
-	assert.Equal(t, 2, res.Checked)
+	assert.Equal(t, 3, res.Checked)
 
 	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: 0})
 	require.NoError(t, err)
-	assert.Equal(t, []string{orphan.SandboxID}, res.Deleted)
-	_, err = f.gw.GetSandbox(ctx, orphan.SandboxID)
-	assert.ErrorIs(t, err, daytona.ErrNotFound)
+	assert.ElementsMatch(t, []string{orphan.SandboxID, liveOrphan.SandboxID}, res.Deleted)
+	for _, id := range []string{orphan.SandboxID, liveOrphan.SandboxID} {
+		_, err = f.gw.GetSandbox(ctx, id)
+		assert.ErrorIs(t, err, daytona.ErrNotFound)
+	}
+	after, err := f.q.GetThread(ctx, db.GetThreadParams{UserID: "dave", ThreadID: "live"})
+	require.NoError(t, err)
+	assert.Equal(t, live, after, "the live thread's row is untouched")
+	events, err := f.q.ListLifecycleEvents(ctx, db.ListLifecycleEventsParams{EntityKind: string(entity.KindThread), UserID: "dave", EntityID: "live"})
+	require.NoError(t, err)
+	require.Len(t, events, 1, "the deletion is in the ledger")
+	assert.Equal(t, "orphan_deleted", events[0].Event)
+	assert.Equal(t, liveOrphan.SandboxID, events[0].SandboxID)
 	sb, err := f.gw.GetSandbox(ctx, tracked.SandboxID)
 	require.NoError(t, err)
 	assert.Equal(t, daytona.StateStarted, sb.State, "the tracked sandbox is untouched")
