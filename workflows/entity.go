@@ -46,15 +46,25 @@ type entityRun struct {
 	deleteReq     *entity.DeleteRequest
 	done          bool // the sandbox is destroyed after a user delete: the run ends
 	leaseReleased bool // a lease ended early, so the stop deadline may be earlier
-	lastRefresh   time.Time
-	seq           int // ledger sequence within this run
+	seq           int  // ledger sequence within this run
+
+	// version is the entity version this run follows (versions.go).
+	version workflow.Version
+	// lastRefresh is when the workflow last reset Daytona's last-activity
+	// clock (create, start, successful refresh); refreshRetryAt, when set,
+	// is the earliest next try after a failed refresh.
+	lastRefresh    time.Time
+	refreshRetryAt time.Time
+	// sleepingUntil is the deadline the loop's timer is armed for (zero
+	// while it runs or waits without one).
+	sleepingUntil time.Time
 
 	touchCh   workflow.ReceiveChannel
 	releaseCh workflow.ReceiveChannel
 }
 
-func newEntity(ctx workflow.Context, in entity.Input) *entityRun {
-	e := &entityRun{in: in}
+func newEntity(ctx workflow.Context, in entity.Input, version workflow.Version) *entityRun {
+	e := &entityRun{in: in, version: version}
 	if in.State != nil {
 		e.st = *in.State
 	} else {
