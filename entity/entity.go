@@ -224,9 +224,14 @@ type TouchSignal struct {
 	At time.Time `json:"At"`
 }
 
-// ReleaseLeaseSignal ends a lease before its expiry.
+// ReleaseLeaseSignal ends a lease before its expiry. Releasing a live lease
+// is a use (now); UsedAt, when set, is also a use (like TouchSignal.At) even
+// if the lease already expired, so the API reports the end of the work it
+// covered with this one signal instead of a touch and a release. Payloads
+// without it (zero) record no use beyond the release of a live lease.
 type ReleaseLeaseSignal struct {
-	LeaseID string `json:"LeaseID"`
+	LeaseID string    `json:"LeaseID"`
+	UsedAt  time.Time `json:"UsedAt"`
 }
 
 // DeleteRequest is the argument of UpdateDelete.

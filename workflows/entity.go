@@ -189,9 +189,13 @@ func (e *entityRun) touch(ctx workflow.Context, t entity.TouchSignal) {
 }
 
 // release ends a lease. Finishing the work it covered is a use, and the stop
-// deadline may move earlier, so the main loop re-evaluates.
+// deadline may move earlier, so the main loop re-evaluates. The use the
+// signal reports (UsedAt) counts even when the lease had already expired.
 func (e *entityRun) release(ctx workflow.Context, r entity.ReleaseLeaseSignal) {
 	now := workflow.Now(ctx)
+	if !r.UsedAt.IsZero() {
+		e.use(now, r.UsedAt)
+	}
 	if _, ok := e.st.Leases[r.LeaseID]; !ok {
 		return
 	}

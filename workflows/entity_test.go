@@ -596,3 +596,32 @@ func TestEntityRunsOnTheOldVersionKeepTheirCommands(t *testing.T) {
 	assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
 		"stop@01:00", "delete@03:00", "delete@04:00"}, h.calls)
 }
+
+// TestEntityReleaseCarriesTheUse: the API ends a lease with one signal that
+// also reports when the work ended (instead of a touch and a release). The
+// use counts even when the workflow no longer holds the lease (it expired,
+// or the API took it where the workflow never saw it); an old payload without
+// it counts as before: no use.
+func TestEntityReleaseCarriesTheUse(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		signal any
+		stop   string
+	}{
+		{"with the use", entity.ReleaseLeaseSignal{LeaseID: "gone", UsedAt: t0.Add(12 * time.Minute)}, "stop@00:27"},
+		{"old payload", map[string]any{"LeaseID": "gone"}, "stop@00:15"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			var first ensureOutcome
+			var deleted bool
+			h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+			h.signal(12*time.Minute+10*time.Second, entity.SignalReleaseLease, tc.signal)
+			h.deleteAt(time.Hour, &deleted)
+			h.runThread(ladder)
+
+			require.NoError(t, h.env.GetWorkflowError())
+			assert.Contains(t, h.calls, tc.stop, "%v", h.calls)
+		})
+	}
+}
