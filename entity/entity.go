@@ -140,8 +140,15 @@ const (
 	// UpdateEnsureRunning makes sure the sandbox runs and returns EnsureResult;
 	// it is sent as Update-With-Start so the first use creates the workflow.
 	UpdateEnsureRunning = "ensure-running"
-	// UpdateDelete destroys the sandbox and ends the workflow.
+	// UpdateDelete destroys the sandbox and ends the workflow; the update
+	// completes once the sandbox is destroyed.
 	UpdateDelete = "delete"
+	// SignalDelete asks for the same as UpdateDelete (payload DeleteRequest)
+	// without taking one of Temporal's ten in-flight update slots of the
+	// workflow, so a delete gets through even while slow ensures hold them
+	// all. Send it with Signal-With-Start, and wait for the workflow to
+	// close when the caller needs the sandbox gone.
+	SignalDelete = "delete"
 	// SignalTouch records a use (debounced by the API).
 	SignalTouch = "touch"
 	// SignalReleaseLease releases a lease early.

@@ -13,6 +13,11 @@ import (
 
 // Limits of the entity workflows.
 const (
+	// MaxEnsureWait bounds how long an ensure-running waits for the sandbox
+	// (from entityV1): a slow Daytona must not hold the workflow's ten
+	// in-flight update slots after the API (which waits 2 min) gave up. The
+	// caller gets ErrTypeSandboxUnavailable and retries; the create goes on.
+	MaxEnsureWait = 90 * time.Second
 	// MaxLeaseTTL bounds one lease; longer work renews it.
 	MaxLeaseTTL = 24 * time.Hour
 	// MaxLeases bounds the live leases of one entity (state is carried across
@@ -61,6 +66,7 @@ type entityRun struct {
 
 	touchCh   workflow.ReceiveChannel
 	releaseCh workflow.ReceiveChannel
+	deleteCh  workflow.ReceiveChannel
 }
 
 func newEntity(ctx workflow.Context, in entity.Input, version workflow.Version) *entityRun {
@@ -78,6 +84,7 @@ func newEntity(ctx workflow.Context, in entity.Input, version workflow.Version) 
 	// refresh it, which is never too late.
 	e.touchCh = workflow.GetSignalChannel(ctx, entity.SignalTouch)
 	e.releaseCh = workflow.GetSignalChannel(ctx, entity.SignalReleaseLease)
+	e.deleteCh = workflow.GetSignalChannel(ctx, entity.SignalDelete)
 	return e
 }
 
@@ -107,6 +114,13 @@ func (e *entityRun) register(ctx workflow.Context) error {
 			var r entity.ReleaseLeaseSignal
 			e.releaseCh.Receive(ctx, &r)
 			e.release(ctx, r)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r entity.DeleteRequest
+			e.deleteCh.Receive(ctx, &r)
+			e.requestDelete(r)
 		}
 	})
 	return nil
@@ -153,14 +167,19 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 	if !e.ready() {
 		e.wantUp = true
 		epoch := e.failEpoch
-		if err := workflow.Await(ctx, func() bool { return e.ready() || e.failEpoch != epoch || e.done }); err != nil {
+		settled := func() bool { return e.ready() || e.failEpoch != epoch || e.done }
+		if err := e.awaitUp(ctx, settled); err != nil {
 			return entity.EnsureResult{}, err
 		}
 		switch {
 		case e.done:
 			return entity.EnsureResult{}, temporal.NewNonRetryableApplicationError("the thread was deleted", entity.ErrTypeEntityDeleted, nil)
-		case !e.ready():
+		case e.ready():
+		case e.failEpoch != epoch:
 			return entity.EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, entity.ErrTypeSandboxUnavailable)
+		default:
+			return entity.EnsureResult{}, temporal.NewApplicationError(
+				fmt.Sprintf("the sandbox is still being brought up after %s; retry", MaxEnsureWait), entity.ErrTypeSandboxUnavailable)
 		}
 	}
 	return entity.EnsureResult{
@@ -173,13 +192,33 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 	}, nil
 }
 
-// deleteSandbox asks the main loop to destroy the sandbox and end the
-// workflow, and waits until it has.
+// awaitUp waits until settled, for at most MaxEnsureWait from entityV1 (the
+// timer is cancelled when settled wins, so it never fires later).
+func (e *entityRun) awaitUp(ctx workflow.Context, settled func() bool) error {
+	if e.version < entityV1 {
+		return workflow.Await(ctx, settled)
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	_, err := workflow.AwaitWithOptions(tctx, workflow.AwaitOptions{
+		Timeout:      MaxEnsureWait,
+		TimerOptions: workflow.TimerOptions{Summary: "ensure-running gives up"},
+	}, settled)
+	return err
+}
+
+// deleteSandbox (the delete update) asks the main loop to destroy the
+// sandbox and end the workflow, and waits until it has.
 func (e *entityRun) deleteSandbox(ctx workflow.Context, req entity.DeleteRequest) error {
-	if e.deleteReq == nil {
+	e.requestDelete(req)
+	return workflow.Await(ctx, func() bool { return e.done })
+}
+
+// requestDelete records a delete (update or signal); the first one wins.
+func (e *entityRun) requestDelete(req entity.DeleteRequest) {
+	if e.deleteReq == nil && !e.done {
 		e.deleteReq = &req
 	}
-	return workflow.Await(ctx, func() bool { return e.done })
 }
 
 // touch records uses seen by the API. It does not wake the main loop: the

@@ -20,15 +20,25 @@ var lifecycleRetry = &temporal.RetryPolicy{
 	MaximumAttempts:    5,
 }
 
+// lifecycleDeadline bounds one lifecycle operation with all its retries. A
+// slow Daytona then fails it within minutes (the loop's own retries take
+// over: a stop or delete on a timer, a create or start at the next ensure)
+// instead of holding the loop, and the requests waiting on it, for the 25 min
+// of five 5-minute attempts.
+const lifecycleDeadline = 10 * time.Minute
+
 // lifecycleOptions: a create or start can take minutes on Daytona (snapshot
 // pulls), so StartToClose is well above it; heartbeats detect a dead worker
-// sooner.
+// sooner, and carry a cancellation (a delete cancels a create or start) to
+// the activity, which the workflow waits for so the delete comes after it.
 func lifecycleOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         lifecycleRetry,
-		Summary:             summary,
+		StartToCloseTimeout:    5 * time.Minute,
+		ScheduleToCloseTimeout: lifecycleDeadline,
+		HeartbeatTimeout:       time.Minute,
+		WaitForCancellation:    true,
+		RetryPolicy:            lifecycleRetry,
+		Summary:                summary,
 	}
 }
 

@@ -46,6 +46,7 @@ type harness struct {
 	daytona []daytonaEvent
 
 	timersStarted  map[string]time.Time // timer id -> when it would fire
+	timerLengths   map[string]time.Duration
 	timersCanceled []string
 	timersFired    []string
 }
@@ -55,7 +56,7 @@ type harness struct {
 func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
-	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}}
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}, timerLengths: map[string]time.Duration{}}
 	env := h.env
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})
@@ -142,6 +143,7 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.timersStarted[id] = env.Now().Add(d)
+		h.timerLengths[id] = d
 	})
 	env.SetOnTimerCanceledListener(func(id string) {
 		h.mu.Lock()
@@ -268,10 +270,15 @@ func (h *harness) causes() []string {
 	return out
 }
 
-// canceledAt lists the would-be fire times (hh:mm) of canceled timers.
+// canceledAt lists the would-be fire times (hh:mm) of the main loop's
+// canceled timers. The timers of waiting ensure-running requests (each
+// MaxEnsureWait long, cancelled when the request is answered) are left out.
 func (h *harness) canceledAt() []string {
 	var out []string
 	for _, id := range h.timersCanceled {
+		if h.timerLengths[id] == MaxEnsureWait {
+			continue
+		}
 		out = append(out, hhmm(h.timersStarted[id].Sub(t0)))
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
@@ -206,10 +207,14 @@ func (e *entityRun) refreshDue() time.Time {
 // the stopped one, or create the next generation when there is none (first
 // use, after an auto-delete, or when Daytona lost it).
 func (e *entityRun) bringUp(ctx workflow.Context) {
+	actx, done := e.cancelOnDelete(ctx)
+	defer done()
 	if e.st.SandboxID != "" {
 		e.op = opStarting
-		info, err := e.startSandbox(ctx)
+		info, err := e.startSandbox(actx)
 		switch {
+		case e.deletedWhileBusy(err):
+			return
 		case err == nil:
 			e.running(ctx, info)
 			e.transition(ctx, "started", activities.CauseUse, "")
@@ -234,13 +239,47 @@ func (e *entityRun) bringUp(ctx workflow.Context) {
 	e.op = opCreating
 	e.st.Phase = entity.PhaseCreating
 	e.upsertSearchAttributes(ctx, false)
-	info, err := e.ensureSandbox(ctx, e.st.Generation+1)
+	info, err := e.ensureSandbox(actx, e.st.Generation+1)
+	if e.deletedWhileBusy(err) {
+		return
+	}
 	if err != nil {
 		e.fail(ctx, err)
 		return
 	}
 	e.running(ctx, info)
 	e.transition(ctx, "created", activities.CauseUse, "generation "+fmt.Sprint(info.Generation))
+}
+
+// cancelOnDelete (from entityV1) returns a context that a delete request
+// cancels, for a create or start: a user's delete must not wait behind a
+// slow Daytona. done releases the watcher once the operation is over.
+func (e *entityRun) cancelOnDelete(ctx workflow.Context) (actx workflow.Context, done func()) {
+	if e.version < entityV1 {
+		return ctx, func() {}
+	}
+	actx, cancel := workflow.WithCancel(ctx)
+	over := false
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		_ = workflow.Await(gctx, func() bool { return over || e.deleteReq != nil })
+		if !over {
+			cancel()
+		}
+	})
+	return actx, func() { over = true }
+}
+
+// deletedWhileBusy reports a create or start that a delete cancelled: the
+// loop goes on to destroy (which deletes by id, or by the generation's name
+// when the create never answered), and the waiting requests learn that the
+// thread was deleted.
+func (e *entityRun) deletedWhileBusy(err error) bool {
+	if err == nil || e.deleteReq == nil || !temporal.IsCanceledError(err) {
+		return false
+	}
+	e.op = opNone
+	e.wantUp = false
+	return true
 }
 
 // running records a sandbox that now runs. The use that asked for it counts
@@ -421,6 +460,13 @@ func (e *entityRun) drainSignals(ctx workflow.Context) {
 			break
 		}
 		e.release(ctx, r)
+	}
+	for {
+		var r entity.DeleteRequest
+		if !e.deleteCh.ReceiveAsync(&r) {
+			break
+		}
+		e.requestDelete(r)
 	}
 }
 

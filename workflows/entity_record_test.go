@@ -84,12 +84,20 @@ type recorder struct {
 	tq string
 }
 
-func newRecorder(t *testing.T) *recorder {
+// recorderOptions tune the Daytona the recorder's workflows talk to.
+type recorderOptions struct {
+	faults emulator.Faults
+}
+
+func newRecorder(t *testing.T) *recorder { return newRecorderWith(t, recorderOptions{}) }
+
+func newRecorderWith(t *testing.T, opts recorderOptions) *recorder {
 	t.Helper()
 	pool, _ := testenv.Database(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	emu, err := emulator.New(ctx, emulator.Options{TransitionDelay: 20 * time.Millisecond, CronInterval: 100 * time.Millisecond, Logger: log})
+	emu, err := emulator.New(ctx, emulator.Options{TransitionDelay: 20 * time.Millisecond, CronInterval: 100 * time.Millisecond,
+		Faults: opts.faults, Logger: log})
 	require.NoError(t, err)
 	hs := httptest.NewServer(emu.Handler())
 	t.Cleanup(func() { hs.Close(); _ = emu.Close(); cancel() })
@@ -101,7 +109,9 @@ func newRecorder(t *testing.T) *recorder {
 	acts := activities.New(cfg, pool, gw, log)
 	acts.Temporal = c
 	tq := "record-" + uuid.NewString()
-	w := sdkworker.New(c, tq, sdkworker.Options{})
+	// Heartbeats, which carry cancellations to activities, are sent at once
+	// rather than throttled to most of the heartbeat timeout.
+	w := sdkworker.New(c, tq, sdkworker.Options{MaxHeartbeatThrottleInterval: 200 * time.Millisecond})
 	workflows.Register(w)
 	acts.Register(w)
 	require.NoError(t, w.Start())

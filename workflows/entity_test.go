@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/entity"
@@ -229,9 +230,12 @@ func TestEntityUserDelete(t *testing.T) {
 		var ae *temporal.ApplicationError
 		require.ErrorAs(t, first.err, &ae, "the waiting ensure learns the thread is gone")
 		assert.Equal(t, entity.ErrTypeEntityDeleted, ae.Type())
-		// The create finished at 00:03 and its sandbox was destroyed right after.
-		assert.Equal(t, []string{"create@00:03", "delete@00:03"}, h.calls) // the mock records on completion
-		assert.Equal(t, []string{"created/use", "deleted/user_delete"}, h.causes())
+		// The delete does not wait behind a slow Daytona: it cancels the
+		// create (which never completes) and deletes the generation by name
+		// in case the create landed.
+		assert.Equal(t, []string{"delete@00:01"}, h.calls) // the mock records on completion
+		require.Len(t, h.ensureIn, 0)
+		assert.Equal(t, []string{"deleted/user_delete"}, h.causes())
 	})
 	t.Run("an ensure during the delete is refused with a type the API can act on", func(t *testing.T) {
 		h := newHarness(t, 3*time.Minute)
@@ -239,7 +243,7 @@ func TestEntityUserDelete(t *testing.T) {
 		var deleted bool
 		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
 		h.deleteAt(time.Minute, &deleted)
-		h.ensure(2*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &during)
+		h.ensure(time.Minute, entity.EnsureRequest{RequestID: "r2"}, &during)
 		h.runThread(ladder)
 
 		require.True(t, deleted)
@@ -595,6 +599,9 @@ func TestEntityRunsOnTheOldVersionKeepTheirCommands(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
 		"stop@01:00", "delete@03:00", "delete@04:00"}, h.calls)
+	for id, d := range h.timerLengths {
+		assert.NotEqual(t, MaxEnsureWait, d, "timer %s: old runs start no ensure-running timer", id)
+	}
 }
 
 // TestEntityReleaseCarriesTheUse: the API ends a lease with one signal that
@@ -624,4 +631,71 @@ func TestEntityReleaseCarriesTheUse(t *testing.T) {
 			assert.Contains(t, h.calls, tc.stop, "%v", h.calls)
 		})
 	}
+}
+
+// TestEntityEnsureGivesUpAfterMaxEnsureWait (issue 12, finding 5): while
+// Daytona is slow, a waiting ensure-running answers "unavailable, retry"
+// after MaxEnsureWait instead of holding one of the workflow's ten in-flight
+// update slots until the create ends; the create goes on, and a later ensure
+// gets its sandbox.
+func TestEntityEnsureGivesUpAfterMaxEnsureWait(t *testing.T) {
+	h := newHarness(t, 5*time.Minute)
+	var first, later ensureOutcome
+	var deleted bool
+	var answered time.Duration
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(entity.UpdateEnsureRunning, "r1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { first.rejected = err },
+			OnAccept: func() {},
+			OnComplete: func(_ any, err error) {
+				first.err = err
+				answered = h.env.Now().Sub(t0)
+			},
+		}, entity.EnsureRequest{RequestID: "r1"})
+	}, 0)
+	h.ensure(6*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &later)
+	h.deleteAt(time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	var ae *temporal.ApplicationError
+	require.ErrorAs(t, first.err, &ae)
+	assert.Equal(t, entity.ErrTypeSandboxUnavailable, ae.Type())
+	assert.Contains(t, ae.Error(), "still being brought up")
+	assert.Equal(t, MaxEnsureWait, answered)
+	require.NoError(t, later.err)
+	assert.Equal(t, "sbx-1", later.res.SandboxID)
+	assert.Equal(t, []string{"create@00:05", "refresh@00:12:30", "stop@00:21", "delete@01:00"}, h.calls)
+}
+
+// TestEntityDeleteSignal (issue 12, finding 5): a delete sent as a signal
+// (which needs no update slot) destroys the sandbox and ends the workflow,
+// also while a create is stuck behind a slow Daytona.
+func TestEntityDeleteSignal(t *testing.T) {
+	t.Run("while running", func(t *testing.T) {
+		h := newHarness(t)
+		var first ensureOutcome
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+		h.signal(5*time.Minute, entity.SignalDelete, entity.DeleteRequest{RequestID: "d1", Cause: "user_delete"})
+		h.runThread(ladder)
+
+		require.True(t, h.env.IsWorkflowCompleted())
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{"create@00:00", "delete@00:05"}, h.calls)
+		assert.Equal(t, []string{"created/use", "deleted/user_delete"}, h.causes())
+	})
+	t.Run("while a create is stuck", func(t *testing.T) {
+		h := newHarness(t, 20*time.Minute)
+		var first ensureOutcome
+		h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+		h.signal(time.Minute, entity.SignalDelete, entity.DeleteRequest{RequestID: "d1"})
+		h.runThread(ladder)
+
+		require.True(t, h.env.IsWorkflowCompleted())
+		require.NoError(t, h.env.GetWorkflowError())
+		assert.Equal(t, []string{"delete@00:01"}, h.calls, "the create was cancelled; the generation is deleted by name")
+		var ae *temporal.ApplicationError
+		require.ErrorAs(t, first.err, &ae)
+		assert.Equal(t, entity.ErrTypeEntityDeleted, ae.Type())
+	})
 }
