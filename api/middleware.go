@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,22 +11,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/auth"
 )
-
-type principalKey struct{}
-
-// PrincipalFrom returns the authenticated principal of a request context, for
-// handlers that only see an *http.Request (WebDAV, tus).
-func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(auth.Principal)
-	return p, ok
-}
-
-func principal(c echo.Context) auth.Principal {
-	p, _ := PrincipalFrom(c.Request().Context())
-	return p
-}
 
 func newRequestID() string {
 	var b [12]byte
@@ -57,12 +43,12 @@ func credentials(r *http.Request) (string, bool) {
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	key, ok := credentials(r)
 	if !ok || key == "" {
-		return auth.Principal{}, newError(http.StatusUnauthorized, "unauthorized", "missing api key")
+		return auth.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "missing api key")
 	}
 	p, err := s.keys.Verify(r.Context(), key)
 	if err != nil {
 		if err == auth.ErrInvalidKey {
-			return auth.Principal{}, newError(http.StatusUnauthorized, "unauthorized", "invalid api key")
+			return auth.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "invalid api key")
 		}
 		return auth.Principal{}, fmt.Errorf("authenticating: %w", err)
 	}
@@ -80,17 +66,27 @@ func underPrefix(c echo.Context, prefix string) bool {
 	return false
 }
 
-// authMiddleware authenticates every request under /v1.
+// authMiddleware authenticates every request under /v1 and /dav. WebDAV's
+// OPTIONS is answered without credentials (Windows gives up when its first
+// OPTIONS gets 401), and WebDAV's 401 asks for Basic, which WebDAV clients
+// speak.
 func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !underPrefix(c, "/v1") {
+		dav := underPrefix(c, "/dav")
+		if !underPrefix(c, "/v1") && !dav {
+			return next(c)
+		}
+		if dav && c.Request().Method == http.MethodOptions {
 			return next(c)
 		}
 		p, err := s.authenticate(c.Request())
 		if err != nil {
+			if dav {
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="threadbox", charset="UTF-8"`)
+			}
 			return err
 		}
-		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
 		return next(c)
 	}
 }
@@ -98,8 +94,8 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 // requireAdmin refuses non-admin keys under /v1/admin (after authMiddleware).
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if underPrefix(c, "/v1/admin") && !principal(c).Admin {
-			return newError(http.StatusForbidden, "forbidden", "this route needs an admin api key")
+		if p, _ := auth.PrincipalFrom(c.Request().Context()); underPrefix(c, "/v1/admin") && !p.Admin {
+			return apierr.New(http.StatusForbidden, "forbidden", "this route needs an admin api key")
 		}
 		return next(c)
 	}

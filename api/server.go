@@ -18,11 +18,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/threadbox/threadbox/api/admin"
+	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/api/dav"
+	"github.com/threadbox/threadbox/api/files"
+	"github.com/threadbox/threadbox/api/threads"
+	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/sandbox"
+	"github.com/threadbox/threadbox/volume"
 )
 
 // Deps are the collaborators of the API server. Temporal and Daytona may be
@@ -41,21 +49,18 @@ type Deps struct {
 type Server struct {
 	cfg      config.Config
 	pool     *pgxpool.Pool
-	q        *db.Queries
 	keys     *auth.Store
 	temporal client.Client
 	daytona  *daytona.Gateway
 	log      *slog.Logger
-	registry *prometheus.Registry
 	metrics  *httpMetrics
-	// sandboxes is the hot-path client of every sandbox entity (threads and
-	// files sessions), keyed by workflow id.
-	sandboxes *sandboxClient
-	echo      *echo.Echo
-	closers   []func()
+	echo     *echo.Echo
+	closers  []func()
 }
 
-// New builds the server and its routes.
+// New builds the server and its routes: every route group is its own
+// package (threads, files, dav, uploads, admin) and reaches sandboxes only
+// through the one sandbox client made here.
 func New(d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
@@ -67,27 +72,26 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		cfg:      d.Config,
 		pool:     d.Pool,
-		q:        q,
 		keys:     auth.NewStore(q),
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
-		registry: d.Registry,
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
-	s.sandboxes = newSandboxClient(sandboxClientOptions{
-		Temporal:  s.temporal,
-		Gateway:   s.daytona,
-		TaskQueue: s.cfg.TemporalTaskQueue,
-		Thread:    entity.Config{AutoStop: s.cfg.AutoStopInterval.Duration(), AutoDelete: s.cfg.AutoDeleteInterval.Duration()},
-		Files:     entity.Config{AutoStop: s.cfg.FilesAutoStopInterval.Duration()},
-		Logger:    s.log,
+	sandboxes := sandbox.New(sandbox.Options{
+		Temporal:  d.Temporal,
+		Gateway:   d.Daytona,
+		TaskQueue: d.Config.TemporalTaskQueue,
+		Thread:    entity.Config{AutoStop: d.Config.AutoStopInterval.Duration(), AutoDelete: d.Config.AutoDeleteInterval.Duration()},
+		Files:     entity.Config{AutoStop: d.Config.FilesAutoStopInterval.Duration()},
+		Logger:    d.Logger,
 	})
-	s.closers = append(s.closers, s.sandboxes.Close)
+	s.closers = append(s.closers, sandboxes.Close)
+	volumes := &volume.Service{Sandboxes: sandboxes, Pool: d.Pool, QuotaBytes: d.Config.VolumeQuotaBytes()}
 
 	e := echo.New()
 	e.HideBanner = true
@@ -109,17 +113,44 @@ func New(d Deps) (*Server, error) {
 	e.Use(s.authMiddleware, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	if err := s.threadRoutes(v1); err != nil {
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Logger: d.Logger}).Register(v1)
+	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
+	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
+
+	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
+	e.Match(dav.Methods, "/dav", davHandler)
+	e.Match(dav.Methods, "/dav/*", davHandler)
+
+	up, err := uploads.New(uploads.Config{
+		Dir:        d.Config.UploadDir,
+		BasePath:   "/v1/uploads/",
+		QuotaBytes: d.Config.VolumeQuotaBytes(),
+		SpoolTTL:   uploadSpoolTTL,
+		Queries:    q,
+		Logger:     d.Logger.With("component", "uploads"),
+		Volumes:    volumes,
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := s.fileRoutes(e, v1); err != nil {
-		return nil, err
-	}
-	admin := v1.Group("/admin")
-	if err := s.adminRoutes(admin); err != nil {
-		return nil, err
-	}
+	s.closers = append(s.closers, up.Close)
+	uh := echo.WrapHandler(http.StripPrefix("/v1/uploads", up.Handler()))
+	v1.Any("/uploads", uh)
+	v1.Any("/uploads/*", uh)
 	return s, nil
+}
+
+// uploadSpoolTTL is how long an interrupted upload can be resumed.
+const uploadSpoolTTL = 24 * time.Hour
+
+// handleError is echo's HTTPErrorHandler: every error a handler returns is
+// answered by apierr, the one mapping.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		s.log.WarnContext(c.Request().Context(), "error after response started", "err", err, "request_id", requestID(c))
+		return
+	}
+	apierr.Respond(c.Response(), c.Request(), err, s.log, "request_id", requestID(c))
 }
 
 // Handler is the server's http.Handler.
@@ -158,6 +189,6 @@ type whoamiResponse struct {
 }
 
 func (s *Server) whoami(c echo.Context) error {
-	p := principal(c)
+	p, _ := auth.PrincipalFrom(c.Request().Context())
 	return c.JSON(http.StatusOK, whoamiResponse{UserID: p.UserID, Admin: p.Admin})
 }

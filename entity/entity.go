@@ -197,6 +197,17 @@ type Input struct {
 // Ref is the entity the input starts.
 func (in Input) Ref() Ref { return Ref{Kind: in.Kind, UserID: in.UserID, ThreadID: in.ThreadID} }
 
+// MaxLeaseTTL bounds one lease, asked by a client or taken for a long use;
+// longer work renews it. The API refuses longer leases before asking.
+const MaxLeaseTTL = 24 * time.Hour
+
+// MaxEnsureWait bounds how long an ensure-running waits for the sandbox: a
+// slow Daytona must not hold the workflow's ten in-flight update slots after
+// the caller gave up. The caller then gets ErrTypeSandboxUnavailable ("still
+// being brought up; retry") and the create goes on; callers should wait a
+// little longer than this for the answer.
+const MaxEnsureWait = 90 * time.Second
+
 // LeaseRequest asks for the sandbox to be kept running for TTL.
 type LeaseRequest struct {
 	ID  string        `json:"ID"`

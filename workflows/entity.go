@@ -13,13 +13,6 @@ import (
 
 // Limits of the entity workflows.
 const (
-	// MaxEnsureWait bounds how long an ensure-running waits for the sandbox
-	// (from entityV1): a slow Daytona must not hold the workflow's ten
-	// in-flight update slots after the API (which waits 2 min) gave up. The
-	// caller gets ErrTypeSandboxUnavailable and retries; the create goes on.
-	MaxEnsureWait = 90 * time.Second
-	// MaxLeaseTTL bounds one lease; longer work renews it.
-	MaxLeaseTTL = 24 * time.Hour
 	// MaxLeases bounds the live leases of one entity (state is carried across
 	// ContinueAsNew and must stay small).
 	MaxLeases = 256
@@ -137,8 +130,8 @@ func (e *entityRun) validateEnsure(_ workflow.Context, req entity.EnsureRequest)
 			return errors.New("lease id is required")
 		case l.TTL <= 0:
 			return fmt.Errorf("lease ttl must be positive, got %s", l.TTL)
-		case l.TTL > MaxLeaseTTL:
-			return fmt.Errorf("lease ttl %s is longer than %s; renew it instead", l.TTL, MaxLeaseTTL)
+		case l.TTL > entity.MaxLeaseTTL:
+			return fmt.Errorf("lease ttl %s is longer than %s; renew it instead", l.TTL, entity.MaxLeaseTTL)
 		}
 		if _, renew := e.st.Leases[l.ID]; !renew && len(e.st.Leases) >= MaxLeases {
 			return fmt.Errorf("too many live leases (%d)", MaxLeases)
@@ -179,7 +172,7 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 			return entity.EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, entity.ErrTypeSandboxUnavailable)
 		default:
 			return entity.EnsureResult{}, temporal.NewApplicationError(
-				fmt.Sprintf("the sandbox is still being brought up after %s; retry", MaxEnsureWait), entity.ErrTypeSandboxUnavailable)
+				fmt.Sprintf("the sandbox is still being brought up after %s; retry", entity.MaxEnsureWait), entity.ErrTypeSandboxUnavailable)
 		}
 	}
 	return entity.EnsureResult{
@@ -192,7 +185,7 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 	}, nil
 }
 
-// awaitUp waits until settled, for at most MaxEnsureWait from entityV1 (the
+// awaitUp waits until settled, for at most entity.MaxEnsureWait from entityV1 (the
 // timer is cancelled when settled wins, so it never fires later).
 func (e *entityRun) awaitUp(ctx workflow.Context, settled func() bool) error {
 	if e.version < entityV1 {
@@ -201,7 +194,7 @@ func (e *entityRun) awaitUp(ctx workflow.Context, settled func() bool) error {
 	tctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	_, err := workflow.AwaitWithOptions(tctx, workflow.AwaitOptions{
-		Timeout:      MaxEnsureWait,
+		Timeout:      entity.MaxEnsureWait,
 		TimerOptions: workflow.TimerOptions{Summary: "ensure-running gives up"},
 	}, settled)
 	return err

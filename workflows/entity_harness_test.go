@@ -272,11 +272,11 @@ func (h *harness) causes() []string {
 
 // canceledAt lists the would-be fire times (hh:mm) of the main loop's
 // canceled timers. The timers of waiting ensure-running requests (each
-// MaxEnsureWait long, cancelled when the request is answered) are left out.
+// entity.MaxEnsureWait long, cancelled when the request is answered) are left out.
 func (h *harness) canceledAt() []string {
 	var out []string
 	for _, id := range h.timersCanceled {
-		if h.timerLengths[id] == MaxEnsureWait {
+		if h.timerLengths[id] == entity.MaxEnsureWait {
 			continue
 		}
 		out = append(out, hhmm(h.timersStarted[id].Sub(t0)))

@@ -600,7 +600,7 @@ func TestEntityRunsOnTheOldVersionKeepTheirCommands(t *testing.T) {
 	assert.Equal(t, []string{"create@00:00", "refresh@00:15", "refresh@00:30", "refresh@00:45",
 		"stop@01:00", "delete@03:00", "delete@04:00"}, h.calls)
 	for id, d := range h.timerLengths {
-		assert.NotEqual(t, MaxEnsureWait, d, "timer %s: old runs start no ensure-running timer", id)
+		assert.NotEqual(t, entity.MaxEnsureWait, d, "timer %s: old runs start no ensure-running timer", id)
 	}
 }
 
@@ -635,7 +635,7 @@ func TestEntityReleaseCarriesTheUse(t *testing.T) {
 
 // TestEntityEnsureGivesUpAfterMaxEnsureWait (issue 12, finding 5): while
 // Daytona is slow, a waiting ensure-running answers "unavailable, retry"
-// after MaxEnsureWait instead of holding one of the workflow's ten in-flight
+// after entity.MaxEnsureWait instead of holding one of the workflow's ten in-flight
 // update slots until the create ends; the create goes on, and a later ensure
 // gets its sandbox.
 func TestEntityEnsureGivesUpAfterMaxEnsureWait(t *testing.T) {
@@ -662,7 +662,7 @@ func TestEntityEnsureGivesUpAfterMaxEnsureWait(t *testing.T) {
 	require.ErrorAs(t, first.err, &ae)
 	assert.Equal(t, entity.ErrTypeSandboxUnavailable, ae.Type())
 	assert.Contains(t, ae.Error(), "still being brought up")
-	assert.Equal(t, MaxEnsureWait, answered)
+	assert.Equal(t, entity.MaxEnsureWait, answered)
 	require.NoError(t, later.err)
 	assert.Equal(t, "sbx-1", later.res.SandboxID)
 	assert.Equal(t, []string{"create@00:05", "refresh@00:12:30", "stop@00:21", "delete@01:00"}, h.calls)

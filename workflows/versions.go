@@ -24,7 +24,7 @@ const (
 	// only a successful refresh counts (a failure is retried on a short
 	// timer; a lost sandbox ends the generation); pending signals are
 	// applied at the top of every loop turn; an ensure waits for the
-	// sandbox at most MaxEnsureWait; a delete cancels a create in flight.
+	// sandbox at most entity.MaxEnsureWait; a delete cancels a create in flight.
 	entityV1 workflow.Version = 1
 
 	entityLatest = entityV1

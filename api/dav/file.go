@@ -57,9 +57,9 @@ func (f *readFile) Read(p []byte) (int, error) {
 			_ = f.body.Close()
 			f.body = nil
 		}
-		body, err := f.fs.V.TB.Download(f.ctx, f.fs.V.Abs(f.name), f.off, -1)
+		body, err := f.fs.V.Download(f.ctx, f.name, f.off, -1)
 		if err != nil {
-			return 0, f.fs.note(pathErr("read", f.name, err))
+			return 0, f.fs.note(osErr(err))
 		}
 		f.body, f.bodyOff = body, f.off
 	}
@@ -67,7 +67,7 @@ func (f *readFile) Read(p []byte) (int, error) {
 	f.off += int64(n)
 	f.bodyOff += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
-		err = f.fs.note(pathErr("read", f.name, err))
+		err = f.fs.note(osErr(err))
 	}
 	return n, err
 }

@@ -2,13 +2,13 @@ package dav
 
 import (
 	"context"
-	"mime"
 	"os"
 	"path"
 	"time"
 
 	"golang.org/x/net/webdav"
 
+	"github.com/threadbox/threadbox/api/httpio"
 	"github.com/threadbox/threadbox/daytona"
 )
 
@@ -38,18 +38,9 @@ func (f *fileInfo) Mode() os.FileMode {
 
 // ContentType answers from the extension only (never by reading the file).
 func (f *fileInfo) ContentType(context.Context) (string, error) {
-	return ContentTypeOf(f.name), nil
+	return httpio.ContentType(f.name), nil
 }
 
 // ETag falls back to the engine's modtime+size tag: the toolbox offers no
 // content hash.
 func (f *fileInfo) ETag(context.Context) (string, error) { return "", webdav.ErrNotImplemented }
-
-// ContentTypeOf is the type served for a file name: by extension, else
-// application/octet-stream.
-func ContentTypeOf(name string) string {
-	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
-		return t
-	}
-	return "application/octet-stream"
-}

@@ -9,14 +9,17 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/sandboxfs"
+	"github.com/threadbox/threadbox/volume"
 )
 
 // FS is a webdav.FileSystem over a Volume for one request: it carries the
 // request's stat cache and dead-property cache, so build one per request
 // (it is cheap) and never share it between requests.
 type FS struct {
-	V *Volume
+	V *volume.Volume
 
 	cache statCache
 
@@ -30,7 +33,7 @@ type FS struct {
 var _ webdav.FileSystem = (*FS)(nil)
 
 // NewFS returns a request-scoped FileSystem over v.
-func NewFS(v *Volume) *FS { return &FS{V: v} }
+func NewFS(v *volume.Volume) *FS { return &FS{V: v} }
 
 // Err is the first sandbox, quota or database failure this request hit. The
 // engine flattens such failures into 405/403/500; the wrapper uses Err to
@@ -55,7 +58,7 @@ func (fs *FS) note(err error) error {
 }
 
 func (fs *FS) clean(op, name string) (string, error) {
-	n, err := CleanPath(name)
+	n, err := clientpath.Volume(name)
 	if err != nil {
 		return "", fs.note(&os.PathError{Op: op, Path: name, Err: err})
 	}
@@ -71,6 +74,7 @@ func (fs *FS) stat(ctx context.Context, n string) (daytona.FileInfo, error) {
 		return e.fi, nil
 	}
 	fi, err := fs.V.Stat(ctx, n)
+	err = osErr(err)
 	switch {
 	case os.IsNotExist(err):
 		fs.cache.put(n, statEntry{missing: true})
@@ -126,7 +130,7 @@ func (fs *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 		return err
 	}
 	defer fs.cache.clear()
-	return fs.note(fs.V.Mkdir(ctx, n))
+	return fs.note(osErr(fs.V.Mkdir(ctx, n)))
 }
 
 // OpenFile implements webdav.FileSystem. Reads are lazy (no sandbox call
@@ -141,7 +145,7 @@ func (fs *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode
 		fi, err := fs.stat(ctx, n)
 		switch {
 		case err == nil && fi.IsDir:
-			return nil, &os.PathError{Op: "open", Path: n, Err: ErrIsDir}
+			return nil, &sandboxfs.Error{Op: "write", Path: n, Kind: sandboxfs.ErrIsDir}
 		case err == nil && flag&os.O_EXCL != 0:
 			return nil, &os.PathError{Op: "open", Path: n, Err: os.ErrExist}
 		case err != nil && !os.IsNotExist(err):
@@ -171,7 +175,7 @@ func (fs *FS) RemoveAll(ctx context.Context, name string) error {
 		return err
 	}
 	defer fs.cache.clear()
-	if err := fs.V.Remove(ctx, n); err != nil && !os.IsNotExist(err) {
+	if err := osErr(fs.V.Remove(ctx, n)); err != nil && !os.IsNotExist(err) {
 		return fs.note(err)
 	}
 	return nil
@@ -192,7 +196,7 @@ func (fs *FS) Rename(ctx context.Context, oldName, newName string) error {
 		return err
 	}
 	defer fs.cache.clear()
-	return fs.note(fs.V.Move(ctx, from, to, false))
+	return fs.note(osErr(fs.V.Move(ctx, from, to, false)))
 }
 
 // readdir lists directory n, fills the stat cache for every child and loads
@@ -200,7 +204,7 @@ func (fs *FS) Rename(ctx context.Context, oldName, newName string) error {
 func (fs *FS) readdir(ctx context.Context, n string) ([]os.FileInfo, error) {
 	list, err := fs.V.List(ctx, n)
 	if err != nil {
-		return nil, fs.note(err)
+		return nil, fs.note(osErr(err))
 	}
 	out := make([]os.FileInfo, 0, len(list))
 	paths := make([]string, 0, len(list))
@@ -230,7 +234,7 @@ func (fs *FS) loadProps(ctx context.Context, paths []string) error {
 		fs.props = map[string]propMap{}
 	}
 	for _, p := range paths {
-		fs.props[p] = loaded[p] // nil when none: still "loaded"
+		fs.props[p] = toPropMap(loaded[p]) // nil when none: still "loaded"
 	}
 	return nil
 }
@@ -290,7 +294,7 @@ func (fs *FS) patchProps(ctx context.Context, n string, patches []webdav.Proppat
 	if fs.V.Props == nil {
 		return nil, errors.New("dead properties are not supported")
 	}
-	st, err := fs.V.Props.Patch(ctx, n, patches)
+	st, err := patch(ctx, fs.V.Props, n, patches)
 	if err != nil {
 		return nil, fs.note(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,20 +35,15 @@ func (s *davServer) do(t *testing.T, method, p string, body io.Reader, hdr map[s
 // loads dead properties in one query.
 func TestPropfindOneListing(t *testing.T) {
 	s := newDavServer(t, 1<<30)
-	dir := filepath.Join(s.Vol, "many")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for i := range 1000 {
-		name := fmt.Sprintf("f%04d", i) // no extension: the engine would sniff
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644))
-	}
-	s.TB.Lists.Store(0)
-	s.TB.Stats.Store(0)
+	// No extension: the engine would sniff the content type.
+	s.exec(t, `mkdir many && cd many && for i in $(seq -w 0 999); do printf x > f$i; done`)
+	s.SB.Calls.Reset()
 	resp, body := s.do(t, "PROPFIND", "many/", nil, map[string]string{"Depth": "1"})
 	require.Equal(t, 207, resp.StatusCode)
 	require.Equal(t, 1001, strings.Count(body, "<D:response>"))
-	require.EqualValues(t, 1, s.TB.Lists.Load(), "one listing call")
-	require.LessOrEqual(t, s.TB.Stats.Load(), int64(2), "no per-entry stat")
-	require.EqualValues(t, 0, s.TB.Downloads.Load(), "no content sniffing")
+	require.Equal(t, 1, s.SB.Calls.Count("GET files"), "one listing call")
+	require.LessOrEqual(t, s.SB.Calls.Count("GET files/info"), 2, "no per-entry stat")
+	require.Equal(t, 0, s.SB.Calls.Count("GET files/download"), "no content sniffing")
 }
 
 // GET with Range opens one ranged download at the offset; HEAD downloads
@@ -60,15 +52,16 @@ func TestRangedRead(t *testing.T) {
 	s := newDavServer(t, 1<<30)
 	data := make([]byte, 1<<20)
 	_, _ = rand.Read(data)
-	require.NoError(t, os.WriteFile(filepath.Join(s.Vol, "blob"), data, 0o644))
+	s.put(t, "blob", data)
+	s.SB.Calls.Reset()
 	resp, body := s.do(t, http.MethodGet, "blob", nil, map[string]string{"Range": "bytes=500000-500099"})
 	require.Equal(t, 206, resp.StatusCode)
 	require.Equal(t, data[500000:500100], []byte(body))
-	require.EqualValues(t, 1, s.TB.Downloads.Load())
+	require.Equal(t, 1, s.SB.Calls.Count("GET files/download"))
 	resp, _ = s.do(t, http.MethodHead, "blob", nil, nil)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
-	require.EqualValues(t, 1, s.TB.Downloads.Load(), "HEAD reads no content")
+	require.Equal(t, 1, s.SB.Calls.Count("GET files/download"), "HEAD reads no content")
 	resp, body = s.do(t, http.MethodGet, "blob", nil, nil)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, data, []byte(body))
@@ -96,10 +89,7 @@ func TestQuotaLeavesNothing(t *testing.T) {
 	resp, _ = s.do(t, http.MethodPut, "a.bin", bytes.NewReader(make([]byte, 90_000)), nil)
 	require.Equal(t, 201, resp.StatusCode)
 
-	ents, err := os.ReadDir(s.Vol)
-	require.NoError(t, err)
-	require.Len(t, ents, 1, "only a.bin: %v", ents)
-	require.Equal(t, "a.bin", ents[0].Name())
+	require.Equal(t, []string{"a.bin"}, s.names(t, "/"), "only a.bin: no file, no spool left")
 	u, _ = s.Q.VolumeUsage(ctx, testUser)
 	require.EqualValues(t, 90_000, u.UsedBytes)
 
@@ -129,12 +119,9 @@ func TestCopyMoveTree(t *testing.T) {
 	resp, _ = s.do(t, "MOVE", "t/", nil, map[string]string{"Destination": "/dav/t3/"})
 	require.Equal(t, 201, resp.StatusCode)
 	for _, p := range []string{"t2/a.txt", "t2/sub/b.txt", "t3/a.txt", "t3/sub/b.txt"} {
-		b, err := os.ReadFile(filepath.Join(s.Vol, filepath.FromSlash(p)))
-		require.NoError(t, err, p)
-		require.Equal(t, "content of t/"+strings.SplitN(p, "/", 2)[1], string(b))
+		require.Equal(t, "content of t/"+strings.SplitN(p, "/", 2)[1], string(s.read(t, p)))
 	}
-	_, err := os.Stat(filepath.Join(s.Vol, "t"))
-	require.True(t, os.IsNotExist(err))
+	require.False(t, s.exists(t, "t"))
 	rows, err := s.Q.DeadProps(context.Background(), db.DeadPropsParams{UserID: testUser, Paths: []string{"/t/sub/b.txt", "/t2/sub/b.txt", "/t3/sub/b.txt"}})
 	require.NoError(t, err)
 	var paths []string
@@ -149,18 +136,6 @@ func TestCopyMoveTree(t *testing.T) {
 	require.Equal(t, 204, resp.StatusCode)
 	rows, _ = s.Q.DeadProps(context.Background(), db.DeadPropsParams{UserID: testUser, Paths: []string{"/t3/sub/b.txt"}})
 	require.Empty(t, rows)
-}
-
-func TestCleanPath(t *testing.T) {
-	for in, want := range map[string]string{"": "/", "/": "/", "a/b": "/a/b", "/a//b/": "/a/b", "./a": "/a"} {
-		got, err := dav.CleanPath(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	for _, bad := range []string{"..", "../a", "a/../../b", "a/..", "a\x00b", strings.Repeat("x", 256), strings.Repeat("a/", 2049)} {
-		_, err := dav.CleanPath(bad)
-		require.ErrorIs(t, err, dav.ErrBadPath, "%q", bad)
-	}
 }
 
 // Locks are per user: another user's same path is not locked.

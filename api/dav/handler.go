@@ -1,8 +1,10 @@
 package dav
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/api/httpio"
+	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/clientpath"
+	"github.com/threadbox/threadbox/volume"
 	"golang.org/x/net/webdav"
 )
 
@@ -38,7 +45,9 @@ const DefaultMaxLockTimeout = time.Hour
 //   - GET/HEAD get a Content-Type from the extension, so the engine never
 //     reads 512 bytes to sniff one.
 //   - Failures the engine flattens into 405/403/500 (quota, sandbox down) are
-//     answered with their real status through Fail.
+//     answered with their real status, in the API's JSON error shape.
+//   - A files sandbox found stopped behind the cache is started again and the
+//     request retried once (volume.Opener), like every other use.
 //   - Paths with "..", NUL or over-long names (also percent-encoded, and in
 //     Destination) are refused with 400 before anything is touched.
 //   - COPY/MOVE of the root, or of a collection into itself, is 403 (the
@@ -51,13 +60,9 @@ type Handler struct {
 	// MaxLockTimeout caps LOCK timeouts (DefaultMaxLockTimeout when 0).
 	MaxLockTimeout time.Duration
 	Logger         *slog.Logger
-	// Authenticate returns the request's user or an error for Fail (401).
-	Authenticate func(r *http.Request) (string, error)
-	// Open returns the user's volume; lease asks the files sandbox to stay up
-	// for a transfer, and release must be called when the request ends.
-	Open func(ctx context.Context, userID string, lease bool) (v *Volume, release func(), err error)
-	// Fail writes an error response (JSON, status from the error).
-	Fail func(w http.ResponseWriter, r *http.Request, err error)
+	// Volumes opens the authenticated user's volume. The API's
+	// authentication has already put the principal in the request context.
+	Volumes volume.Opener
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -65,59 +70,114 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.options(w)
 		return
 	}
-	user, err := h.Authenticate(r)
-	if err != nil {
+	p, ok := auth.PrincipalFrom(r.Context())
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="threadbox", charset="UTF-8"`)
-		h.Fail(w, r, err)
+		h.fail(w, r, auth.ErrInvalidKey)
 		return
 	}
 	src, err := h.volumePath(r.URL.Path)
 	if err != nil {
-		h.Fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !h.fixRequest(w, r, src) {
 		return
 	}
-	capBody := r.Method != http.MethodPut && r.Body != nil && r.Body != http.NoBody
-	bodyLimit := int64(MaxXMLBody)
-	if r.Method == "LOCK" {
-		bodyLimit = MaxLockBody
-	}
-	if capBody && r.ContentLength > bodyLimit {
-		h.Fail(w, r, &http.MaxBytesError{Limit: bodyLimit})
+	// Bodies other than PUT's are small XML documents: read them whole
+	// (capped) so a use retried after a stopped files sandbox sees them
+	// again. PUT streams; it can be retried only before its first byte.
+	xmlBody, err := h.readXMLBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	if r.Method == http.MethodPut && r.ContentLength >= 0 {
 		ctx = WithSizeHint(ctx, r.ContentLength)
 	}
-	lease := r.Method == http.MethodPut || r.Method == http.MethodGet || r.Method == "COPY" || r.Method == "MOVE"
-	v, release, err := h.Open(ctx, user, lease)
-	if err != nil {
-		h.Fail(w, r, err)
-		return
-	}
-	defer release()
-	fs := NewFS(v)
-	if capBody {
-		r.Body = &cappedBody{ReadCloser: http.MaxBytesReader(w, r.Body, bodyLimit), fs: fs}
-	}
-	engine := &webdav.Handler{
-		Prefix:     h.Prefix,
-		FileSystem: fs,
-		LockSystem: noteLocks{LockSystem: h.Locks.For(user), fs: fs},
-		Logger: func(r *http.Request, err error) {
-			if err != nil && h.Logger != nil {
-				h.Logger.DebugContext(r.Context(), "webdav", "method", r.Method, "path", r.URL.Path, "err", err)
-			}
-		},
+	var put *countingBody
+	if r.Method == http.MethodPut && r.Body != nil {
+		put = &countingBody{ReadCloser: r.Body}
+		r.Body = put
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		w.Header().Set("Accept-Ranges", "bytes")
 	}
-	g := &statusGuard{ResponseWriter: w, r: r, fs: fs, fail: h.Fail}
-	engine.ServeHTTP(g, r.WithContext(ctx))
+	var g *statusGuard
+	err = h.Volumes.Use(ctx, p.UserID, volume.UseOptions{Replayable: func() bool {
+		return !g.wroteHead && (put == nil || put.n == 0)
+	}}, func(ctx context.Context, v *volume.Volume) error {
+		fs := NewFS(v)
+		if xmlBody != nil {
+			r.Body = io.NopCloser(bytes.NewReader(xmlBody))
+		}
+		engine := &webdav.Handler{
+			Prefix:     h.Prefix,
+			FileSystem: fs,
+			LockSystem: noteLocks{LockSystem: h.Locks.For(p.UserID), fs: fs},
+			Logger: func(r *http.Request, err error) {
+				if err != nil && h.Logger != nil {
+					h.Logger.DebugContext(r.Context(), "webdav", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
+			},
+		}
+		g = &statusGuard{ResponseWriter: w, fs: fs}
+		engine.ServeHTTP(g, r.WithContext(ctx))
+		return g.failure
+	})
+	if err != nil {
+		h.fail(w, r, err)
+	}
+}
+
+// fail answers err in the API's JSON error shape (its status from apierr).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Del("ETag")
+	apierr.Respond(w, r, err, h.logger(), "component", "webdav")
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger == nil {
+		return slog.Default()
+	}
+	return h.Logger
+}
+
+// readXMLBody reads the body of a non-PUT request, at most MaxXMLBody bytes
+// (MaxLockBody for LOCK); nil when there is none.
+func (h *Handler) readXMLBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Method == http.MethodPut || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	limit := int64(MaxXMLBody)
+	if r.Method == "LOCK" {
+		limit = MaxLockBody
+	}
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", volume.ErrIncompleteBody, err)
+	}
+	return b, nil
+}
+
+// countingBody counts what the engine read of a PUT body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 func (h *Handler) options(w http.ResponseWriter) {
@@ -132,9 +192,9 @@ func (h *Handler) options(w http.ResponseWriter) {
 func (h *Handler) volumePath(p string) (string, error) {
 	rest, ok := strings.CutPrefix(p, h.Prefix)
 	if !ok || (rest != "" && rest[0] != '/') {
-		return "", &BadPathError{Reason: "path is outside " + h.Prefix + "/"}
+		return "", &clientpath.Error{Reason: "path is outside " + h.Prefix + "/"}
 	}
-	return CleanPath(rest)
+	return clientpath.Volume(rest)
 }
 
 // fixRequest applies the request-side fixes; false means a response was
@@ -156,17 +216,17 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		}
 		u, err := url.Parse(hdr)
 		if err != nil {
-			h.Fail(w, r, &BadPathError{Reason: "Destination is not a URL"})
+			h.fail(w, r, &clientpath.Error{Reason: "Destination is not a URL"})
 			return false
 		}
 		dst, err := h.volumePath(u.Path)
 		if err != nil {
-			h.Fail(w, r, err)
+			h.fail(w, r, err)
 			return false
 		}
 		// Everything is inside the root: copying it anywhere would recurse.
 		if src == "/" || strings.HasPrefix(dst, src+"/") {
-			http.Error(w, "cannot copy or move a resource into itself", http.StatusForbidden)
+			h.fail(w, r, apierr.New(http.StatusForbidden, "forbidden", "cannot copy or move a resource into itself"))
 			return false
 		}
 		r.Header.Set("Destination", (&url.URL{Path: u.Path}).EscapedPath())
@@ -180,7 +240,7 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		}
 		r.Header.Set("Timeout", clampTimeout(r.Header.Get("Timeout"), max))
 	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", ContentTypeOf(src))
+		w.Header().Set("Content-Type", httpio.ContentType(src))
 	}
 	return true
 }
@@ -194,22 +254,6 @@ const MaxXMLBody = 1 << 20
 // MaxLockBody caps LOCK bodies: their owner XML is kept in memory for the
 // lock's life (MaxLocksPerUser of them per user).
 const MaxLockBody = 64 << 10
-
-// cappedBody is a capped request body that records an overflow on the
-// request's FS, so the engine's 400 for the cut-off XML is answered as 413.
-type cappedBody struct {
-	io.ReadCloser
-	fs *FS
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		b.fs.note(err)
-	}
-	return n, err
-}
 
 // clampTimeout rewrites a LOCK Timeout header (RFC 4918 §10.7: a list of
 // "Second-N" or "Infinite", first understood wins) to at most max.
@@ -227,41 +271,38 @@ func clampTimeout(hdr string, max time.Duration) string {
 	return "Second-" + strconv.FormatInt(limit, 10)
 }
 
-// statusGuard replaces the engine's generic error statuses with the real
-// one when the FileSystem recorded a failure (quota → 507, sandbox → 503...),
-// and drops the engine's plain-text body in that case. Lock and
-// precondition outcomes (412, 423) are kept: they are protocol answers.
+// statusGuard holds back the engine's generic error statuses when the
+// FileSystem recorded a real failure (quota, sandbox, database): nothing is
+// written, and the failure is returned from the use, so it is retried when the
+// files sandbox was found stopped, or else answered with its real status
+// (507, 503, ...) by Handler.fail. Lock and precondition outcomes (412, 423)
+// are protocol answers and pass.
 type statusGuard struct {
 	http.ResponseWriter
-	r         *http.Request
 	fs        *FS
-	fail      func(http.ResponseWriter, *http.Request, error)
-	swallow   bool
+	failure   error
 	wroteHead bool
 }
 
 func (g *statusGuard) WriteHeader(code int) {
-	if g.wroteHead {
+	if g.wroteHead || g.failure != nil {
 		return
 	}
-	g.wroteHead = true
 	if code >= 400 && code != http.StatusPreconditionFailed && code != http.StatusLocked {
 		if err := g.fs.Err(); err != nil {
-			g.swallow = true
-			g.Header().Del("Content-Type")
-			g.Header().Del("ETag")
-			g.fail(g.ResponseWriter, g.r, err)
+			g.failure = err
 			return
 		}
 	}
+	g.wroteHead = true
 	g.ResponseWriter.WriteHeader(code)
 }
 
 func (g *statusGuard) Write(p []byte) (int, error) {
-	if !g.wroteHead {
+	if !g.wroteHead && g.failure == nil {
 		g.WriteHeader(http.StatusOK)
 	}
-	if g.swallow {
+	if g.failure != nil {
 		return len(p), nil
 	}
 	return g.ResponseWriter.Write(p)
@@ -274,10 +315,10 @@ const copyBufSize = 256 << 10
 
 // ReadFrom relays a response body (GET) with a large buffer.
 func (g *statusGuard) ReadFrom(src io.Reader) (int64, error) {
-	if !g.wroteHead {
+	if !g.wroteHead && g.failure == nil {
 		g.WriteHeader(http.StatusOK)
 	}
-	if g.swallow {
+	if g.failure != nil {
 		return io.Copy(io.Discard, src)
 	}
 	buf := make([]byte, copyBufSize)

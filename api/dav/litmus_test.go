@@ -1,15 +1,18 @@
 package dav_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/webdav"
 
+	"github.com/stretchr/testify/require"
 	"github.com/threadbox/threadbox/api/dav/davtest"
+	"github.com/threadbox/threadbox/entity"
 )
 
 // Baseline files: webdav.Dir's results (the anchor: nothing that passes there
@@ -36,8 +39,9 @@ func TestLitmusBaseline(t *testing.T) {
 	}
 }
 
-// TestLitmusFS runs litmus against our handler over a local directory: no
-// baseline pass may fail, and the results must match the committed record.
+// TestLitmusFS runs litmus against our handler over an emulated sandbox's
+// volume: no baseline pass may fail, and the results must match the
+// committed record.
 func TestLitmusFS(t *testing.T) {
 	s := newDavServer(t, 1<<30)
 	got, out := davtest.RunLitmus(t, s.URL, "alice", testKey)
@@ -49,8 +53,7 @@ func TestLitmusFS(t *testing.T) {
 		t.Log(out)
 	}
 	// litmus cleans up after itself; nothing of ours (spools) may remain.
-	left, _ := filepath.Glob(filepath.Join(s.Vol, "*", ".tbpart-*"))
-	if len(left) > 0 {
-		t.Errorf("spool files left behind: %v", left)
-	}
+	res, err := s.SB.Toolbox.Exec(context.Background(), daytonaExec("find "+entity.VolumeMountPath+" -name '.tbpart-*'"))
+	require.NoError(t, err)
+	require.Empty(t, strings.TrimSpace(res.Output), "spool files left behind")
 }

@@ -2,10 +2,12 @@ package dav
 
 import (
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/threadbox/threadbox/api/apierr"
 	"golang.org/x/net/webdav"
 )
 
@@ -14,8 +16,9 @@ import (
 const MaxLocksPerUser = 1000
 
 // ErrTooManyLocks is a LOCK refused because the user holds MaxLocksPerUser
-// live locks already (429).
-var ErrTooManyLocks = errors.New("too many live locks")
+// live locks already: 429, as the contract answers every per-user limit.
+var ErrTooManyLocks = &apierr.Error{Status: http.StatusTooManyRequests, Code: "too_many_locks",
+	Message: "too many live WebDAV locks; unlock some or wait for them to expire", RetryAfter: time.Minute}
 
 // Locks holds one in-memory webdav.LockSystem per user, so a lock path never
 // collides with another user's same-named file and one user cannot see or

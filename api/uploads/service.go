@@ -17,7 +17,11 @@ import (
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	expslog "golang.org/x/exp/slog"
 
+	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/volume"
 )
 
 // Upload states of the uploads table.
@@ -39,24 +43,16 @@ type Config struct {
 	Dir string
 	// BasePath is the URL path the handler is mounted at, e.g. "/v1/uploads/".
 	BasePath string
-	// MaxSize caps a single upload (tusd answers 413 above it).
-	MaxSize int64
+	// QuotaBytes is the per-user volume quota: no upload may be larger, and
+	// uploads still receiving reserve their size against it.
+	QuotaBytes int64
 	// SpoolTTL is how long an untouched unfinished upload is kept.
 	SpoolTTL time.Duration
 	Queries  *db.Queries
 	Logger   *slog.Logger
-	// UserFrom returns the authenticated user of a request context.
-	UserFrom func(context.Context) (string, bool)
-	// CleanPath validates a destination path and returns its canonical form;
-	// its error is reported as 400.
-	CleanPath func(string) (string, error)
-	// Admit decides whether size more bytes fit the user's quota at creation
-	// (an error is answered with Status(err)).
-	Admit func(ctx context.Context, user string, size int64) error
-	// Push writes a finished upload into the user's volume.
-	Push func(ctx context.Context, user, path string, r io.Reader, size int64) error
-	// Status maps Admit/Push errors to an HTTP status and code.
-	Status func(error) (status int, code, message string)
+	// Volumes opens the owner's volume to check room at creation and to push
+	// a finished upload into it.
+	Volumes volume.Opener
 }
 
 // Service is the tus endpoint plus its janitor.
@@ -76,7 +72,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.SpoolTTL = 24 * time.Hour
 	}
 	s := &Service{cfg: cfg, done: make(chan struct{})}
-	st := &store{fs: filestore.New(cfg.Dir), queries: cfg.Queries, userFrom: cfg.UserFrom}
+	st := &store{fs: filestore.New(cfg.Dir), queries: cfg.Queries}
 	composer := handler.NewStoreComposer()
 	// Core and termination only: deferred length would bypass the quota
 	// check at creation, concatenation is not needed by our clients.
@@ -86,7 +82,7 @@ func New(cfg Config) (*Service, error) {
 	h, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,
-		MaxSize:                   cfg.MaxSize,
+		MaxSize:                   cfg.QuotaBytes,
 		DisableDownload:           true,
 		DisableConcatenation:      true,
 		Cors:                      &handler.CorsConfig{Disable: true},
@@ -105,8 +101,9 @@ func New(cfg Config) (*Service, error) {
 }
 
 // Handler serves requests whose path is relative to BasePath (mount it
-// behind http.StripPrefix).
-func (s *Service) Handler() http.Handler { return s.handler }
+// behind http.StripPrefix). tusd's plain-text errors are rewritten into the
+// API's JSON error shape.
+func (s *Service) Handler() http.Handler { return jsonErrors(s.handler) }
 
 // Close stops the janitor.
 func (s *Service) Close() {
@@ -120,9 +117,37 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (s *Service) reject(err error) error {
-	status, code, msg := s.cfg.Status(err)
-	return handler.NewError(code, msg, status)
+// reject answers err with the status and code apierr gives it.
+func (s *Service) reject(ctx context.Context, err error) error {
+	e := apierr.Classify(err)
+	if apierr.ServerFault(e) {
+		s.cfg.Logger.ErrorContext(ctx, "upload failed", "status", e.Status, "code", e.Code, "err", err)
+	}
+	return handler.NewError(e.Code, e.Message, e.Status)
+}
+
+// destination validates the client's destination path (a file in the volume).
+func destination(raw string) (string, error) {
+	p, err := clientpath.Volume(raw)
+	if err == nil && p == "/" {
+		err = apierr.InvalidPath("the destination must be a file in the volume")
+	}
+	return p, err
+}
+
+// admit checks that size more bytes fit the user's quota, counting the
+// uploads still receiving (they reserve their size).
+func (s *Service) admit(ctx context.Context, user string, size int64) error {
+	if size > s.cfg.QuotaBytes {
+		return apierr.TooLarge("the upload is larger than the whole volume quota")
+	}
+	pending, err := s.cfg.Queries.ReceivingUploadBytes(ctx, user)
+	if err != nil {
+		return fmt.Errorf("reading pending uploads: %w", err)
+	}
+	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{}, func(ctx context.Context, v *volume.Volume) error {
+		return v.Quota.Check(ctx, size+pending, 0)
+	})
 }
 
 // preCreate validates a new upload: a known size within the quota and a
@@ -130,7 +155,8 @@ func (s *Service) reject(err error) error {
 // the upload.
 func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
 	ctx := ev.Context
-	user, ok := s.cfg.UserFrom(ctx)
+	p, ok := auth.PrincipalFrom(ctx)
+	user := p.UserID
 	if !ok {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.NewError("ERR_UNAUTHORIZED", "missing api key", http.StatusUnauthorized)
 	}
@@ -142,18 +168,18 @@ func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler
 	if !ok || raw == "" {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, handler.NewError("ERR_INVALID_PATH", "metadata \"path\" (the destination in the volume) is required", http.StatusBadRequest)
 	}
-	p, err := s.cfg.CleanPath(raw)
+	dst, err := destination(raw)
 	if err != nil {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(err)
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(ctx, err)
 	}
-	if err := s.cfg.Admit(ctx, user, info.Size); err != nil {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(err)
+	if err := s.admit(ctx, user, info.Size); err != nil {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(ctx, err)
 	}
 	id := newID()
-	if err := s.cfg.Queries.CreateUpload(ctx, db.CreateUploadParams{ID: id, UserID: user, Path: p, Size: info.Size}); err != nil {
+	if err := s.cfg.Queries.CreateUpload(ctx, db.CreateUploadParams{ID: id, UserID: user, Path: dst, Size: info.Size}); err != nil {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, fmt.Errorf("recording upload: %w", err)
 	}
-	meta := handler.MetaData{metaPath: p, metaOwner: user}
+	meta := handler.MetaData{metaPath: dst, metaOwner: user}
 	if name, ok := info.MetaData[metaName]; ok {
 		meta[metaName] = name
 	}
@@ -180,7 +206,7 @@ func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) 
 	s.removeSpool(info)
 	if err != nil {
 		s.cfg.Logger.WarnContext(ctx, "upload push failed", "upload", info.ID, "user", user, "path", p, "err", err)
-		return handler.HTTPResponse{}, s.reject(err)
+		return handler.HTTPResponse{}, s.reject(ctx, err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "upload stored", "upload", info.ID, "user", user, "path", p, "size", info.Size)
 	return handler.HTTPResponse{Header: handler.HTTPHeader{"Upload-Stored": "true"}}, nil
@@ -192,7 +218,13 @@ func (s *Service) push(ctx context.Context, user, p string, info handler.FileInf
 		return fmt.Errorf("opening spool of %s: %w", info.ID, err)
 	}
 	defer f.Close()
-	return s.cfg.Push(ctx, user, p, f, info.Size)
+	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{Replayable: func() bool {
+		_, err := f.Seek(0, io.SeekStart) // the spool is on disk: a retry starts over
+		return err == nil
+	}}, func(ctx context.Context, v *volume.Volume) error {
+		_, err := v.Put(ctx, p, f, info.Size)
+		return err
+	})
 }
 
 func (s *Service) removeSpool(info handler.FileInfo) {

@@ -5,61 +5,75 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/threadbox/threadbox/api/dav"
-	"github.com/threadbox/threadbox/api/dav/davtest"
 	"github.com/threadbox/threadbox/api/uploads"
+	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/internal/testenv"
+	"github.com/threadbox/threadbox/sandboxfs"
+	"github.com/threadbox/threadbox/volume"
 )
 
-type userKey struct{}
-
-// rig is the upload service over a spool dir, "pushing" into a map.
+// rig is the upload service over a spool dir, pushing into real (emulated)
+// sandbox volumes: each user's volume is a directory of one sandbox.
 type rig struct {
-	dir    string
-	q      *db.Queries
-	mu     sync.Mutex
-	stored map[string][]byte
+	dir  string
+	pool *pgxpool.Pool
+	q    *db.Queries
+	sb   *testenv.Sandbox
+}
+
+func newRig(t *testing.T) *rig {
+	pool, _ := testenv.Database(t)
+	return &rig{dir: t.TempDir(), pool: pool, q: db.New(pool), sb: testenv.NewSandbox(t)}
+}
+
+// files is user's volume.
+func (r *rig) files(user string) sandboxfs.FS {
+	return sandboxfs.FS{TB: r.sb.Toolbox, Root: entity.VolumeMountPath + "/" + user}
+}
+
+// stored reads a file of user's volume.
+func (r *rig) stored(t *testing.T, user, p string) []byte {
+	t.Helper()
+	rd, err := r.files(user).Download(context.Background(), p, 0, -1)
+	require.NoError(t, err)
+	defer rd.Close()
+	b, err := io.ReadAll(rd)
+	require.NoError(t, err)
+	return b
+}
+
+// Use implements volume.Opener over the rig's sandbox.
+func (r *rig) Use(ctx context.Context, user string, _ volume.UseOptions, fn func(context.Context, *volume.Volume) error) error {
+	files := r.files(user)
+	return fn(ctx, &volume.Volume{Files: files, Quota: &volume.Quota{Queries: r.q, UserID: user, Limit: 1 << 30, MaxAge: time.Minute,
+		Measure: func(ctx context.Context) (int64, error) { return 0, nil }}})
 }
 
 func (r *rig) start(t *testing.T) (*uploads.Service, *httptest.Server) {
 	t.Helper()
 	svc, err := uploads.New(uploads.Config{
-		Dir: r.dir, BasePath: "/up/", MaxSize: 1 << 30, SpoolTTL: time.Hour, Queries: r.q,
-		Logger:    slogDiscard(),
-		UserFrom:  func(ctx context.Context) (string, bool) { u, ok := ctx.Value(userKey{}).(string); return u, ok },
-		CleanPath: dav.CleanPath,
-		Admit:     func(context.Context, string, int64) error { return nil },
-		Push: func(_ context.Context, user, p string, rd io.Reader, _ int64) error {
-			b, err := io.ReadAll(rd)
-			r.mu.Lock()
-			r.stored[user+":"+p] = b
-			r.mu.Unlock()
-			return err
-		},
-		Status: func(err error) (int, string, string) {
-			if errors.Is(err, dav.ErrBadPath) {
-				return 400, "invalid_path", err.Error()
-			}
-			return 500, "internal", "internal"
-		},
+		Dir: r.dir, BasePath: "/up/", QuotaBytes: 1 << 30, SpoolTTL: time.Hour, Queries: r.q,
+		Logger: slogDiscard(), Volumes: r,
 	})
 	require.NoError(t, err)
 	h := http.StripPrefix("/up", svc.Handler())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		h.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), userKey{}, req.Header.Get("X-User"))))
+		ctx := auth.WithPrincipal(req.Context(), auth.Principal{UserID: req.Header.Get("X-User")})
+		h.ServeHTTP(w, req.WithContext(ctx))
 	}))
 	return svc, srv
 }
@@ -81,7 +95,7 @@ func send(t *testing.T, method, url, user string, body []byte, hdr map[string]st
 // An upload resumes on a new server process over the same spool, and the
 // owner is checked on every request.
 func TestResumeAcrossServerRestart(t *testing.T) {
-	r := &rig{dir: t.TempDir(), q: db.New(davtest.Database(t)), stored: map[string][]byte{}}
+	r := newRig(t)
 	data := make([]byte, 200_000)
 	_, _ = rand.Read(data)
 	svc, srv := r.start(t)
@@ -102,7 +116,7 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 	patch["Upload-Offset"] = "80000"
 	require.Equal(t, 404, send(t, "PATCH", srv.URL+"/up/"+id, "u2", data[80_000:], patch).StatusCode)
 	require.Equal(t, 204, send(t, "PATCH", srv.URL+"/up/"+id, "u1", data[80_000:], patch).StatusCode)
-	require.Equal(t, data, r.stored["u1:/d/f.bin"])
+	require.Equal(t, data, r.stored(t, "u1", "/d/f.bin"))
 	resp = send(t, "HEAD", srv.URL+"/up/"+id, "u1", nil, nil)
 	require.Equal(t, strconv.Itoa(len(data)), resp.Header.Get("Upload-Offset"), "a finished upload still answers HEAD")
 	row, err := r.q.GetUpload(context.Background(), db.GetUploadParams{ID: id, UserID: "u1"})
@@ -112,7 +126,7 @@ func TestResumeAcrossServerRestart(t *testing.T) {
 
 // The janitor removes spools idle for longer than SpoolTTL and no others.
 func TestJanitorRemovesStaleSpools(t *testing.T) {
-	r := &rig{dir: t.TempDir(), q: db.New(davtest.Database(t)), stored: map[string][]byte{}}
+	r := newRig(t)
 	svc, srv := r.start(t)
 	defer func() { srv.Close(); svc.Close() }()
 	var ids []string

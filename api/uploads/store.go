@@ -10,6 +10,7 @@ import (
 	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/db"
 )
 
@@ -28,13 +29,18 @@ var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // store wraps the filestore with the owner check and the "finished" view of
 // uploads already pushed into the volume.
 type store struct {
-	fs       filestore.FileStore
-	queries  *db.Queries
-	userFrom func(context.Context) (string, bool)
+	fs      filestore.FileStore
+	queries *db.Queries
+}
+
+// owner is the authenticated user of a request context.
+func owner(ctx context.Context) (string, bool) {
+	p, ok := auth.PrincipalFrom(ctx)
+	return p.UserID, ok
 }
 
 func (s *store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
-	user, ok := s.userFrom(ctx)
+	user, ok := owner(ctx)
 	if !ok || info.MetaData[metaOwner] != user || !idPattern.MatchString(info.ID) {
 		return nil, handler.ErrNotFound
 	}
@@ -42,7 +48,7 @@ func (s *store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 }
 
 func (s *store) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
-	user, ok := s.userFrom(ctx)
+	user, ok := owner(ctx)
 	if !ok || !idPattern.MatchString(id) {
 		return nil, handler.ErrNotFound
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 
@@ -13,110 +15,128 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/threadbox/threadbox/activities"
-	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
-	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
 
+// devOptions are dev's flags.
+type devOptions struct {
+	stateDir     string
+	emulatorAddr string
+	uiPort       int
+	temporalCLI  string
+}
+
 func newDevCommand() *cobra.Command {
-	var (
-		stateDir     string
-		emulatorAddr string
-		uiPort       int
-		temporalCLI  string
-	)
+	var o devOptions
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system on this machine (emulator, Temporal dev server, API, worker)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			cfg, err := config.FromEnvironment()
-			if err != nil {
-				return err
-			}
-			log := newLogger(cfg)
-			g, ctx := errgroup.WithContext(ctx)
+			return runDev(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.stateDir, "state-dir", ".threadbox", "where dev keeps the emulator's and Temporal's state")
+	cmd.Flags().StringVar(&o.emulatorAddr, "emulator-addr", "127.0.0.1:3986", "emulator listen address (when DAYTONA_API_URL is unset)")
+	cmd.Flags().IntVar(&o.uiPort, "temporal-ui-port", 8233, "Temporal web UI port")
+	cmd.Flags().StringVar(&o.temporalCLI, "temporal-cli", "", "path of the Temporal CLI (default: .bin/temporal, then PATH)")
+	return cmd
+}
 
-			if cfg.DaytonaAPIURL == "" {
-				emu, err := emulator.New(ctx, emulator.Options{
-					StateDir:  filepath.Join(stateDir, "emulator"),
-					APIKey:    cfg.DaytonaAPIKey,
-					PublicURL: "http://" + emulatorAddr,
-					Logger:    log.With("component", "emulator"),
-				})
-				if err != nil {
-					return err
-				}
-				defer emu.Close()
-				ln, err := net.Listen("tcp", emulatorAddr)
-				if err != nil {
-					return fmt.Errorf("emulator address %s: %w", emulatorAddr, err)
-				}
-				srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
-				g.Go(func() error { return serveUntil(ctx, srv, ln) })
-				cfg.DaytonaAPIURL = "http://" + emulatorAddr + "/api"
-			}
+// runDev starts the emulator (unless DAYTONA_API_URL points elsewhere), the
+// database and the Temporal dev server, then the worker and the API, prints
+// where everything is with two fresh keys, and runs until ctx is done.
+func runDev(ctx context.Context, o devOptions, out io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	g, ctx := errgroup.WithContext(ctx)
 
-			if err := devstack.EnsureDatabase(ctx, cfg.DatabaseURL, log); err != nil {
-				return err
-			}
-			temporal, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
-				CLI:              temporalCLI,
-				Address:          cfg.TemporalAddress,
-				UIPort:           uiPort,
-				DBFile:           filepath.Join(stateDir, "temporal.db"),
-				SearchAttributes: workflows.SearchAttributeNames,
-				Namespace:        cfg.TemporalNamespace,
-			}, log)
-			if err != nil {
-				return err
-			}
-			defer temporal.Stop()
+	if cfg.DaytonaAPIURL == "" {
+		closeEmu, err := startEmulator(ctx, g, o, &cfg, log)
+		if err != nil {
+			return err
+		}
+		defer closeEmu()
+	}
+	if err := devstack.EnsureDatabase(ctx, cfg.DatabaseURL, log); err != nil {
+		return err
+	}
+	temporal, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+		CLI:              o.temporalCLI,
+		Address:          cfg.TemporalAddress,
+		UIPort:           o.uiPort,
+		DBFile:           filepath.Join(o.stateDir, "temporal.db"),
+		SearchAttributes: workflows.SearchAttributeNames,
+		Namespace:        cfg.TemporalNamespace,
+	}, log)
+	if err != nil {
+		return err
+	}
+	defer temporal.Stop()
 
-			pool, err := openDatabase(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			tc, err := dialTemporal(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			gw, err := newGateway(cfg, log)
-			if err != nil {
-				return err
-			}
-			w := worker.New(tc, worker.Options{TaskQueue: cfg.TemporalTaskQueue}, activities.New(cfg, pool, gw, log))
-			if err := workflows.EnsureReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, cfg.ReconcileInterval.Duration()); err != nil {
-				return err
-			}
-			g.Go(func() error { return worker.Run(ctx, w, log) })
+	sys, err := connect(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	g.Go(func() error { return sys.runWorker(ctx) })
+	g.Go(func() error { return sys.serveAPI(ctx) })
+	if err := printDevBanner(ctx, out, sys, temporal.UIURL); err != nil {
+		return err
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
 
-			srv, err := api.New(api.Deps{Config: cfg, Pool: pool, Temporal: tc, Daytona: gw, Logger: log})
-			if err != nil {
-				return err
-			}
-			defer srv.Close()
-			g.Go(func() error { return srv.ListenAndServe(ctx, cfg.HTTPAddr) })
+// startEmulator serves the Daytona emulator on o.emulatorAddr, keeping its
+// state under the state directory, and points cfg at it.
+func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *config.Config, log *slog.Logger) (func(), error) {
+	emu, err := emulator.New(ctx, emulator.Options{
+		StateDir:  filepath.Join(o.stateDir, "emulator"),
+		APIKey:    cfg.DaytonaAPIKey,
+		PublicURL: "http://" + o.emulatorAddr,
+		Logger:    log.With("component", "emulator"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.emulatorAddr)
+	if err != nil {
+		_ = emu.Close()
+		return nil, fmt.Errorf("emulator address %s: %w", o.emulatorAddr, err)
+	}
+	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error { return serveUntil(ctx, srv, ln) })
+	cfg.DaytonaAPIURL = "http://" + o.emulatorAddr + "/api"
+	return func() { _ = emu.Close() }, nil
+}
 
-			keys := auth.NewStore(db.New(pool))
-			userKey, _, err := keys.Create(ctx, "dev-user", false)
-			if err != nil {
-				return err
-			}
-			adminKey, _, err := keys.Create(ctx, "dev-admin", true)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), `
+// printDevBanner creates a user key and an admin key and prints them with
+// every URL a newcomer needs.
+func printDevBanner(ctx context.Context, out io.Writer, sys *system, uiURL string) error {
+	keys := auth.NewStore(db.New(sys.pool))
+	userKey, _, err := keys.Create(ctx, "dev-user", false)
+	if err != nil {
+		return err
+	}
+	adminKey, _, err := keys.Create(ctx, "dev-admin", true)
+	if err != nil {
+		return err
+	}
+	cfg := sys.cfg
+	fmt.Fprintf(out, `
 threadbox dev is running (Ctrl-C stops it)
   API          http://%[1]s          (GET /healthz, /readyz, /metrics)
   WebDAV       http://%[1]s/dav/
@@ -127,21 +147,8 @@ threadbox dev is running (Ctrl-C stops it)
   admin key    %[7]s   (user dev-admin)
 
   try: curl -H "Authorization: Bearer %[6]s" -X POST http://%[1]s/v1/threads
-`, cfg.HTTPAddr, temporal.UIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.DaytonaAPIURL, userKey, adminKey)
-
-			err = g.Wait()
-			if errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
-				return nil
-			}
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", ".threadbox", "where dev keeps the emulator's and Temporal's state")
-	cmd.Flags().StringVar(&emulatorAddr, "emulator-addr", "127.0.0.1:3986", "emulator listen address (when DAYTONA_API_URL is unset)")
-	cmd.Flags().IntVar(&uiPort, "temporal-ui-port", 8233, "Temporal web UI port")
-	cmd.Flags().StringVar(&temporalCLI, "temporal-cli", "", "path of the Temporal CLI (default: .bin/temporal, then PATH)")
-
-	return cmd
+`, cfg.HTTPAddr, uiURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.DaytonaAPIURL, userKey, adminKey)
+	return nil
 }
 
 // serveUntil serves srv on ln until ctx is done.

@@ -11,9 +11,13 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/threadbox/threadbox/activities"
+	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/worker"
+	"github.com/threadbox/threadbox/workflows"
 )
 
 // newLogger builds the process logger from LOG_LEVEL and LOG_FORMAT.
@@ -27,8 +31,45 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// openDatabase connects and applies migrations, as every long-running process
-// does at start.
+// system is what every long-running command (serve, worker, dev) connects
+// to: the migrated database, Temporal and the Daytona gateway. Building it
+// once here keeps the three commands from repeating their setup.
+type system struct {
+	cfg      config.Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	temporal client.Client
+	gateway  *daytona.Gateway
+}
+
+// connect opens the database (applying migrations, as every long-running
+// process does at start), dials Temporal and builds the Daytona gateway
+// (DAYTONA_API_URL is required outside dev).
+func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*system, error) {
+	if cfg.DaytonaAPIURL == "" {
+		return nil, fmt.Errorf("config: DAYTONA_API_URL: required (threadbox dev sets it to its emulator)")
+	}
+	gw, err := daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	return &system{cfg: cfg, log: log, pool: pool, temporal: tc, gateway: gw}, nil
+}
+
+// openDatabase connects and applies migrations.
 func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*pgxpool.Pool, error) {
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -45,23 +86,48 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*pg
 	return pool, nil
 }
 
-// dialTemporal connects to the Temporal frontend.
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connecting to Temporal at %s: %w", cfg.TemporalAddress, err)
-	}
-	return c, nil
+// Close releases the connections.
+func (s *system) Close() {
+	s.temporal.Close()
+	s.pool.Close()
 }
 
-// newGateway builds the Daytona gateway; DAYTONA_API_URL is required outside dev.
-func newGateway(cfg config.Config, log *slog.Logger) (*daytona.Gateway, error) {
-	if cfg.DaytonaAPIURL == "" {
-		return nil, fmt.Errorf("config: DAYTONA_API_URL: required (threadbox dev sets it to its emulator)")
+// serveAPI runs the API server until ctx is done.
+func (s *system) serveAPI(ctx context.Context) error {
+	srv, err := api.New(api.Deps{Config: s.cfg, Pool: s.pool, Temporal: s.temporal, Daytona: s.gateway, Logger: s.log})
+	if err != nil {
+		return err
 	}
-	return daytona.New(daytona.Config{APIURL: cfg.DaytonaAPIURL, APIKey: cfg.DaytonaAPIKey, Target: cfg.DaytonaTarget, Logger: log})
+	defer srv.Close()
+	s.log.InfoContext(ctx, "api listening", "addr", s.cfg.HTTPAddr)
+	return srv.ListenAndServe(ctx, s.cfg.HTTPAddr)
+}
+
+// runWorker keeps the reconciler's schedule and runs the worker until ctx is
+// done.
+func (s *system) runWorker(ctx context.Context) error {
+	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue}, activities.New(s.cfg, s.pool, s.gateway, s.log))
+	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration()); err != nil {
+		if ctx.Err() != nil {
+			return nil // shut down before the worker started
+		}
+		return err
+	}
+	return worker.Run(ctx, w, s.log)
+}
+
+// runCommand is the body of serve and worker: configuration, logger,
+// connections, then run.
+func runCommand(ctx context.Context, run func(*system, context.Context) error) error {
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	sys, err := connect(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	return run(sys, ctx)
 }

@@ -216,17 +216,8 @@ func New(t testing.TB, opts Options) *Env {
 	e := &Env{t: t, Logger: log}
 	e.Pool, e.DatabaseURL = Database(t)
 
-	emu, err := emulator.New(context.Background(), emulator.Options{
-		Faults:       opts.Faults,
-		CronInterval: 100 * time.Millisecond,
-		Logger:       log.With("component", "emulator"),
-	})
-	if err != nil {
-		t.Fatalf("emulator: %v", err)
-	}
-	emuSrv := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { emuSrv.Close(); _ = emu.Close() })
-	e.Emulator, e.EmulatorURL = emu, emuSrv.URL
+	emu, _, emuURL, _ := Emulator(t, opts.Faults, log)
+	e.Emulator, e.EmulatorURL = emu, emuURL
 
 	tc, addr := Temporal(t)
 	e.Temporal = tc
@@ -235,7 +226,7 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	cfg.DaytonaAPIURL = emuSrv.URL + "/api"
+	cfg.DaytonaAPIURL = emuURL + "/api"
 	cfg.DaytonaAPIKey = "test-key"
 	cfg.DatabaseURL = e.DatabaseURL
 	cfg.TemporalAddress = addr

@@ -1,0 +1,273 @@
+package threads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/api/httpio"
+	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/sandbox"
+)
+
+// Routes serve /v1/threads: threads, exec, their files and leases. Every use
+// of a thread's sandbox goes through Sandboxes.Use; the thread row (Queries)
+// is the authority on whether a thread exists.
+type Routes struct {
+	Config    config.Config
+	Queries   *db.Queries
+	Sandboxes *sandbox.Client
+	Logger    *slog.Logger
+}
+
+// Register adds the thread routes to the /v1 group.
+func (t *Routes) Register(g *echo.Group) {
+	g.POST("/threads", t.create)
+	g.GET("/threads", t.list)
+	g.GET("/threads/:id", t.get)
+	g.DELETE("/threads/:id", t.delete)
+	g.POST("/threads/:id/exec", t.exec)
+	g.GET("/threads/:id/files", t.getFile)
+	g.PUT("/threads/:id/files", t.putFile)
+	g.DELETE("/threads/:id/files", t.deleteFile)
+	g.POST("/threads/:id/files/move", t.moveFile)
+	g.POST("/threads/:id/files/upload", t.uploadFiles)
+	g.POST("/threads/:id/files/download", t.downloadFiles)
+	g.POST("/threads/:id/leases", t.createLease)
+	g.DELETE("/threads/:id/leases/:lease_id", t.releaseLease)
+}
+
+// principalOf is the caller (set by the API's authentication).
+func principalOf(c echo.Context) auth.Principal {
+	p, _ := auth.PrincipalFrom(c.Request().Context())
+	return p
+}
+
+// threadIDPattern keeps thread ids safe in workflow ids ("thread:<user>:<id>"
+// splits on the last colon), sandbox names, labels, URLs and logs.
+var threadIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func validThreadID(id string) bool { return threadIDPattern.MatchString(id) }
+
+// threadView is a thread as clients see it: the row, which the workflow keeps
+// up to date on every lifecycle transition.
+type threadView struct {
+	ThreadID       string     `json:"thread_id"`
+	State          string     `json:"state"`
+	SandboxID      *string    `json:"sandbox_id"`
+	Snapshot       *string    `json:"snapshot"`
+	Generation     int32      `json:"generation"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	AutoStopAt     *time.Time `json:"auto_stop_at"`
+	AutoDeleteAt   *time.Time `json:"auto_delete_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+func viewOf(t db.Thread) threadView {
+	return threadView{
+		ThreadID: t.ThreadID, State: t.State, SandboxID: t.SandboxID, Snapshot: t.Snapshot,
+		Generation: t.Generation, LastActivityAt: t.LastActivityAt, AutoStopAt: t.AutoStopAt,
+		AutoDeleteAt: t.AutoDeleteAt, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+}
+
+// errThreadNotFound is the answer for a thread that is missing, deleted or
+// another user's: the three are indistinguishable on purpose.
+func errThreadNotFound() *apierr.Error { return apierr.NotFound("thread not found") }
+
+// threadRef reads and checks the :id parameter. A malformed id cannot name a
+// thread, so it is a 404 like any other unknown thread.
+func threadRef(c echo.Context) (entity.Ref, error) {
+	id := c.Param("id")
+	if !validThreadID(id) {
+		return entity.Ref{}, errThreadNotFound()
+	}
+	return entity.Ref{Kind: entity.KindThread, UserID: principalOf(c).UserID, ThreadID: id}, nil
+}
+
+// liveThread returns the caller's thread row unless it is missing or deleted.
+func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, error) {
+	row, err := t.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.Thread{}, errThreadNotFound()
+	}
+	if err != nil {
+		return db.Thread{}, fmt.Errorf("reading thread: %w", err)
+	}
+	if row.State == string(entity.PhaseDeleted) {
+		return db.Thread{}, errThreadNotFound()
+	}
+	return row, nil
+}
+
+// guard is the existence check the sandbox client runs before it talks to
+// Temporal; the cached path needs none because its entry was made after one
+// (and is dropped on delete).
+func (t *Routes) guard(ref entity.Ref) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := t.liveThread(ctx, ref)
+		return err
+	}
+}
+
+type createThreadRequest struct {
+	ThreadID *string `json:"thread_id"`
+}
+
+// create is POST /v1/threads: insert or revive the row, then make sure the
+// sandbox runs. 201 when this call created (or revived) the thread, 200 when
+// it already existed, decided by the insert so concurrent creates agree.
+func (t *Routes) create(c echo.Context) error {
+	ctx := c.Request().Context()
+	var req createThreadRequest
+	if c.Request().ContentLength != 0 {
+		if err := httpio.DecodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	id := uuid.NewString()
+	if req.ThreadID != nil {
+		id = *req.ThreadID
+		if !validThreadID(id) {
+			return apierr.BadRequest("invalid_thread_id", "thread_id must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+	}
+	ref := entity.Ref{Kind: entity.KindThread, UserID: principalOf(c).UserID, ThreadID: id}
+	created := true
+	if _, err := t.Queries.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: ref.UserID, ThreadID: id}); err != nil {
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("creating thread: %w", err)
+		}
+		created = false
+	}
+	if created {
+		t.Sandboxes.Forget(ref) // a revived thread must not reuse its last life's sandbox
+	}
+	var res entity.EnsureResult
+	err := t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: t.guard(ref)}, func(_ context.Context, sb *sandbox.Sandbox) error {
+		res = sb.Result
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	row, err := t.liveThread(ctx, ref)
+	if err != nil {
+		return err
+	}
+	v := viewOf(row)
+	if v.State != string(entity.PhaseRunning) || v.SandboxID == nil || *v.SandboxID != res.SandboxID {
+		// The row is written by the workflow's activities and may trail the
+		// answer we hold; the sandbox is running now.
+		v.State = string(entity.PhaseRunning)
+		v.SandboxID = &res.SandboxID
+		if res.Snapshot != "" {
+			v.Snapshot = &res.Snapshot
+		}
+		v.Generation = int32(res.Generation)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, t.withLiveState(ctx, ref, v))
+}
+
+type threadList struct {
+	Threads []threadView `json:"threads"`
+}
+
+// list is GET /v1/threads[?include_deleted=true].
+func (t *Routes) list(c echo.Context) error {
+	includeDeleted := false
+	if v := c.QueryParam("include_deleted"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return apierr.BadRequest("invalid_parameter", "include_deleted must be true or false")
+		}
+		includeDeleted = b
+	}
+	rows, err := t.Queries.APIListThreads(c.Request().Context(), db.APIListThreadsParams{UserID: principalOf(c).UserID, IncludeDeleted: includeDeleted})
+	if err != nil {
+		return fmt.Errorf("listing threads: %w", err)
+	}
+	out := threadList{Threads: make([]threadView, 0, len(rows))}
+	for _, r := range rows {
+		out.Threads = append(out.Threads, viewOf(r))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// get is GET /v1/threads/{id}.
+func (t *Routes) get(c echo.Context) error {
+	ref, err := threadRef(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	row, err := t.liveThread(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t.withLiveState(ctx, ref, viewOf(row)))
+}
+
+// withLiveState overlays the workflow's current state and deadlines on the
+// row's. The row is written by a ledger activity after each transition, so
+// it trails the workflow (an exec that recreated the sandbox has its answer
+// before the row says so), and uses and leases move the deadlines in
+// between; the workflow's state query is the authority. When the query
+// cannot be answered (no run, Temporal slow), the row is returned as it is.
+func (t *Routes) withLiveState(ctx context.Context, ref entity.Ref, v threadView) threadView {
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, ok, err := t.Sandboxes.State(qctx, ref)
+	if err != nil || !ok {
+		return v
+	}
+	at := func(tm time.Time) *time.Time {
+		if tm.IsZero() {
+			return nil
+		}
+		tm = tm.UTC()
+		return &tm
+	}
+	if !st.LastUseAt.IsZero() {
+		v.LastActivityAt = at(st.LastUseAt)
+	}
+	switch st.Phase {
+	case entity.PhaseDeleted:
+		// Auto-deleted: the thread lives on without a sandbox (a user
+		// delete never gets here: the row says deleted first).
+		v.State, v.SandboxID = string(entity.PhaseStopped), nil
+	case entity.PhaseRunning, entity.PhaseStopped, entity.PhaseCreating, entity.PhaseError:
+		v.State = string(st.Phase)
+		if st.SandboxID != "" {
+			id := st.SandboxID
+			v.SandboxID, v.Generation = &id, int32(st.Generation)
+			if st.Snapshot != "" {
+				snap := st.Snapshot
+				v.Snapshot = &snap
+			}
+		}
+	}
+	if st.Phase == entity.PhaseRunning || st.Phase == entity.PhaseStopped {
+		v.AutoStopAt = at(st.AutoStopAt)
+		v.AutoDeleteAt = at(st.AutoDeleteAt)
+	}
+	return v
+}
