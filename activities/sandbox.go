@@ -8,18 +8,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 )
-
-// heartbeatEvery is how often lifecycle activities heartbeat while the gateway
-// waits for Daytona, so a worker crash is noticed in a minute (the workflow's
-// HeartbeatTimeout) instead of after the whole StartToClose timeout.
-const heartbeatEvery = 10 * time.Second
 
 // EnsureSandbox finds or creates the entity's sandbox of the given generation
 // and waits until it runs: it gets or creates the user's volume, picks the
@@ -227,18 +221,20 @@ func (a *Activities) snapshotFor(ctx context.Context, sandboxType string) (strin
 	return name, nil
 }
 
-// generationFor returns the generation to create: the one asked for, unless a
-// sandbox of that generation was already destroyed (a thread deleted and
-// created again starts a new workflow run at generation 1).
+// generationFor returns the generation to create: the one asked for, unless
+// its name may belong to a sandbox this entity must not adopt (one that was
+// destroyed, or one of the thread's earlier life, whose workflow run ended
+// with a destroy that failed): then the first generation above them all (see
+// the PastGeneration query). A new workflow run asks for generation 1 again.
 func (a *Activities) generationFor(ctx context.Context, sandboxType string, in EnsureSandboxInput) (int, error) {
 	gen := max(in.Generation, 1)
-	deleted, err := a.Queries.MaxDeletedGeneration(ctx, db.MaxDeletedGenerationParams{
-		SandboxType: sandboxType, UserID: &in.UserID, ThreadID: in.ThreadID,
+	past, err := a.Queries.PastGeneration(ctx, db.PastGenerationParams{
+		SandboxType: sandboxType, UserID: in.UserID, ThreadID: in.ThreadID,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reading past generations: %w", err)
 	}
-	return max(gen, int(deleted)+1), nil
+	return max(gen, int(past)+1), nil
 }
 
 // entityKey is the id part of a sandbox name: the user for a files session,
@@ -264,29 +260,4 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// heartbeating runs fn while heartbeating, so long Daytona waits keep the
-// activity alive and a dead worker is detected by the heartbeat timeout.
-func heartbeating(ctx context.Context, fn func(ctx context.Context) error) error {
-	if !activity.IsActivity(ctx) {
-		return fn(ctx)
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return fn(ctx)
 }

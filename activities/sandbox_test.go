@@ -28,13 +28,17 @@ type fixture struct {
 	q    *db.Queries
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, 10*time.Millisecond) }
+
+// newFixtureWith takes the emulator's transition delay: how long each
+// create, start, stop and delete takes.
+func newFixtureWith(t *testing.T, transition time.Duration) *fixture {
 	t.Helper()
 	pool, _ := testenv.Database(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	emu, err := emulator.New(ctx, emulator.Options{
-		APIKey: "k", TransitionDelay: 10 * time.Millisecond, CronInterval: 50 * time.Millisecond, Logger: log,
+		APIKey: "k", TransitionDelay: transition, CronInterval: 50 * time.Millisecond, Logger: log,
 	})
 	require.NoError(t, err)
 	hs := httptest.NewServer(emu.Handler())
@@ -169,4 +173,35 @@ func trim(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// TestARevivedThreadNeverAdoptsItsEarlierLifesSandbox (issue 12, finding 6):
+// a thread deleted while its sandbox could not be destroyed, then created
+// again, starts a new workflow run at generation 1. That run must create a
+// sandbox of its own, never find-and-adopt the sandbox of the thread's
+// earlier life (the reconciler may be deleting it, and it carries the old
+// life's state); a retry within the new life still finds its own sandbox.
+func TestARevivedThreadNeverAdoptsItsEarlierLifesSandbox(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	_, err := f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "erin", ThreadID: "t1"})
+	require.NoError(t, err)
+	old, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1))
+	require.NoError(t, err)
+	// The user deletes the thread; destroying its sandbox fails (Daytona
+	// down), so its row stays live.
+	require.NoError(t, f.acts.RecordLifecycleEvent(ctx, activities.LifecycleEvent{
+		DedupKey: "life-1/end", Kind: entity.KindThread, UserID: "erin", ThreadID: "t1", Event: "deleted",
+		Cause: activities.CauseUserDelete, OccurredAt: time.Now(), State: "deleted", Generation: 1,
+	}))
+	_, err = f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "erin", ThreadID: "t1"}) // revived
+	require.NoError(t, err)
+
+	next, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1))
+	require.NoError(t, err)
+	assert.NotEqual(t, old.SandboxID, next.SandboxID, "the new life must not adopt the old life's sandbox")
+	assert.Equal(t, 2, next.Generation)
+	again, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1)) // a retried activity of the new life
+	require.NoError(t, err)
+	assert.Equal(t, next.SandboxID, again.SandboxID)
 }

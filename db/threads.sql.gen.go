@@ -16,7 +16,8 @@ INSERT INTO threads (user_id, thread_id, state)
 VALUES ($1, $2, 'creating')
 ON CONFLICT (user_id, thread_id) DO UPDATE
     SET state = 'creating', sandbox_id = NULL, snapshot = NULL, error_message = NULL,
-        last_activity_at = NULL, auto_stop_at = NULL, auto_delete_at = NULL, updated_at = now()
+        last_activity_at = NULL, auto_stop_at = NULL, auto_delete_at = NULL,
+        created_at = now(), updated_at = now()
     WHERE threads.state = 'deleted'
 RETURNING user_id, thread_id, state, sandbox_id, generation, snapshot, last_activity_at, auto_stop_at, auto_delete_at, error_message, created_at, updated_at
 `
@@ -32,8 +33,10 @@ type CreateThreadParams struct {
 // state is what a client sees: creating, running, stopped, error while the
 // thread lives ('stopped' with sandbox_id NULL after an auto-delete: the next
 // use creates a new sandbox), and 'deleted' only once the user deleted it.
-// Inserts a new thread, or revives a deleted one. No row (pgx.ErrNoRows) means
-// the thread already exists and is not deleted: read it with GetThread.
+// Inserts a new thread, or revives a deleted one (a new life: created_at is
+// when it began, and the generation is kept so sandbox names never repeat).
+// No row (pgx.ErrNoRows) means the thread already exists and is not deleted:
+// read it with GetThread.
 func (q *Queries) CreateThread(ctx context.Context, arg CreateThreadParams) (Thread, error) {
 	row := q.db.QueryRow(ctx, createThread, arg.UserID, arg.ThreadID)
 	var i Thread

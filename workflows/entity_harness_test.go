@@ -39,6 +39,7 @@ type harness struct {
 	startGone  bool
 	startErr   error   // returned by every StartSandbox call when set
 	refreshErr []error // returned by the next RefreshSandbox calls, in order
+	deleteErr  error   // returned by every DeleteSandbox call when set
 
 	// daytona is what Daytona's clock saw, for its backstop: the times the
 	// workflow reset it (create, start, successful refresh) and ended its
@@ -105,6 +106,13 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		}).Maybe()
 	env.OnActivity(activities.NameDeleteSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) error {
+			h.mu.Lock()
+			err := h.deleteErr
+			h.mu.Unlock()
+			if err != nil {
+				h.record("delete-failed@" + h.at())
+				return err
+			}
 			h.record("delete@" + h.at())
 			h.clock(false)
 			return nil

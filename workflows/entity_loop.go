@@ -375,6 +375,10 @@ func (e *entityRun) destroy(ctx workflow.Context) error {
 	if err := e.deleteSandboxActivity(ctx); err != nil {
 		detail = "delete failed, left to the reconciler: " + err.Error()
 		workflow.GetLogger(ctx).Error("deleting the sandbox failed", "error", err)
+		// The thread row remembers the highest generation that may be left
+		// behind (a create whose result was lost included), so a revived
+		// thread starts above it and never adopts it.
+		e.st.Generation = e.ref().Generation
 	}
 	e.op = opNone
 	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""

@@ -699,3 +699,33 @@ func TestEntityDeleteSignal(t *testing.T) {
 		assert.Equal(t, entity.ErrTypeEntityDeleted, ae.Type())
 	})
 }
+
+// TestEntityFailedDestroyRemembersTheGenerationLeftBehind (issue 12, finding
+// 6): when a user delete cannot destroy the sandbox, the thread row records
+// the highest generation that may be left behind — here generation 2, whose
+// create never answered — so a revived thread starts above it and never
+// adopts a sandbox of its earlier life.
+func TestEntityFailedDestroyRemembersTheGenerationLeftBehind(t *testing.T) {
+	h := newHarness(t)
+	var first, second ensureOutcome
+	var deleted bool
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	// After the auto-delete (02:15) a create of generation 2 fails as if its
+	// result was lost; then Daytona refuses deletes.
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		h.createErr = []error{temporal.NewNonRetryableApplicationError("lost", "DaytonaTimeout", nil)}
+		h.deleteErr = temporal.NewNonRetryableApplicationError("daytona down", "DaytonaUnavailable", nil)
+		h.mu.Unlock()
+	}, 2*time.Hour+30*time.Minute)
+	h.ensure(2*time.Hour+31*time.Minute, entity.EnsureRequest{RequestID: "r2"}, &second)
+	h.deleteAt(3*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	require.True(t, deleted)
+	assert.Equal(t, []string{"create@00:00", "stop@00:15", "delete@02:15", "create-failed@02:31", "delete-failed@03:00"}, h.calls)
+	last := h.ledger[len(h.ledger)-1]
+	assert.Equal(t, "deleted", last.State)
+	assert.Equal(t, 2, last.Generation, "the generation a create may have left behind")
+}

@@ -6,13 +6,16 @@
 -- use creates a new sandbox), and 'deleted' only once the user deleted it.
 
 -- name: CreateThread :one
--- Inserts a new thread, or revives a deleted one. No row (pgx.ErrNoRows) means
--- the thread already exists and is not deleted: read it with GetThread.
+-- Inserts a new thread, or revives a deleted one (a new life: created_at is
+-- when it began, and the generation is kept so sandbox names never repeat).
+-- No row (pgx.ErrNoRows) means the thread already exists and is not deleted:
+-- read it with GetThread.
 INSERT INTO threads (user_id, thread_id, state)
 VALUES ($1, $2, 'creating')
 ON CONFLICT (user_id, thread_id) DO UPDATE
     SET state = 'creating', sandbox_id = NULL, snapshot = NULL, error_message = NULL,
-        last_activity_at = NULL, auto_stop_at = NULL, auto_delete_at = NULL, updated_at = now()
+        last_activity_at = NULL, auto_stop_at = NULL, auto_delete_at = NULL,
+        created_at = now(), updated_at = now()
     WHERE threads.state = 'deleted'
 RETURNING *;
 
