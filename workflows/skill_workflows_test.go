@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -237,4 +238,50 @@ func TestWorkflowIDs(t *testing.T) {
 	require.Equal(t, "snapshot-rollback:20260301T100000.000000005Z", SnapshotRollbackWorkflowID(at))
 	require.Equal(t, "snapshot-activate:4:20260301T100000.000000005Z", SnapshotActivateWorkflowID(4, at))
 	require.Equal(t, "threadbox-skills-v2-abcdef01", SnapshotDaytonaName(2, "abcdef01-2345"))
+}
+
+// TestSnapshotBuildThatOutlastsItsBoundStillCleansUp (issue 12, finding 8):
+// a build whose attempts keep failing slowly must end inside the workflow —
+// version marked failed, scratch sandbox deleted — not be killed by a run
+// timeout that leaves the row "building" and the sandbox to Daytona.
+func TestSnapshotBuildThatOutlastsItsBoundStillCleansUp(t *testing.T) {
+	h := newSkillHarness(t)
+	h.env.SetStartTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	h.buildMocks(90*time.Minute, temporal.NewApplicationError("snapshot build: Daytona 503", "DaytonaUnavailable"))
+	h.env.ExecuteWorkflow(SnapshotBuilderWorkflow, BuilderInput{Pending: []BuildRequest{{Actor: "admin-1"}}})
+
+	require.NoError(t, h.env.GetWorkflowError())
+	calls := h.got()
+	require.Len(t, calls, 3, "%v", calls)
+	require.Equal(t, "start v1 at 10:00", calls[0])
+	require.True(t, strings.HasPrefix(calls[1], "delete build-v1-"), calls[1])
+	require.Equal(t, "fail 101", calls[2])
+}
+
+// TestCancellingTheBuilderReportsTheRequestsItDrops (issue 12, finding 8):
+// cancelling the builder stops it — the running build is cancelled (and
+// marked failed by its own workflow) — and the builder ends cancelled,
+// naming the requests it did not build, instead of failing each queued
+// request at once and completing as if all went well.
+func TestCancellingTheBuilderReportsTheRequestsItDrops(t *testing.T) {
+	h := newSkillHarness(t)
+	h.env.SetStartTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	h.buildMocks(10*time.Minute, nil)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 5*time.Minute)
+	h.env.ExecuteWorkflow(SnapshotBuilderWorkflow, BuilderInput{Pending: []BuildRequest{
+		{Actor: "admin-1", Reason: "first"}, {Actor: "admin-2", Reason: "second"}, {Actor: "admin-3", Reason: "third"}}})
+
+	err := h.env.GetWorkflowError()
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, err, &canceled, "the builder must end cancelled, not completed: %v", err)
+	var dropped []BuildRequest
+	require.NoError(t, canceled.Details(&dropped))
+	var reasons []string
+	for _, r := range dropped {
+		reasons = append(reasons, r.Reason)
+	}
+	assert.Equal(t, []string{"first", "second", "third"}, reasons, "the cancelled build's request and the queued ones")
+	calls := h.got()
+	assert.Equal(t, 1, strings.Count(strings.Join(calls, "\n"), "start v"), "no build starts after the cancellation: %v", calls)
+	assert.Contains(t, calls, "fail 101", "the cancelled build marks its version failed")
 }

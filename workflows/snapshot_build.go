@@ -27,6 +27,10 @@ func shortRun(runID string) string {
 	return runID
 }
 
+// MaxSnapshotBuild bounds the baking of one snapshot version, all attempts
+// included.
+const MaxSnapshotBuild = 6 * time.Hour
+
 // SnapshotBuildWorkflow (id snapshot-build:<version>) builds one version: it
 // records the version with its skill set, bakes base snapshot + skills into a
 // Daytona snapshot through a scratch sandbox (always deleted), waits for it
@@ -68,7 +72,12 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 
 	bctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    30 * time.Second,
+		// All attempts together: the build then ends here, through fail
+		// (version marked failed, scratch sandbox deleted), however slowly
+		// its attempts fail. The workflow has no run timeout of its own,
+		// which would end it with the version left "building".
+		ScheduleToCloseTimeout: MaxSnapshotBuild,
+		HeartbeatTimeout:       30 * time.Second,
 		// On cancellation, wait until the activity has stopped before the
 		// cleanup deletes the build sandbox (see SkillValidationWorkflow).
 		WaitForCancellation: true,
