@@ -31,6 +31,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		APIKey:          "test-key",
 		TransitionDelay: 20 * time.Millisecond,
 		CronInterval:    50 * time.Millisecond,
+		Activity:        emulator.ActivityTimings{Flush: 50 * time.Millisecond},
 		Logger:          slog.New(slog.DiscardHandler),
 	}
 	cfg := Config{
@@ -133,14 +134,20 @@ func TestSandboxLifecycle(t *testing.T) {
 		t.Fatalf("default intervals: %d %d", def.AutoStopMinutes, def.AutoDeleteMinutes)
 	}
 
+	// Daytona stores a keep-alive at its next activity flush (the emulator's is 50ms here).
 	before := sb.LastActivityAt
 	time.Sleep(20 * time.Millisecond)
 	if err := e.g.RefreshActivity(ctx, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := e.g.GetSandbox(ctx, sb.ID)
-	if !cur.LastActivityAt.After(before) {
-		t.Fatalf("last activity not refreshed: %v -> %v", before, cur.LastActivityAt)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cur, _ := e.g.GetSandbox(ctx, sb.ID)
+		if cur.LastActivityAt.After(before) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last activity not refreshed: %v -> %v", before, cur.LastActivityAt)
+		}
 	}
 
 	if err := e.g.StopSandbox(ctx, sb.ID); err != nil {

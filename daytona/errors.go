@@ -33,6 +33,17 @@ var (
 	// ErrNotOwned: a deterministic name is taken by a sandbox whose labels say it belongs
 	// to another entity. Find-or-create never adopts it; retrying will not help.
 	ErrNotOwned = errors.New("daytona: sandbox name taken by another owner")
+	// ErrOrgCapacity: the organisation's total CPU, memory, disk (or GPU) limit would be
+	// exceeded by a create, start or recover. It frees only when other sandboxes of the
+	// organisation stop, are archived or are deleted, so it is not Retryable: retrying the
+	// same call at once will not help, and an operator or the user has to act.
+	ErrOrgCapacity = errors.New("daytona: organisation out of capacity")
+	// ErrOrgSuspended: Daytona suspended the organisation (e.g. depleted credits); no
+	// sandbox or volume can be created or started until an operator resolves it.
+	ErrOrgSuspended = errors.New("daytona: organisation suspended")
+	// ErrVolumeQuota: the organisation has as many volumes as it may (Daytona's default
+	// quota is 100); a new one needs a deleted one or a larger quota.
+	ErrVolumeQuota = errors.New("daytona: volume quota exceeded")
 )
 
 // Error is the error type of every failed gateway call. Kind is one of the Err* values above
@@ -142,6 +153,60 @@ func kindForStatus(status int, class callClass) error {
 	}
 }
 
+// Daytona's control plane tells some conditions apart only by its error message: the
+// organisation's limits share 400 with every validation error, suspension shares 403
+// with every permission error, a taken volume name, an inactive snapshot and a snapshot
+// whose deactivation is still settling share 400 with any bad request, and the body has
+// no code field. So these few messages, quoted from apps/api (v0.190.0: sandbox.service.ts,
+// volume.service.ts, organization.service.ts, snapshot.service.ts), are matched here, and
+// nowhere else in threadbox.
+const (
+	msgOrgSuspended  = "Organization is suspended"
+	msgVolumeQuota   = "Volume quota exceeded"
+	msgLimitExceeded = " limit exceeded. Maximum allowed: " // after "Total CPU|memory|disk|GPU"
+	msgVolumeNamePre = "Volume with name "
+	msgVolumeNameSuf = " already exists"
+	msgSnapshotPre   = "Snapshot "
+	msgInactiveSuf   = " is inactive"
+	msgDeactivating  = "Snapshot deactivation is still in progress"
+)
+
+// kindFromMessage returns the kind a 400 or 403 from the control plane has by its message
+// alone, or nil: capacity, suspension, the volume quota, and the activation of a snapshot
+// deactivated less than 10 minutes ago, which Daytona asks to retry in a few minutes
+// (a conflict with a transition in progress, so Retryable).
+func kindFromMessage(status int, msg string) error {
+	if status != http.StatusBadRequest && status != http.StatusForbidden {
+		return nil
+	}
+	switch {
+	case status == http.StatusBadRequest && strings.HasPrefix(msg, msgDeactivating):
+		return ErrConflict
+	case strings.HasPrefix(msg, "Total ") && strings.Contains(msg, msgLimitExceeded):
+		return ErrOrgCapacity
+	case strings.HasPrefix(msg, msgOrgSuspended):
+		return ErrOrgSuspended
+	case strings.HasPrefix(msg, msgVolumeQuota):
+		return ErrVolumeQuota
+	}
+	return nil
+}
+
+// volumeNameTaken reports Daytona's 400 "Volume with name X already exists".
+func volumeNameTaken(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusBadRequest &&
+		strings.HasPrefix(e.Message, msgVolumeNamePre) && strings.HasSuffix(e.Message, msgVolumeNameSuf)
+}
+
+// snapshotInactive reports a create's 400 "Snapshot X is inactive" (Daytona deactivates
+// snapshots unused for two weeks).
+func snapshotInactive(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusBadRequest &&
+		strings.HasPrefix(e.Message, msgSnapshotPre) && strings.HasSuffix(e.Message, msgInactiveSuf)
+}
+
 // errorBody is Daytona's API error JSON ({path,timestamp,statusCode,error,message}) and the
 // toolbox's ErrorResponse; message may be a string or, from validation, a list.
 type errorBody struct {
@@ -231,29 +296,20 @@ func mapErr(op string, class callClass, resp *http.Response, err error) error {
 	if errors.As(err, &bc) {
 		body = bc.Body()
 	}
-	e := &Error{
-		Kind:    kindForStatus(resp.StatusCode, class),
-		Status:  resp.StatusCode,
-		Message: messageFromBody(body),
-		Op:      op,
-		Err:     err,
-	}
-	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.RetryAfter = parseRetryAfter(resp.Header, time.Now())
-	}
+	e := statusErr(op, class, resp, body)
+	e.Err = err
 	return e
 }
 
-// statusErr builds an *Error from a raw response whose body has been read.
-func statusErr(op string, class callClass, resp *http.Response, body []byte) error {
+// statusErr builds an *Error from a response whose body has been read.
+func statusErr(op string, class callClass, resp *http.Response, body []byte) *Error {
 	e := &Error{
-		Kind:    kindForStatus(resp.StatusCode, class),
 		Status:  resp.StatusCode,
 		Message: messageFromBody(body),
 		Op:      op,
+	}
+	if e.Kind = kindFromMessage(resp.StatusCode, e.Message); e.Kind == nil {
+		e.Kind = kindForStatus(resp.StatusCode, class)
 	}
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)

@@ -95,3 +95,46 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Fatalf("junk: %v", d)
 	}
 }
+
+// TestKindFromMessage: the control-plane conditions that only Daytona's message tells
+// apart (quoted from apps/api v0.190.0), on the statuses Daytona answers them with.
+func TestKindFromMessage(t *testing.T) {
+	const upgrade = "\nTo increase concurrency limits, upgrade your organization's Tier by visiting https://app.daytona.io/dashboard/limits."
+	cases := []struct {
+		status int
+		msg    string
+		kind   error
+	}{
+		{400, "Total CPU limit exceeded. Maximum allowed: 10." + upgrade, ErrOrgCapacity},
+		{400, "Total memory limit exceeded. Maximum allowed: 10GiB." + upgrade, ErrOrgCapacity},
+		{400, "Total disk limit exceeded. Maximum allowed: 30GiB.\nConsider archiving your unused Sandboxes to free up available storage." + upgrade, ErrOrgCapacity},
+		{400, "Total GPU limit exceeded. Maximum allowed: 0.", ErrOrgCapacity},
+		{403, "Total CPU limit exceeded. Maximum allowed: 10." + upgrade, ErrOrgCapacity}, // older servers: ForbiddenException
+		{403, "Organization is suspended: Depleted credits", ErrOrgSuspended},
+		{403, "Organization is suspended", ErrOrgSuspended},
+		{400, "Volume quota exceeded. Maximum allowed: 100", ErrVolumeQuota},
+		{400, "Snapshot deactivation is still in progress. Please try again in a few minutes.", ErrConflict},
+		// Not capacity: a per-sandbox limit is a bad request that waiting will not fix.
+		{400, "CPU request 8 exceeds maximum allowed per sandbox (4).", nil},
+		{400, "Sandbox is in an errored state", nil},
+		{500, "Total CPU limit exceeded. Maximum allowed: 10.", nil},
+	}
+	for _, c := range cases {
+		if got := kindFromMessage(c.status, c.msg); got != c.kind {
+			t.Errorf("%d %q: got %v, want %v", c.status, c.msg, got, c.kind)
+		}
+	}
+	for _, k := range []error{ErrOrgCapacity, ErrOrgSuspended, ErrVolumeQuota} {
+		if Retryable(&Error{Kind: k}) {
+			t.Errorf("%v must not be retryable", k)
+		}
+	}
+	if !volumeNameTaken(&Error{Status: 400, Message: "Volume with name tb-vol-u1 already exists"}) ||
+		volumeNameTaken(&Error{Status: 400, Message: "Volume quota exceeded. Maximum allowed: 100"}) {
+		t.Error("volumeNameTaken")
+	}
+	if !snapshotInactive(&Error{Status: 400, Message: "Snapshot tb-skills-v3 is inactive"}) ||
+		snapshotInactive(&Error{Status: 400, Message: "Snapshot tb-skills-v3 is pending"}) {
+		t.Error("snapshotInactive")
+	}
+}

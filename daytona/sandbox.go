@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	apiclient "github.com/daytonaio/daytona/libs/api-client-go"
@@ -16,22 +17,25 @@ func fromAPISandbox(s *apiclient.Sandbox) Sandbox {
 	if s == nil {
 		return Sandbox{}
 	}
-	return sandboxOf(s.Id, s.Name, s.State, s.Snapshot, s.Labels, s.ErrorReason, s.CreatedAt,
-		s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
+	return sandboxOf(s.Id, s.Name, s.State, s.DesiredState, s.Recoverable, s.Snapshot, s.Labels, s.ErrorReason,
+		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
 }
 
 func fromListItem(s *apiclient.SandboxListItem) Sandbox {
-	return sandboxOf(s.Id, s.Name, s.State, s.Snapshot, s.Labels, s.ErrorReason, s.CreatedAt,
-		s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
+	return sandboxOf(s.Id, s.Name, s.State, s.DesiredState, s.Recoverable, s.Snapshot, s.Labels, s.ErrorReason,
+		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
 }
 
 // sandboxOf builds a Sandbox from the fields the API's Sandbox and SandboxListItem share.
-func sandboxOf(id, name string, state *apiclient.SandboxState, snapshot *string, labels map[string]string,
-	errorReason, createdAt, lastActivityAt *string, proxyURL string, autoStop, autoDelete *float32) Sandbox {
+func sandboxOf(id, name string, state *apiclient.SandboxState, desired *apiclient.SandboxDesiredState,
+	recoverable *bool, snapshot *string, labels map[string]string, errorReason, createdAt, lastActivityAt *string,
+	proxyURL string, autoStop, autoDelete *float32) Sandbox {
 	out := Sandbox{
 		ID:             id,
 		Name:           name,
 		State:          SandboxState(deref(state)),
+		DesiredState:   SandboxState(deref(desired)),
+		Recoverable:    deref(recoverable),
 		Snapshot:       deref(snapshot),
 		Labels:         labels,
 		ErrorReason:    deref(errorReason),
@@ -101,6 +105,9 @@ func (g *Gateway) createBody(p CreateSandboxParams) apiclient.CreateSandbox {
 	case p.AutoDeleteMinutes < 0:
 		body.AutoDeleteInterval = ptr(int32(-1))
 	}
+	if p.AutoArchiveMinutes > 0 {
+		body.AutoArchiveInterval = ptr(int32(p.AutoArchiveMinutes))
+	}
 	for _, v := range p.Volumes {
 		sv := apiclient.SandboxVolume{VolumeId: v.VolumeID, MountPath: v.MountPath}
 		if v.Subpath != "" {
@@ -112,12 +119,14 @@ func (g *Gateway) createBody(p CreateSandboxParams) apiclient.CreateSandbox {
 }
 
 // FindOrCreateSandbox returns the sandbox named p.Name, creating it when absent, and waits
-// until it is started (starting it if it is stopped or archived). The name is the
-// idempotency key: a retried activity whose first create succeeded on the server but whose
-// response was lost finds the existing sandbox instead of making a second one, and a 409
-// "already exists" from a concurrent create is resolved by re-reading by name. A sandbox in
-// error or build_failed is reported as ErrInvalidState together with the sandbox (so the
-// caller can delete it and move on to the next generation).
+// until it is started (starting it if it is stopped or archived, recovering it if it is in
+// a recoverable error). The name is the idempotency key: a retried activity whose first
+// create succeeded on the server but whose response was lost finds the existing sandbox
+// instead of making a second one, and a 409 "already exists" from a concurrent create is
+// resolved by re-reading by name. A sandbox in an error Daytona cannot recover (or
+// build_failed) is reported as ErrInvalidState together with the sandbox (so the caller
+// can delete it and move on to the next generation). An inactive snapshot is activated
+// (see createSandbox); the organisation's limits are ErrOrgCapacity or ErrOrgSuspended.
 func (g *Gateway) FindOrCreateSandbox(ctx context.Context, p CreateSandboxParams) (Sandbox, error) {
 	const op = "find-or-create sandbox"
 	if p.Name == "" {
@@ -128,10 +137,11 @@ func (g *Gateway) FindOrCreateSandbox(ctx context.Context, p CreateSandboxParams
 	case err == nil:
 		g.log.DebugContext(ctx, "daytona: found sandbox", "name", p.Name, "id", sb.ID, "state", sb.State)
 	case errors.Is(err, ErrNotFound):
-		s, resp, cerr := g.api.SandboxAPI.CreateSandbox(g.actx(ctx)).CreateSandbox(g.createBody(p)).Execute()
+		var cerr error
+		sb, cerr = g.createSandbox(ctx, p)
 		if cerr != nil {
-			cerr = mapErr("create sandbox", classPlain, resp, cerr)
-			if !errors.Is(cerr, ErrConflict) {
+			var e *Error
+			if !errors.As(cerr, &e) || e.Status != http.StatusConflict { // 409: the name is taken
 				return Sandbox{}, cerr
 			}
 			// Someone (maybe our own earlier attempt) created it meanwhile.
@@ -140,7 +150,6 @@ func (g *Gateway) FindOrCreateSandbox(ctx context.Context, p CreateSandboxParams
 				return Sandbox{}, fmt.Errorf("%w (after create conflict: %v)", err, cerr)
 			}
 		} else {
-			sb = fromAPISandbox(s)
 			g.log.InfoContext(ctx, "daytona: created sandbox", "name", p.Name, "id", sb.ID, "state", sb.State)
 		}
 	default:
@@ -161,8 +170,40 @@ func (g *Gateway) FindOrCreateSandbox(ctx context.Context, p CreateSandboxParams
 	return g.driveStarted(ctx, op, sb)
 }
 
+// createSandbox sends one create. Daytona deactivates snapshots unused for two weeks and
+// then refuses creates from them (400 "Snapshot X is inactive"); threadbox's snapshots are
+// its own, so the snapshot is activated, waited for and the create sent once more, and
+// callers never see the deactivation. Only one retry: a snapshot deactivated again at once
+// is a real failure.
+func (g *Gateway) createSandbox(ctx context.Context, p CreateSandboxParams) (Sandbox, error) {
+	const op = "create sandbox"
+	s, resp, err := g.api.SandboxAPI.CreateSandbox(g.actx(ctx)).CreateSandbox(g.createBody(p)).Execute()
+	if err == nil {
+		return fromAPISandbox(s), nil
+	}
+	err = mapErr(op, classPlain, resp, err)
+	if p.Snapshot == "" || !snapshotInactive(err) {
+		return Sandbox{}, err
+	}
+	g.log.InfoContext(ctx, "daytona: snapshot inactive, activating it", "snapshot", p.Snapshot)
+	if _, aerr := g.ActivateSnapshot(ctx, p.Snapshot); aerr != nil {
+		return Sandbox{}, fmt.Errorf("activating inactive snapshot %s: %w", p.Snapshot, aerr)
+	}
+	if _, werr := g.WaitSnapshotActive(ctx, p.Snapshot, nil); werr != nil {
+		return Sandbox{}, fmt.Errorf("waiting for reactivated snapshot %s: %w", p.Snapshot, werr)
+	}
+	s, resp, err = g.api.SandboxAPI.CreateSandbox(g.actx(ctx)).CreateSandbox(g.createBody(p)).Execute()
+	if err != nil {
+		return Sandbox{}, mapErr(op, classPlain, resp, err)
+	}
+	return fromAPISandbox(s), nil
+}
+
 // StartSandbox starts a sandbox and waits until it is started. Already started is success;
-// a start racing another transition (409) waits for that transition and then starts.
+// a start racing another transition (409) waits for that transition and then starts; a
+// sandbox Daytona is already bringing up (e.g. restoring it from archived, which can take
+// minutes) is waited for, not started again; a recoverable error is recovered. An error
+// Daytona cannot recover is ErrInvalidState with the sandbox (State error, !Recoverable).
 func (g *Gateway) StartSandbox(ctx context.Context, id string) (Sandbox, error) {
 	const op = "start sandbox"
 	s, resp, err := g.api.SandboxAPI.StartSandbox(g.actx(ctx), id).Execute()
@@ -175,12 +216,41 @@ func (g *Gateway) StartSandbox(ctx context.Context, id string) (Sandbox, error) 
 		if gerr != nil {
 			return Sandbox{}, err
 		}
-		if errors.Is(err, ErrInvalidState) && sb.State != StateStarted && !transitional(sb.State) {
+		if errors.Is(err, ErrInvalidState) && sb.State != StateStarted && !transitional(sb.State) && !sb.Recoverable {
 			return sb, err
 		}
 		return g.driveStarted(ctx, op, sb)
 	}
 	return g.driveStarted(ctx, op, fromAPISandbox(s))
+}
+
+// RecoverSandbox repairs a sandbox in a recoverable error state (Sandbox.Recoverable:
+// Daytona fixes e.g. a full disk in place, keeping the sandbox's files) and waits until it
+// is started. StartSandbox and FindOrCreateSandbox recover by themselves and StopSandbox
+// recovers into stopped; call this to recover without either. A sandbox that is not in a
+// recoverable error is ErrInvalidState (an unrecoverable one can only be deleted).
+func (g *Gateway) RecoverSandbox(ctx context.Context, id string) (Sandbox, error) {
+	const op = "recover sandbox"
+	sb, err := g.recover(ctx, id, false)
+	if errors.Is(err, ErrConflict) {
+		// Another recover is in progress: follow it.
+		if sb, err = g.GetSandbox(ctx, id); err != nil {
+			return Sandbox{}, err
+		}
+	} else if err != nil {
+		return sb, err
+	}
+	return g.driveStarted(ctx, op, sb)
+}
+
+// recover sends one recover; skipStart leaves the sandbox stopped instead of starting it.
+func (g *Gateway) recover(ctx context.Context, id string, skipStart bool) (Sandbox, error) {
+	s, resp, err := g.api.SandboxAPI.RecoverSandbox(g.actx(ctx), id).SkipStart(skipStart).Execute()
+	if err != nil {
+		return Sandbox{}, mapErr("recover sandbox", classLifecycle, resp, err)
+	}
+	g.log.InfoContext(ctx, "daytona: recovered sandbox", "id", id, "skipStart", skipStart)
+	return fromAPISandbox(s), nil
 }
 
 // transitional reports states that change on their own (wait, don't act).
@@ -198,8 +268,11 @@ func transitional(s SandboxState) bool {
 // callers fighting over a sandbox cannot loop forever.
 const maxLifecyclePosts = 5
 
-// driveStarted polls until sb is started, sending start when it is at rest in a stopped
-// state. It fails on error/build_failed and on deletion.
+// driveStarted polls until sb is started: it sends start when the sandbox is at rest in a
+// stopped state (or archiving, which a start interrupts), recover when it is in a
+// recoverable error, and only waits while Daytona is bringing it up (desiredState started:
+// from archived that means waiting for a runner and the backup, minutes on Daytona). It
+// fails on an unrecoverable error and on deletion.
 func (g *Gateway) driveStarted(ctx context.Context, op string, sb Sandbox) (Sandbox, error) {
 	posts := 0
 	first := true
@@ -215,37 +288,50 @@ func (g *Gateway) driveStarted(ctx context.Context, op string, sb Sandbox) (Sand
 		switch {
 		case sb.State == StateStarted:
 			return errStop
-		case sb.State.Failed():
+		case sb.State.Failed() && !sb.Recoverable:
 			return failedErr(op, sb)
-		case sb.State == StateDestroying || sb.State == StateDestroyed:
+		case sb.State == StateDestroying || sb.State == StateDestroyed || sb.DesiredState == StateDestroyed:
 			return &Error{Kind: ErrNotFound, Op: op, Message: fmt.Sprintf("sandbox %s is being deleted", sb.ID)}
-		case sb.State == StateStopped || sb.State == StateArchived || sb.State == StatePaused:
+		case sb.DesiredState == StateStarted && !sb.State.Failed():
+			return nil // on its way up
+		case sb.State.Failed(), sb.State == StateStopped, sb.State == StateArchived, sb.State == StateArchiving,
+			sb.State == StatePaused:
 			if posts >= maxLifecyclePosts {
 				return fatalErr{&Error{Kind: ErrConflict, Op: op, Message: fmt.Sprintf("sandbox %s did not start after %d start requests (state %s)", sb.ID, posts, sb.State)}}
 			}
 			posts++
-			s, resp, err := g.api.SandboxAPI.StartSandbox(g.actx(ctx), sb.ID).Execute()
+			next, err := g.startOnce(ctx, sb)
 			if err != nil {
-				return mapErr("start sandbox", classLifecycle, resp, err)
+				return err
 			}
-			sb = fromAPISandbox(s)
-			if sb.State == StateStarted {
+			if sb = next; sb.State == StateStarted {
 				return errStop
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return sb, err
+	return sb, err
+}
+
+// startOnce sends start, or recover for a sandbox in a (recoverable) error.
+func (g *Gateway) startOnce(ctx context.Context, sb Sandbox) (Sandbox, error) {
+	if sb.State.Failed() {
+		return g.recover(ctx, sb.ID, false)
 	}
-	return sb, nil
+	s, resp, err := g.api.SandboxAPI.StartSandbox(g.actx(ctx), sb.ID).Execute()
+	if err != nil {
+		return Sandbox{}, mapErr("start sandbox", classLifecycle, resp, err)
+	}
+	return fromAPISandbox(s), nil
 }
 
 // StopSandbox stops a sandbox and waits until it is stopped. Already stopped (or archived)
 // is success, and so is a sandbox deleted by the stop itself (an ephemeral sandbox,
 // autoDeleteInterval 0: then it waits until the sandbox is gone). A sandbox that does not
-// exist is ErrNotFound, so the caller learns it was auto-deleted. A stop racing a start waits for started and
-// stops again.
+// exist is ErrNotFound, so the caller learns it was auto-deleted. A stop racing a start
+// waits for started and stops again. A sandbox in a recoverable error is recovered into
+// stopped (Daytona refuses to stop an errored sandbox, and recovery keeps its files); one in
+// an error Daytona cannot recover is ErrInvalidState: it can only be deleted.
 func (g *Gateway) StopSandbox(ctx context.Context, id string) error {
 	const op = "stop sandbox"
 	var sb Sandbox
@@ -262,7 +348,10 @@ func (g *Gateway) StopSandbox(ctx context.Context, id string) error {
 		if gerr != nil {
 			return err
 		}
-		if errors.Is(err, ErrInvalidState) && !transitional(cur.State) && !stoppedLike(cur.State) {
+		if cur.State.Failed() && !cur.Recoverable {
+			return failedErr(op, cur)
+		}
+		if errors.Is(err, ErrInvalidState) && !transitional(cur.State) && !stoppedLike(cur) && !cur.Recoverable {
 			return err
 		}
 		sb = cur
@@ -284,10 +373,17 @@ func (g *Gateway) StopSandbox(ctx context.Context, id string) error {
 		}
 		first = false
 		switch {
-		case stoppedLike(sb.State), sb.State == StateDestroyed:
+		case stoppedLike(sb), sb.State == StateDestroyed:
 			return errStop
 		case sb.State == StateDestroying:
 			return nil // ephemeral: stop deletes it; wait until it is gone
+		case sb.State.Failed() && sb.Recoverable && posts < maxLifecyclePosts:
+			posts++
+			cur, err := g.recover(ctx, sb.ID, true)
+			if err != nil {
+				return err
+			}
+			sb = cur
 		case sb.State.Failed():
 			return failedErr(op, sb)
 		case sb.State == StateStarted:
@@ -305,7 +401,11 @@ func (g *Gateway) StopSandbox(ctx context.Context, id string) error {
 	})
 }
 
-func stoppedLike(s SandboxState) bool { return s == StateStopped || s == StateArchived }
+// stoppedLike reports a sandbox at rest stopped or archived; an archived one that Daytona
+// is about to restore (desired state started) is not.
+func stoppedLike(sb Sandbox) bool {
+	return (sb.State == StateStopped || sb.State == StateArchived) && sb.DesiredState != StateStarted
+}
 
 // DeleteSandbox deletes a sandbox and waits until Daytona no longer returns it (GET 404 or
 // state destroyed). A missing sandbox is success, so the call is idempotent. A delete
@@ -347,7 +447,8 @@ func (g *Gateway) DeleteSandbox(ctx context.Context, id string) error {
 		switch {
 		case sb.State == StateDestroyed:
 			return errStop
-		case sb.State == StateDestroying:
+		case sb.State == StateDestroying, sb.DesiredState == StateDestroyed:
+			// An archived sandbox being deleted still shows archived.
 			needDelete = false
 		default:
 			// Settled in a deletable state (our delete was refused or lost): delete again.
@@ -358,10 +459,12 @@ func (g *Gateway) DeleteSandbox(ctx context.Context, id string) error {
 }
 
 // ListSandboxes lists every sandbox whose labels contain all of labels (exact key/value
-// containment, Daytona's semantics), following nextCursor through all pages. The list is
-// eventually consistent on real Daytona; look single sandboxes up by name instead.
-// Destroying sandboxes are included (Daytona lists them until destroyed).
-func (g *Gateway) ListSandboxes(ctx context.Context, labels map[string]string) ([]Sandbox, error) {
+// containment, Daytona's semantics), following nextCursor through all pages, in the given
+// order (at most one; default ByLastActivity, Daytona's). A caller that acts on every
+// sandbox of a long list, like the reconciler, wants OldestFirst. The list is eventually
+// consistent on real Daytona; look single sandboxes up by name instead. Destroying
+// sandboxes are included (Daytona lists them until destroyed).
+func (g *Gateway) ListSandboxes(ctx context.Context, labels map[string]string, order ...ListOrder) ([]Sandbox, error) {
 	const op = "list sandboxes"
 	var lbl string
 	if len(labels) > 0 {
@@ -376,6 +479,9 @@ func (g *Gateway) ListSandboxes(ctx context.Context, labels map[string]string) (
 	seen := map[string]bool{}
 	for {
 		req := g.api.SandboxAPI.ListSandboxes(g.actx(ctx)).Limit(float32(g.cfg.ListPageSize))
+		if len(order) > 0 && order[0] == OldestFirst {
+			req = req.Sort(apiclient.SANDBOXLISTSORTFIELD_CREATED_AT).Order(apiclient.SANDBOXLISTSORTDIRECTION_ASC)
+		}
 		if lbl != "" {
 			req = req.Labels(lbl)
 		}
@@ -413,6 +519,13 @@ func (g *Gateway) RefreshActivity(ctx context.Context, id string) error {
 func (g *Gateway) SetAutoStop(ctx context.Context, id string, minutes int) error {
 	_, resp, err := g.api.SandboxAPI.SetAutostopInterval(g.actx(ctx), id, float32(minutes)).Execute()
 	return mapErr("set auto-stop", classPlain, resp, err)
+}
+
+// SetAutoArchive changes after how many minutes stopped a sandbox is archived (0 means
+// Daytona's maximum, 30 days).
+func (g *Gateway) SetAutoArchive(ctx context.Context, id string, minutes int) error {
+	_, resp, err := g.api.SandboxAPI.SetAutoArchiveInterval(g.actx(ctx), id, float32(minutes)).Execute()
+	return mapErr("set auto-archive", classPlain, resp, err)
 }
 
 // SetAutoDelete changes a sandbox's auto-delete backstop (minutes after stop; negative

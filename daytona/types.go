@@ -60,11 +60,18 @@ const (
 
 // Sandbox is threadbox's view of a Daytona sandbox: only the fields the orchestrator needs.
 type Sandbox struct {
-	ID       string
-	Name     string
-	State    SandboxState
-	Snapshot string
-	Labels   map[string]string
+	ID    string
+	Name  string
+	State SandboxState
+	// DesiredState is where Daytona is taking the sandbox (its desiredState: started,
+	// stopped, archived, destroyed, ...; the values are state names). A start from archived
+	// shows State archived with DesiredState started until Daytona has restored it.
+	DesiredState SandboxState
+	// Recoverable is set on a sandbox in state error that Daytona can repair in place
+	// (RecoverSandbox), keeping its files; other errored sandboxes can only be deleted.
+	Recoverable bool
+	Snapshot    string
+	Labels      map[string]string
 	// ToolboxURL is toolboxProxyUrl + "/" + ID: the base of every toolbox call.
 	ToolboxURL  string
 	ErrorReason string
@@ -98,7 +105,24 @@ type CreateSandboxParams struct {
 	Volumes           []VolumeMount
 	AutoStopMinutes   int
 	AutoDeleteMinutes int
+	// AutoArchiveMinutes archives the sandbox after it has been stopped this long (> 0);
+	// 0 leaves Daytona's default, 7 days. An archived sandbox stops using disk quota (and
+	// being billed for it) but takes minutes to start again.
+	AutoArchiveMinutes int
 }
+
+// ListOrder is the order in which ListSandboxes asks Daytona to list.
+type ListOrder int
+
+const (
+	// ByLastActivity is Daytona's default: most recent activity first. Activity moves a
+	// sandbox to the front while a caller walks the pages, so a walk can miss a sandbox or
+	// see one twice.
+	ByLastActivity ListOrder = iota
+	// OldestFirst is creation time, oldest first: activity does not change it and new
+	// sandboxes only extend it, so a walk over all pages sees every sandbox once.
+	OldestFirst
+)
 
 // Volume is a Daytona volume (an S3 bucket mounted into sandboxes).
 type Volume struct {

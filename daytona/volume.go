@@ -23,28 +23,17 @@ func (g *Gateway) GetVolume(ctx context.Context, name string) (Volume, error) {
 
 // EnsureVolume gets or creates the volume called name and waits until it is ready (a
 // sandbox cannot mount a volume that is not ready). It is the SDK's
-// volume.get(name, create=true): GET by name; on 404 create; a create rejected because the
+// volume.get(name, create=true): GET by name; on 404 create; a create refused because the
 // name already exists (Daytona answers 400, not 409, for that race) is resolved by
-// re-reading. A volume in state error is ErrInvalidState.
+// re-reading. A create refused because the organisation has as many volumes as it may is
+// ErrVolumeQuota, unless the volume turns out to exist (Daytona checks the quota before
+// the name, so a concurrent create of this very name at the limit reads as over quota). Any
+// other refusal is returned as it is. A volume in state error is ErrInvalidState.
 func (g *Gateway) EnsureVolume(ctx context.Context, name string) (Volume, error) {
 	const op = "ensure volume"
 	vol, err := g.GetVolume(ctx, name)
 	if errors.Is(err, ErrNotFound) {
-		v, resp, cerr := g.api.VolumesAPI.CreateVolume(g.actx(ctx)).CreateVolume(apiclient.CreateVolume{Name: name}).Execute()
-		if cerr != nil {
-			cerr = mapErr("create volume", classPlain, resp, cerr)
-			// Duplicate name is 400 on Daytona (409 tolerated too): someone created it.
-			if !errors.Is(cerr, ErrBadRequest) && !errors.Is(cerr, ErrConflict) {
-				return Volume{}, cerr
-			}
-			vol, err = g.GetVolume(ctx, name)
-			if err != nil {
-				return Volume{}, fmt.Errorf("%w (after create failed: %v)", err, cerr)
-			}
-		} else {
-			vol, err = fromVolumeDto(v), nil
-			g.log.InfoContext(ctx, "daytona: created volume", "name", name, "id", vol.ID)
-		}
+		vol, err = g.createVolume(ctx, name)
 	}
 	if err != nil {
 		return Volume{}, err
@@ -70,6 +59,30 @@ func (g *Gateway) EnsureVolume(ctx context.Context, name string) (Volume, error)
 		return nil
 	})
 	return vol, err
+}
+
+// createVolume creates the volume, resolving a lost name race by re-reading it.
+func (g *Gateway) createVolume(ctx context.Context, name string) (Volume, error) {
+	v, resp, err := g.api.VolumesAPI.CreateVolume(g.actx(ctx)).CreateVolume(apiclient.CreateVolume{Name: name}).Execute()
+	if err == nil {
+		vol := fromVolumeDto(v)
+		g.log.InfoContext(ctx, "daytona: created volume", "name", name, "id", vol.ID)
+		return vol, nil
+	}
+	err = mapErr("create volume", classPlain, resp, err)
+	quota := errors.Is(err, ErrVolumeQuota)
+	if !quota && !volumeNameTaken(err) {
+		return Volume{}, err
+	}
+	vol, gerr := g.GetVolume(ctx, name)
+	switch {
+	case gerr == nil:
+		return vol, nil
+	case quota && errors.Is(gerr, ErrNotFound):
+		return Volume{}, err
+	default:
+		return Volume{}, fmt.Errorf("%w (after create failed: %v)", gerr, err)
+	}
 }
 
 // DeleteVolume deletes a volume by id; missing is success. Daytona refuses (409) while any

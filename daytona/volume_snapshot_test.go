@@ -143,11 +143,12 @@ func TestSnapshots(t *testing.T) {
 	}
 	_, err = e.g.WaitSnapshotActive(ctx, s.ID, nil)
 	wantKind(t, err, ErrInvalidState, "wait on inactive")
-	_, err = e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: "tb-agent-snap-2", Snapshot: "tb-skills-v1", AutoStopMinutes: -1})
-	wantKind(t, err, ErrBadRequest, "sandbox from inactive snapshot")
-	// Daytona refuses re-activation for 10 minutes after a deactivation (400, invalid state).
+	// Daytona refuses re-activation for 10 minutes after a deactivation, asking to try
+	// again in a few minutes: a conflict (retryable), also for a create that activates.
 	_, err = e.g.ActivateSnapshot(ctx, "tb-skills-v1")
-	wantKind(t, err, ErrInvalidState, "activate during cooldown")
+	wantKind(t, err, ErrConflict, "activate during cooldown")
+	_, err = e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: "tb-agent-snap-2", Snapshot: "tb-skills-v1", AutoStopMinutes: -1})
+	wantKind(t, err, ErrConflict, "sandbox from inactive snapshot during the cooldown")
 	time.Sleep(10*unit + 50*time.Millisecond)
 	if _, err := e.g.ActivateSnapshot(ctx, "tb-skills-v1"); err != nil {
 		t.Fatal(err)

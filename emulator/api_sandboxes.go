@@ -1,11 +1,9 @@
 package emulator
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -57,51 +55,70 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// handleCreateSandbox is POST /sandbox: validate the body, build the record,
+// admit it (snapshot, organisation limits, volumes, name), then provision it
+// in the background and, like the API, wait up to 30 s for started.
 func (s *Server) handleCreateSandbox(w http.ResponseWriter, r *http.Request) {
 	var req createSandboxReq
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if req.BuildInfo != nil && req.Snapshot != nil && *req.Snapshot != "" {
-		writeAPIError(w, r, http.StatusBadRequest, "Cannot specify a snapshot when using a build info entry")
+	if herr := validateCreate(&req); herr != nil {
+		writeAPIError(w, r, herr.status, herr.msg)
 		return
 	}
-	if req.BuildInfo == nil && (nonZero(req.CPU) || nonZero(req.GPU) || nonZero(req.Memory) || nonZero(req.Disk)) {
-		writeAPIError(w, r, http.StatusBadRequest, "Cannot specify Sandbox resources when using a snapshot")
+	sb := newSandboxRec(&req, time.Now().UTC())
+	s.mu.Lock()
+	template, herr := s.admitSandboxLocked(&req, sb)
+	s.mu.Unlock()
+	if herr != nil {
+		writeAPIError(w, r, herr.status, herr.msg)
 		return
 	}
-	if req.AutoStopInterval != nil && *req.AutoStopInterval < 0 {
-		writeAPIError(w, r, http.StatusBadRequest, "Auto-stop interval must be non-negative")
-		return
-	}
-	if req.AutoArchiveInterval != nil && *req.AutoArchiveInterval < 0 {
-		writeAPIError(w, r, http.StatusBadRequest, "Auto-archive interval must be non-negative")
-		return
+	mounts := append([]mountRec(nil), sb.Volumes...)
+	s.schedule(s.opts.TransitionDelay+s.opts.Faults.SlowCreate, func() { s.provision(sb.ID, 1, template, mounts) })
+	s.waitStarted(r, sb.ID)
+	s.writeStartedAnswer(w, r, sb.ID, sb.ID)
+}
+
+// validateCreate applies the checks Daytona makes on the body alone.
+func validateCreate(req *createSandboxReq) *httpError {
+	switch {
+	case req.BuildInfo != nil && req.Snapshot != nil && *req.Snapshot != "":
+		return errf(http.StatusBadRequest, "Cannot specify a snapshot when using a build info entry")
+	case req.BuildInfo == nil && (nonZero(req.CPU) || nonZero(req.GPU) || nonZero(req.Memory) || nonZero(req.Disk)):
+		return errf(http.StatusBadRequest, "Cannot specify Sandbox resources when using a snapshot")
+	case req.AutoStopInterval != nil && *req.AutoStopInterval < 0:
+		return errf(http.StatusBadRequest, "Auto-stop interval must be non-negative")
+	case req.AutoArchiveInterval != nil && *req.AutoArchiveInterval < 0:
+		return errf(http.StatusBadRequest, "Auto-archive interval must be non-negative")
 	}
 	for _, m := range req.Volumes {
 		if err := validateMountPath(m.MountPath); err != nil {
-			writeAPIError(w, r, http.StatusBadRequest, err.Error())
-			return
+			return errf(http.StatusBadRequest, err.Error())
 		}
 		if err := validateSubpath(m.Subpath); err != nil {
-			writeAPIError(w, r, http.StatusBadRequest, err.Error())
-			return
+			return errf(http.StatusBadRequest, err.Error())
 		}
 	}
+	return nil
+}
 
-	now := time.Now().UTC()
+// newSandboxRec builds the record of a sandbox about to be created, with
+// Daytona's defaults for everything the body leaves out.
+func newSandboxRec(req *createSandboxReq, now time.Time) *sandboxRec {
 	id := uuid.NewString()
 	sb := &sandboxRec{
 		ID:                  id,
-		Name:                orDefault(req.Name, id),
-		User:                orDefault(req.User, "daytona"),
+		Name:                orDefault(req.Name, ""),
+		User:                orDefault(req.User, ""),
 		Env:                 copyMap(req.Env),
 		Labels:              copyMap(req.Labels),
 		Public:              orDefault(req.Public, false),
 		NetworkBlockAll:     orDefault(req.NetworkBlockAll, false),
 		NetworkAllowList:    orDefault(req.NetworkAllowList, ""),
 		DomainAllowList:     orDefault(req.DomainAllowList, ""),
-		Target:              orDefault(req.Target, defaultTarget),
+		Target:              orDefault(req.Target, ""),
 		CPU:                 1,
 		Memory:              1,
 		Disk:                3,
@@ -110,6 +127,7 @@ func (s *Server) handleCreateSandbox(w http.ResponseWriter, r *http.Request) {
 		AutoStopInterval:    orDefault(req.AutoStopInterval, 15),
 		AutoArchiveInterval: orDefault(req.AutoArchiveInterval, 10080),
 		AutoDeleteInterval:  orDefault(req.AutoDeleteInterval, -1),
+		Volumes:             []mountRec{},
 		CreatedAt:           now,
 		UpdatedAt:           now,
 		LastActivityAt:      now,
@@ -139,65 +157,89 @@ func (s *Server) handleCreateSandbox(w http.ResponseWriter, r *http.Request) {
 			CreatedAt:         now,
 		}
 	}
+	return sb
+}
 
-	s.mu.Lock()
-	template := ""
+// admitSandboxLocked runs createFromSnapshot's checks in Daytona's order (the
+// snapshot, suspension and the organisation's limits, the volumes, the name)
+// and inserts the sandbox. It returns the template directory the sandbox root
+// is seeded from. Caller holds s.mu.
+func (s *Server) admitSandboxLocked(req *createSandboxReq, sb *sandboxRec) (string, *httpError) {
+	var snap *snapshotRec
 	if req.Snapshot != nil && *req.Snapshot != "" {
-		sn := s.findSnapshotLocked(*req.Snapshot)
-		if sn == nil {
-			s.mu.Unlock()
-			writeAPIError(w, r, http.StatusBadRequest, fmt.Sprintf("Snapshot %s not found. Did you add it through the Daytona Dashboard?", *req.Snapshot))
-			return
+		sn, herr := s.activeSnapshotLocked(*req.Snapshot)
+		if herr != nil {
+			return "", herr
 		}
-		if sn.State != "active" {
-			s.mu.Unlock()
-			writeAPIError(w, r, http.StatusBadRequest, fmt.Sprintf("Snapshot %s is %s", *req.Snapshot, sn.State))
-			return
-		}
+		snap = sn
 		sb.Snapshot = sn.Name
 		sb.CPU, sb.GPU, sb.Memory, sb.Disk = sn.CPU, sn.GPU, sn.Mem, sn.Disk
-		sn.LastUsedAt = &now
-		template = s.snapshotDir(sn.ID)
 	}
-	for _, m := range req.Volumes {
-		v := s.findVolumeLocked(m.VolumeID)
-		if v == nil {
-			s.mu.Unlock()
-			writeAPIError(w, r, http.StatusNotFound, fmt.Sprintf("Volume '%s' not found", m.VolumeID))
-			return
-		}
-		if v.State != "ready" {
-			s.mu.Unlock()
-			writeAPIError(w, r, http.StatusBadRequest, fmt.Sprintf("Volume '%s' is not in a ready state. Current state: %s", v.Name, v.State))
-			return
-		}
-		v.LastUsedAt = &now
-		sb.Volumes = append(sb.Volumes, mountRec{VolumeID: v.ID, MountPath: m.MountPath, Subpath: m.Subpath})
+	if herr := s.admitResourcesLocked("", sb.CPU, sb.Memory, sb.Disk); herr != nil {
+		return "", herr
 	}
-	if sb.Volumes == nil {
-		sb.Volumes = []mountRec{}
+	mounts, herr := s.resolveMountsLocked(req.Volumes)
+	if herr != nil {
+		return "", herr
 	}
 	for _, other := range s.sandboxes {
 		if other.Name == sb.Name && other.State != stDestroyed {
-			s.mu.Unlock()
-			writeAPIError(w, r, http.StatusConflict, fmt.Sprintf("Sandbox with name %s already exists", sb.Name))
-			return
+			return "", errf(http.StatusConflict, fmt.Sprintf("Sandbox with name %s already exists", sb.Name))
 		}
 	}
-	s.sandboxes[id] = sb
+	now := sb.CreatedAt
+	template := ""
+	if snap != nil {
+		snap.LastUsedAt = &now
+		template = s.snapshotDir(snap.ID)
+	}
+	for _, m := range mounts {
+		s.volumes[m.VolumeID].LastUsedAt = &now
+	}
+	sb.Volumes = mounts
+	s.sandboxes[sb.ID] = sb
 	s.notifyLocked()
 	s.saveLockedLog()
-	mounts := append([]mountRec(nil), sb.Volumes...)
-	s.mu.Unlock()
+	return template, nil
+}
 
-	s.schedule(s.opts.TransitionDelay+s.opts.Faults.SlowCreate, func() { s.provision(id, 1, template, mounts) })
+// activeSnapshotLocked resolves a create's snapshot, which must exist and be
+// active (400 otherwise, e.g. "Snapshot X is inactive"). Caller holds s.mu.
+func (s *Server) activeSnapshotLocked(idOrName string) (*snapshotRec, *httpError) {
+	sn := s.findSnapshotLocked(idOrName)
+	if sn == nil {
+		return nil, errf(http.StatusBadRequest, fmt.Sprintf("Snapshot %s not found. Did you add it through the Daytona Dashboard?", idOrName))
+	}
+	if sn.State != "active" {
+		return nil, errf(http.StatusBadRequest, fmt.Sprintf("Snapshot %s is %s", idOrName, sn.State))
+	}
+	return sn, nil
+}
 
-	// Like the API, wait (up to 30 s) for started and return the latest DTO.
+// resolveMountsLocked resolves each mount's volume (by id or name; 404 when
+// unknown, 400 when not ready) to its id. Caller holds s.mu.
+func (s *Server) resolveMountsLocked(req []mountRec) ([]mountRec, *httpError) {
+	mounts := make([]mountRec, 0, len(req))
+	for _, m := range req {
+		v := s.findVolumeLocked(m.VolumeID)
+		if v == nil {
+			return nil, errf(http.StatusNotFound, fmt.Sprintf("Volume '%s' not found", m.VolumeID))
+		}
+		if v.State != "ready" {
+			return nil, errf(http.StatusBadRequest, fmt.Sprintf("Volume '%s' is not in a ready state. Current state: %s", v.Name, v.State))
+		}
+		mounts = append(mounts, mountRec{VolumeID: v.ID, MountPath: m.MountPath, Subpath: m.Subpath})
+	}
+	return mounts, nil
+}
+
+// waitStarted waits, like the API's waitForSandboxStarted (up to 30 s), until
+// the sandbox is started, errored, gone or no longer meant to start.
+func (s *Server) waitStarted(r *http.Request, id string) {
 	s.waitFor(r.Context(), createWaitPeriod, func() bool {
 		cur, ok := s.sandboxes[id]
-		return !ok || cur.State == stStarted || isErrorState(cur.State)
+		return !ok || cur.State == stStarted || isErrorState(cur.State) || cur.DesiredState != stStarted
 	})
-	s.writeStartedAnswer(w, r, id, id)
 }
 
 func (s *Server) handleGetSandbox(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +269,18 @@ func (s *Server) sandboxOp(w http.ResponseWriter, r *http.Request, status int, o
 }
 
 func (s *Server) handleStartSandbox(w http.ResponseWriter, r *http.Request) {
+	s.startingOp(w, r, s.startLocked)
+}
+
+// handleRecoverSandbox is POST /sandbox/{id}/recover[?skipStart=true].
+func (s *Server) handleRecoverSandbox(w http.ResponseWriter, r *http.Request) {
+	skipStart := r.URL.Query().Get("skipStart") == "true"
+	s.startingOp(w, r, func(sb *sandboxRec) (bool, *httpError) { return s.recoverLocked(sb, skipStart) })
+}
+
+// startingOp runs a start-like operation under the lock and answers like the
+// start controller: after waiting for started when op asks for it.
+func (s *Server) startingOp(w http.ResponseWriter, r *http.Request, op func(sb *sandboxRec) (bool, *httpError)) {
 	var (
 		id   string
 		wait bool
@@ -235,7 +289,7 @@ func (s *Server) handleStartSandbox(w http.ResponseWriter, r *http.Request) {
 	sb, herr := s.findSandboxLocked(r.PathValue("id"))
 	if herr == nil {
 		id = sb.ID
-		wait, herr = s.startLocked(sb)
+		wait, herr = op(sb)
 	}
 	s.mu.Unlock()
 	if herr != nil {
@@ -243,10 +297,7 @@ func (s *Server) handleStartSandbox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait {
-		s.waitFor(r.Context(), createWaitPeriod, func() bool {
-			cur, ok := s.sandboxes[id]
-			return !ok || cur.State == stStarted || isErrorState(cur.State) || cur.DesiredState != stStarted
-		})
+		s.waitStarted(r, id)
 	}
 	s.writeStartedAnswer(w, r, id, r.PathValue("id"))
 }
@@ -326,6 +377,8 @@ func (s *Server) handleSetInterval(kind intervalKind) http.HandlerFunc {
 	}
 }
 
+// handleLastActivity is POST /sandbox/{id}/last-activity: 201 at once, the
+// update itself throttled and buffered (see ActivityTimings).
 func (s *Server) handleLastActivity(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -334,7 +387,7 @@ func (s *Server) handleLastActivity(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, herr.status, herr.msg)
 		return
 	}
-	s.touchLocked(sb)
+	s.recordActivityLocked(sb.ID, time.Now().UTC())
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -368,119 +421,6 @@ func (s *Server) handleSandboxSnapshot(w http.ResponseWriter, r *http.Request) {
 	s.sandboxOp(w, r, http.StatusOK, func(sb *sandboxRec) *httpError {
 		return s.snapshotSandboxLocked(sb, req.Name)
 	})
-}
-
-// listCursor is the opaque nextCursor: the sort key of the last item.
-type listCursor struct {
-	CreatedAt int64  `json:"c"`
-	ID        string `json:"i"`
-}
-
-func (s *Server) handleListSandboxes(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var labels map[string]string
-	if l := q.Get("labels"); l != "" {
-		if err := json.Unmarshal([]byte(l), &labels); err != nil {
-			writeAPIError(w, r, http.StatusBadRequest, "Invalid labels JSON format")
-			return
-		}
-	}
-	limit := 100
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 200 {
-			writeAPIError(w, r, http.StatusBadRequest, "limit must not be less than 1, limit must not be greater than 200")
-			return
-		}
-		limit = n
-	}
-	var after *listCursor
-	if c := q.Get("cursor"); c != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(c)
-		var lc listCursor
-		if err == nil {
-			err = json.Unmarshal(raw, &lc)
-		}
-		if err != nil {
-			writeAPIError(w, r, http.StatusBadRequest, "Invalid cursor")
-			return
-		}
-		after = &lc
-	}
-	states := map[string]bool{}
-	for _, st := range q["states"] {
-		for _, part := range strings.Split(st, ",") {
-			if part != "" {
-				states[part] = true
-			}
-		}
-	}
-	idPrefix, namePrefix := strings.ToLower(q.Get("id")), strings.ToLower(q.Get("name"))
-	includeErrDel := q.Get("includeErroredDeleted") == "true"
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var matched []*sandboxRec
-	for _, sb := range s.sandboxes {
-		if sb.State == stDestroyed {
-			continue
-		}
-		if !includeErrDel && isErrorState(sb.State) && sb.DesiredState == stDestroyed {
-			continue
-		}
-		if len(states) > 0 && !states[dtoState(sb)] {
-			continue
-		}
-		if idPrefix != "" && !strings.HasPrefix(strings.ToLower(sb.ID), idPrefix) {
-			continue
-		}
-		if namePrefix != "" && !strings.HasPrefix(strings.ToLower(sb.Name), namePrefix) {
-			continue
-		}
-		if !labelsContain(sb.Labels, labels) {
-			continue
-		}
-		matched = append(matched, sb)
-	}
-	// Newest first; ties broken by id so the cursor is stable.
-	less := func(a, b *sandboxRec) bool {
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.After(b.CreatedAt)
-		}
-		return a.ID > b.ID
-	}
-	sort.Slice(matched, func(i, j int) bool { return less(matched[i], matched[j]) })
-	if after != nil {
-		key := &sandboxRec{CreatedAt: time.Unix(0, after.CreatedAt).UTC(), ID: after.ID}
-		i := sort.Search(len(matched), func(i int) bool { return less(key, matched[i]) })
-		matched = matched[i:]
-	}
-	var next *string
-	if len(matched) > limit {
-		last := matched[limit-1]
-		raw, _ := json.Marshal(listCursor{CreatedAt: last.CreatedAt.UnixNano(), ID: last.ID})
-		c := base64.RawURLEncoding.EncodeToString(raw)
-		next = &c
-		matched = matched[:limit]
-	}
-	items := make([]sandboxListItemDTO, 0, len(matched))
-	for _, sb := range matched {
-		items = append(items, s.sandboxToListItem(r, sb))
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Items      []sandboxListItemDTO `json:"items"`
-		NextCursor *string              `json:"nextCursor"`
-	}{items, next})
-}
-
-// labelsContain is Postgres "labels @> filter": every filter pair must match.
-func labelsContain(have, want map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // writeStartedAnswer answers a create or start after its wait, as Daytona does: the

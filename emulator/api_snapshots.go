@@ -295,11 +295,7 @@ func (s *Server) handleDeactivateSnapshot(w http.ResponseWriter, r *http.Request
 		return
 	}
 	if sn.State != "inactive" {
-		now := time.Now().UTC()
-		sn.Op++
-		sn.State = "inactive"
-		sn.UpdatedAt = now
-		sn.DeactivatedAt = &now
+		deactivate(sn, time.Now().UTC())
 		s.notifyLocked()
 		s.saveLockedLog()
 	}
@@ -333,4 +329,39 @@ func (s *Server) handleRemoveSnapshot(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	w.WriteHeader(http.StatusOK)
+}
+
+// deactivateIdleSnapshotsLocked makes active snapshots unused for
+// SnapshotIdleLimit inactive, as Daytona's cron does after two weeks; a
+// create from one then answers 400 "Snapshot X is inactive" until it is
+// activated again. "Unused" is measured from the last sandbox created from it,
+// or from its creation. Activation does not reset that clock (Daytona's does
+// not either): an activated snapshot that is not used before the next sweep
+// becomes inactive again. Caller holds s.mu.
+func (s *Server) deactivateIdleSnapshotsLocked(now time.Time) {
+	changed := false
+	for _, sn := range s.snapshots {
+		last := sn.CreatedAt
+		if sn.LastUsedAt != nil {
+			last = *sn.LastUsedAt
+		}
+		if sn.State != "active" || now.Sub(last) <= s.opts.SnapshotIdleLimit {
+			continue
+		}
+		s.log.Info("snapshot idle: deactivated", "snapshot", sn.Name)
+		deactivate(sn, now)
+		changed = true
+	}
+	if changed {
+		s.notifyLocked()
+		s.saveLockedLog()
+	}
+}
+
+// deactivate makes a snapshot inactive (cancelling a pull in flight).
+func deactivate(sn *snapshotRec, now time.Time) {
+	sn.Op++
+	sn.State = "inactive"
+	sn.UpdatedAt = now
+	sn.DeactivatedAt = &now
 }

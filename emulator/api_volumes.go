@@ -45,6 +45,10 @@ func (s *Server) handleCreateVolume(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if herr := s.admitVolumeLocked(); herr != nil {
+		writeAPIError(w, r, herr.status, herr.msg)
+		return
+	}
 	for _, v := range s.volumes {
 		if v.Name == req.Name && v.State != "deleted" {
 			// Daytona answers 400 (not 409) for a duplicate volume name.

@@ -177,7 +177,8 @@ func TestConformanceEphemeralAndArchive(t *testing.T) {
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_ARCHIVED)
 	got, _, err = api.StartSandbox(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	assert.Equal(t, apiclient.SANDBOXSTATE_RESTORING, got.GetState(), "start from archived does not wait")
+	assert.Equal(t, apiclient.SANDBOXSTATE_ARCHIVED, got.GetState(), "start from archived does not wait")
+	assert.Equal(t, apiclient.SANDBOXDESIREDSTATE_STARTED, got.GetDesiredState())
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_STARTED)
 }
 

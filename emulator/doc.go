@@ -10,6 +10,39 @@
 // the toolbox file and process endpoints. Transitions take a short but real
 // time so callers have to poll exactly like they do against Daytona.
 //
+// # Lifecycle facts of Daytona's API server (v0.190.0)
+//
+// Read from apps/api/src (sandbox.service.ts, sandbox-activity.service.ts,
+// volume.service.ts, snapshot.manager.ts, the DTOs) and kept here because a
+// client can pass every test against a simpler emulator and still misbehave
+// on Daytona:
+//
+//   - Errors: a running sandbox can go to state error (desiredState
+//     unchanged), recoverable or not; recover (POST /sandbox/{id}/recover,
+//     ?skipStart) repairs a recoverable one into stopped and starts it like
+//     POST start. Start and stop of an errored sandbox answer 400; delete works.
+//     BreakSandbox and Faults.SandboxErrorRate produce such errors.
+//   - Archived: a start keeps the sandbox archived, desiredState started, for
+//     Options.RestoreDelay (Daytona: a runner is picked and the backup
+//     checked, minutes); a second start meanwhile is 409; the list shows it
+//     restoring. An archiving (stopped, desired archived) may be interrupted by
+//     a start or a delete. A deleted archived sandbox shows archived until gone.
+//   - Limits (limits.go): the organisation's CPU, memory and disk totals are
+//     checked on create, start and recover (400 "Total CPU limit exceeded.
+//     Maximum allowed: N." with Daytona's tier hint); stopped sandboxes count
+//     toward disk; suspension is 403 first; at most 100 volumes (400 "Volume
+//     quota exceeded", checked before the name).
+//   - Snapshots unused (no sandbox created from them) for SnapshotIdleLimit
+//     become inactive at the next sweep (every 10 minutes of TimeUnit); a
+//     create from one is 400 "Snapshot X is inactive"; activation does not
+//     restart the idle clock.
+//   - Activity (activity.go): keep-alives are throttled and flushed, toolbox
+//     traffic counts at most once per 45 s, plain API calls never; GET, lists
+//     and the auto-stop check see only the flushed value.
+//   - GET /sandbox pages by cursor (default 100, at most 200), in
+//     lastActivityAt order, newest first, unless sort/order say otherwise; a
+//     cursor belongs to the order it was made for.
+//
 // # Filesystem model
 //
 // Each sandbox is a directory (its root) containing /home/daytona and /tmp.

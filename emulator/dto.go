@@ -146,7 +146,9 @@ func strPtrOrNil(s string) *string {
 	return &s
 }
 
-// dtoState derives the DTO state like SandboxDto.getSandboxState.
+// dtoState derives the DTO state like SandboxDto.getSandboxState. An archived
+// sandbox shows archived whatever its desired state: while it waits to be
+// restored (desired started) and while it is being deleted (desired destroyed).
 func dtoState(sb *sandboxRec) string {
 	switch {
 	case sb.State == stStarted && sb.DesiredState == stStopped:
@@ -161,12 +163,20 @@ func dtoState(sb *sandboxRec) string {
 		return "archiving"
 	case sb.State == stUnknown && sb.DesiredState == stStarted:
 		return "creating"
-	case sb.State == stArchived && sb.DesiredState == stDestroyed:
-		return "destroying"
 	case sb.State == stUnknown && sb.DesiredState == stDestroyed:
 		return "destroying"
 	}
 	return sb.State
+}
+
+// listItemState derives a list item's state like SandboxListItemDto.deriveState,
+// which differs from dtoState in one case: archived with desired started is
+// listed as restoring.
+func listItemState(sb *sandboxRec) string {
+	if sb.State == stArchived && sb.DesiredState == stStarted {
+		return stRestoring
+	}
+	return dtoState(sb)
 }
 
 // toolboxBase is the toolboxProxyUrl for this request.
@@ -232,6 +242,7 @@ func (s *Server) sandboxToDTO(r *http.Request, sb *sandboxRec) sandboxDTO {
 		State:               dtoState(sb),
 		DesiredState:        sb.DesiredState,
 		ErrorReason:         sb.ErrorReason,
+		Recoverable:         sb.Recoverable,
 		BackupState:         "None",
 		AutoStopInterval:    float64(sb.AutoStopInterval),
 		AutoArchiveInterval: float64(sb.AutoArchiveInterval),
@@ -257,11 +268,12 @@ func (s *Server) sandboxToListItem(r *http.Request, sb *sandboxRec) sandboxListI
 		Target:              sb.Target,
 		RunnerID:            emulatorRunnerID,
 		SandboxClass:        "container",
-		State:               dtoState(sb),
+		State:               listItemState(sb),
 		DesiredState:        sb.DesiredState,
 		Snapshot:            sb.Snapshot,
 		User:                sb.User,
 		ErrorReason:         sb.ErrorReason,
+		Recoverable:         sb.Recoverable,
 		Public:              sb.Public,
 		CPU:                 float64(sb.CPU),
 		GPU:                 float64(sb.GPU),

@@ -49,10 +49,45 @@ type Options struct {
 	// TransitionDelay is how long each state transition (create, start, stop,
 	// delete, snapshot, volume and snapshot readiness) takes. Default 100ms.
 	TransitionDelay time.Duration
+	// RestoreDelay is how long a start from archived leaves the sandbox
+	// archived with desiredState started (Daytona: until a runner is picked
+	// and the backup checked, which can take minutes) before it restores.
+	// Default TransitionDelay.
+	RestoreDelay time.Duration
+	// Activity is how activity reaches lastActivityAt (see ActivityTimings).
+	Activity ActivityTimings
+	// SnapshotIdleLimit is how long an active snapshot may go unused before it
+	// becomes inactive (Daytona: 14 days; default 14 days of TimeUnit).
+	SnapshotIdleLimit time.Duration
+	// Limits are the organisation's quotas and suspension (see Limits).
+	Limits Limits
 	// Logger receives the emulator's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Isolation selects the command sandboxing mode (default IsolationAuto).
 	Isolation Isolation
+}
+
+// setDefaults fills the zero fields of Options.
+func (o *Options) setDefaults() {
+	if o.CronInterval <= 0 {
+		o.CronInterval = 10 * time.Second
+	}
+	if o.TimeUnit <= 0 {
+		o.TimeUnit = time.Minute
+	}
+	if o.TransitionDelay <= 0 {
+		o.TransitionDelay = 100 * time.Millisecond
+	}
+	if o.RestoreDelay <= 0 {
+		o.RestoreDelay = o.TransitionDelay
+	}
+	if o.SnapshotIdleLimit <= 0 {
+		o.SnapshotIdleLimit = 14 * 24 * 60 * o.TimeUnit
+	}
+	o.Activity = o.Activity.withDefaults(o.TimeUnit)
+	if o.Isolation == "" {
+		o.Isolation = IsolationAuto
+	}
 }
 
 // Server is a running emulator. It is safe for concurrent use.
@@ -76,6 +111,8 @@ type Server struct {
 	changed   chan struct{} // closed and replaced on every state change
 	procs     map[string]map[uint64]context.CancelFunc
 	procSeq   uint64
+	limits    Limits
+	activity  map[string]*activityState
 
 	hostWarnOnce sync.Once
 	handler      http.Handler
@@ -88,18 +125,7 @@ type Server struct {
 // New creates an emulator, loading persisted state when opts.StateDir is set.
 // ctx bounds nothing but the background workers' parent context; Close stops them.
 func New(ctx context.Context, opts Options) (*Server, error) {
-	if opts.CronInterval <= 0 {
-		opts.CronInterval = 10 * time.Second
-	}
-	if opts.TimeUnit <= 0 {
-		opts.TimeUnit = time.Minute
-	}
-	if opts.TransitionDelay <= 0 {
-		opts.TransitionDelay = 100 * time.Millisecond
-	}
-	if opts.Isolation == "" {
-		opts.Isolation = IsolationAuto
-	}
+	opts.setDefaults()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default().With("component", "daytona-emulator")
@@ -113,6 +139,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		changed:   make(chan struct{}),
 		procs:     map[string]map[uint64]context.CancelFunc{},
 		faults:    newFaultInjector(opts.Faults),
+		limits:    opts.Limits,
+		activity:  map[string]*activityState{},
 	}
 	bw, err := detectIsolation(ctx, opts.Isolation)
 	if err != nil {
@@ -151,10 +179,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return fail(err)
 		}
 	}
-	if s.faults.enabled() || opts.Faults.SlowCreate > 0 {
+	if s.faults.enabled() || opts.Faults.SlowCreate > 0 || opts.Faults.SandboxErrorRate > 0 {
 		f := opts.Faults
 		s.log.Info("fault injection active", "seed", s.faults.seed, "latency", f.Latency,
-			"fail5xx", f.Fail5xxRate, "fail429", f.Fail429Rate, "fail409", f.Fail409Rate, "slowCreate", f.SlowCreate)
+			"fail5xx", f.Fail5xxRate, "fail429", f.Fail429Rate, "fail409", f.Fail409Rate, "slowCreate", f.SlowCreate,
+			"sandboxErrorRate", f.SandboxErrorRate, "sandboxErrorRecoverable", f.SandboxErrorRecoverable)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.handler = s.routes()

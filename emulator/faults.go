@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,52 +25,35 @@ type Faults struct {
 	Fail409Rate float64
 	// SlowCreate is extra time a sandbox spends in "creating".
 	SlowCreate time.Duration
+	// SandboxErrorRate is the probability (0..1), per running sandbox and
+	// cron tick, that the sandbox breaks: it goes to state error as when its
+	// runner reports a failure (Server.BreakSandbox does it on demand).
+	SandboxErrorRate float64
+	// SandboxErrorRecoverable is the probability that such an error is one
+	// Daytona marks recoverable (POST /sandbox/{id}/recover can repair it).
+	SandboxErrorRecoverable float64
 	// Seed makes the injected sequence reproducible; 0 picks a random seed.
 	Seed uint64
 }
 
 // FaultsFromEnv reads EMULATOR_LATENCY, EMULATOR_FAIL_5XX_RATE,
-// EMULATOR_FAIL_429_RATE, EMULATOR_FAIL_409_RATE, EMULATOR_SLOW_CREATE and
+// EMULATOR_FAIL_429_RATE, EMULATOR_FAIL_409_RATE, EMULATOR_SLOW_CREATE,
+// EMULATOR_SANDBOX_ERROR_RATE, EMULATOR_SANDBOX_ERROR_RECOVERABLE and
 // EMULATOR_SEED, so `threadbox emulator` can be made unreliable from outside.
 func FaultsFromEnv(getenv func(string) string) (Faults, error) {
-	var f Faults
-	var err error
-	dur := func(name string) time.Duration {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" || err != nil {
-			return 0
-		}
-		d, perr := time.ParseDuration(v)
-		if perr != nil || d < 0 {
-			err = fmt.Errorf("emulator: %s=%q: want a non-negative duration: %w", name, v, perr)
-		}
-		return d
+	r := envReader{getenv: getenv}
+	f := Faults{
+		Latency:                 r.duration("EMULATOR_LATENCY"),
+		SlowCreate:              r.duration("EMULATOR_SLOW_CREATE"),
+		Fail5xxRate:             r.rate("EMULATOR_FAIL_5XX_RATE"),
+		Fail429Rate:             r.rate("EMULATOR_FAIL_429_RATE"),
+		Fail409Rate:             r.rate("EMULATOR_FAIL_409_RATE"),
+		SandboxErrorRate:        r.rate("EMULATOR_SANDBOX_ERROR_RATE"),
+		SandboxErrorRecoverable: r.rate("EMULATOR_SANDBOX_ERROR_RECOVERABLE"),
+		Seed:                    r.uint("EMULATOR_SEED"),
 	}
-	rate := func(name string) float64 {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" || err != nil {
-			return 0
-		}
-		p, perr := strconv.ParseFloat(v, 64)
-		if perr != nil || p < 0 || p > 1 {
-			err = fmt.Errorf("emulator: %s=%q: want a rate between 0 and 1: %w", name, v, perr)
-		}
-		return p
-	}
-	f.Latency = dur("EMULATOR_LATENCY")
-	f.SlowCreate = dur("EMULATOR_SLOW_CREATE")
-	f.Fail5xxRate = rate("EMULATOR_FAIL_5XX_RATE")
-	f.Fail429Rate = rate("EMULATOR_FAIL_429_RATE")
-	f.Fail409Rate = rate("EMULATOR_FAIL_409_RATE")
-	if v := strings.TrimSpace(getenv("EMULATOR_SEED")); v != "" && err == nil {
-		seed, perr := strconv.ParseUint(v, 10, 64)
-		if perr != nil {
-			return Faults{}, fmt.Errorf("emulator: EMULATOR_SEED=%q: %w", v, perr)
-		}
-		f.Seed = seed
-	}
-	if err != nil {
-		return Faults{}, err
+	if r.err != nil {
+		return Faults{}, r.err
 	}
 	if f.Fail5xxRate+f.Fail429Rate+f.Fail409Rate > 1 {
 		return Faults{}, fmt.Errorf("emulator: fault rates sum to more than 1")
@@ -81,11 +63,14 @@ func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 
 // faultInjector draws from one seeded, mutex-guarded source: exactly one
 // draw per request, so equal request sequences get equal fault sequences.
+// Sandbox errors draw from a second source, so cron ticks do not shift the
+// request sequence.
 type faultInjector struct {
-	cfg  Faults
-	mu   sync.Mutex
-	rng  *rand.Rand
-	seed uint64
+	cfg      Faults
+	mu       sync.Mutex
+	rng      *rand.Rand
+	breakRng *rand.Rand
+	seed     uint64
 }
 
 func newFaultInjector(cfg Faults) *faultInjector {
@@ -95,7 +80,23 @@ func newFaultInjector(cfg Faults) *faultInjector {
 		_, _ = crand.Read(b[:])
 		seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
-	return &faultInjector{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &faultInjector{cfg: cfg, seed: seed,
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		breakRng: rand.New(rand.NewPCG(seed^0xbf58476d1ce4e5b9, seed))}
+}
+
+// breaks decides whether one running sandbox breaks at this cron tick, and
+// whether its error is recoverable.
+func (f *faultInjector) breaks() (broken, recoverable bool) {
+	if f.cfg.SandboxErrorRate <= 0 {
+		return false, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.breakRng.Float64() >= f.cfg.SandboxErrorRate {
+		return false, false
+	}
+	return true, f.breakRng.Float64() < f.cfg.SandboxErrorRecoverable
 }
 
 func (f *faultInjector) enabled() bool {
@@ -135,7 +136,7 @@ func isLifecycleCall(r *http.Request) bool {
 		return true
 	case len(parts) == 2 && r.Method == http.MethodPost:
 		switch parts[1] {
-		case "start", "stop", "archive", "snapshot":
+		case "start", "stop", "archive", "snapshot", "recover":
 			return true
 		}
 	}

@@ -108,17 +108,28 @@ func TestFaultsFromEnv(t *testing.T) {
 		"EMULATOR_FAIL_409_RATE": "0.2",
 		"EMULATOR_SLOW_CREATE":   "2s",
 		"EMULATOR_SEED":          "99",
+
+		"EMULATOR_SANDBOX_ERROR_RATE":        "0.01",
+		"EMULATOR_SANDBOX_ERROR_RECOVERABLE": "0.5",
 	}
 	f, err := FaultsFromEnv(func(k string) string { return env[k] })
 	require.NoError(t, err)
-	assert.Equal(t, Faults{Latency: 25 * time.Millisecond, Fail5xxRate: 0.1, Fail429Rate: 0.05, Fail409Rate: 0.2, SlowCreate: 2 * time.Second, Seed: 99}, f)
+	assert.Equal(t, Faults{Latency: 25 * time.Millisecond, Fail5xxRate: 0.1, Fail429Rate: 0.05, Fail409Rate: 0.2, SlowCreate: 2 * time.Second, Seed: 99,
+		SandboxErrorRate: 0.01, SandboxErrorRecoverable: 0.5}, f)
 
 	f, err = FaultsFromEnv(func(string) string { return "" })
 	require.NoError(t, err)
 	assert.Equal(t, Faults{}, f)
 
-	for k, v := range map[string]string{"EMULATOR_LATENCY": "fast", "EMULATOR_FAIL_5XX_RATE": "1.5", "EMULATOR_FAIL_429_RATE": "x", "EMULATOR_SEED": "-1"} {
-		_, err := FaultsFromEnv(func(name string) string {
+	wantEnvErrors(t, func(getenv func(string) string) error { _, err := FaultsFromEnv(getenv); return err },
+		map[string]string{"EMULATOR_LATENCY": "fast", "EMULATOR_FAIL_5XX_RATE": "1.5", "EMULATOR_FAIL_429_RATE": "x", "EMULATOR_SEED": "-1"})
+}
+
+// wantEnvErrors asserts that read refuses each of these settings, given alone.
+func wantEnvErrors(t *testing.T, read func(getenv func(string) string) error, bad map[string]string) {
+	t.Helper()
+	for k, v := range bad {
+		err := read(func(name string) string {
 			if name == k {
 				return v
 			}
@@ -126,4 +137,34 @@ func TestFaultsFromEnv(t *testing.T) {
 		})
 		assert.Error(t, err, "%s=%s", k, v)
 	}
+}
+
+func TestOptionsFromEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"EMULATOR_LATENCY":             "5ms",
+		"EMULATOR_CPU_LIMIT":           "10",
+		"EMULATOR_MEMORY_LIMIT":        "12",
+		"EMULATOR_DISK_LIMIT":          "30",
+		"EMULATOR_VOLUME_LIMIT":        "-1",
+		"EMULATOR_SUSPENDED":           "Depleted credits",
+		"EMULATOR_RESTORE_DELAY":       "2m",
+		"EMULATOR_SNAPSHOT_IDLE_LIMIT": "1h",
+	}
+	o, err := OptionsFromEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, Options{
+		Faults:            Faults{Latency: 5 * time.Millisecond},
+		Limits:            Limits{CPU: 10, MemoryGiB: 12, DiskGiB: 30, Volumes: -1, Suspended: true, SuspensionReason: "Depleted credits"},
+		RestoreDelay:      2 * time.Minute,
+		SnapshotIdleLimit: time.Hour,
+	}, o)
+
+	env = map[string]string{"EMULATOR_SUSPENDED": "true"}
+	o, err = OptionsFromEnv(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, Limits{Suspended: true}, o.Limits)
+
+	wantEnvErrors(t, func(getenv func(string) string) error { _, err := OptionsFromEnv(getenv); return err },
+		map[string]string{"EMULATOR_CPU_LIMIT": "lots", "EMULATOR_RESTORE_DELAY": "-1s", "EMULATOR_SANDBOX_ERROR_RATE": "2"})
 }

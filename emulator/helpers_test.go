@@ -100,7 +100,7 @@ func requiredOps() []string {
 	return []string{
 		"createSandbox", "getSandbox", "listSandboxes", "startSandbox", "stopSandbox", "deleteSandbox",
 		"replaceLabels", "setAutostopInterval", "setAutoArchiveInterval", "setAutoDeleteInterval",
-		"updateLastActivity", "getToolboxProxyUrl", "createSandboxSnapshot", "archiveSandbox",
+		"updateLastActivity", "getToolboxProxyUrl", "createSandboxSnapshot", "archiveSandbox", "recoverSandbox",
 		"createVolume", "getVolume", "getVolumeByName", "listVolumes", "deleteVolume",
 		"createSnapshot", "getSnapshot", "getAllSnapshots", "activateSnapshot", "deactivateSnapshot", "removeSnapshot",
 		"ListFiles", "GetFileInfo", "DownloadFile", "DownloadFiles", "UploadFile", "UploadFiles", "DeleteFile",

@@ -29,6 +29,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /api/sandbox/{id}/start", s.handleStartSandbox)
 	api.HandleFunc("POST /api/sandbox/{id}/stop", s.handleStopSandbox)
 	api.HandleFunc("POST /api/sandbox/{id}/archive", s.handleArchiveSandbox)
+	api.HandleFunc("POST /api/sandbox/{id}/recover", s.handleRecoverSandbox)
 	api.HandleFunc("PUT /api/sandbox/{id}/labels", s.handleReplaceLabels)
 	api.HandleFunc("POST /api/sandbox/{id}/autostop/{interval}", s.handleSetInterval(intervalAutoStop))
 	api.HandleFunc("POST /api/sandbox/{id}/autoarchive/{interval}", s.handleSetInterval(intervalAutoArchive))

@@ -12,14 +12,21 @@ import (
 )
 
 // This file is the sandbox state machine: the stored state/desiredState pair,
-// the runner-like transitions that complete after TransitionDelay, and the
-// auto-stop/archive/delete crons.
+// the runner-like transitions that complete after TransitionDelay, errors and
+// their recovery, and the crons (auto-stop/archive/delete, idle snapshots,
+// activity flushes, injected sandbox errors).
 
 const (
 	msgStateChange   = "Sandbox state change in progress"
 	msgErrored       = "Sandbox is in an errored state"
 	maxAutoArchive   = 43200
 	createWaitPeriod = 30 * time.Second
+
+	// Error reasons of BreakSandbox. Daytona marks an error recoverable from
+	// its reason (the runner's storage errors, e.g. a full disk, can be
+	// repaired by expanding the disk); the texts are the emulator's own.
+	reasonRecoverable   = "sandbox storage limit reached: no space left on device"
+	reasonUnrecoverable = "sandbox container exited unexpectedly"
 )
 
 func isErrorState(st string) bool { return st == stError || st == stBuildFailed }
@@ -27,6 +34,13 @@ func isErrorState(st string) bool { return st == stError || st == stBuildFailed 
 // inTransition is Daytona's "pending or state != desiredState".
 func inTransition(sb *sandboxRec) bool {
 	return sb.State != sb.DesiredState && !isErrorState(sb.State)
+}
+
+// archiving is a stopped sandbox on its way to archived. Unlike the other
+// transitions Daytona lets a start or a delete interrupt it (the archive is
+// not marked pending).
+func archiving(sb *sandboxRec) bool {
+	return sb.State == stStopped && sb.DesiredState == stArchived
 }
 
 // running reports whether the sandbox's "container" runs, i.e. the toolbox answers.
@@ -41,8 +55,24 @@ func (s *Server) setStateLocked(sb *sandboxRec, st string) {
 	sb.State = st
 	sb.UpdatedAt = now
 	sb.LastActivityAt = now
+	s.dropPendingActivityLocked(sb.ID)
 	s.notifyLocked()
 	s.saveLockedLog()
+}
+
+// moveAfter sets the stored state to `to` after d, unless another transition
+// (a newer op) has been scheduled since; then runs next, if any, under s.mu.
+func (s *Server) moveAfter(d time.Duration, id string, op uint64, to string, next func()) {
+	s.schedule(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur, ok := s.sandboxes[id]; ok && cur.Op == op {
+			s.setStateLocked(cur, to)
+			if next != nil {
+				next()
+			}
+		}
+	})
 }
 
 // setDesiredLocked changes desiredState and returns the op token for the
@@ -120,39 +150,39 @@ func (s *Server) volumeHostDir(m mountRec) string {
 	return d
 }
 
-// startLocked implements POST /sandbox/{id}/start. It returns whether the
-// caller should wait for started.
+// startLocked implements POST /sandbox/{id}/start (sandbox.service.ts start).
+// It returns whether the caller should wait for started: the controller waits
+// up to 30 s unless the sandbox is archived, restoring or started.
+//
+// From archived the sandbox stays archived with desiredState started for
+// RestoreDelay (Daytona picks a runner and checks the backup meanwhile; a
+// second start gets 409), then restores. A start interrupts an archiving.
 func (s *Server) startLocked(sb *sandboxRec) (bool, *httpError) {
-	if isErrorState(sb.State) {
-		return false, errf(http.StatusBadRequest, msgErrored)
-	}
 	if sb.State == stStarted && sb.DesiredState == stStarted {
 		return false, nil
 	}
-	if inTransition(sb) {
+	if isErrorState(sb.State) {
+		return false, errf(http.StatusBadRequest, msgErrored)
+	}
+	if inTransition(sb) && !archiving(sb) {
 		return false, errf(http.StatusConflict, msgStateChange)
 	}
 	if sb.State != stStopped && sb.State != stArchived {
 		return false, errf(http.StatusBadRequest, "Sandbox is not in valid state")
 	}
-	fromArchive := sb.State == stArchived
+	if herr := s.admitResourcesLocked(sb.ID, sb.CPU, sb.Memory, sb.Disk); herr != nil {
+		return false, herr
+	}
 	op := s.setDesiredLocked(sb, stStarted)
-	if fromArchive {
-		s.setStateLocked(sb, stRestoring)
+	if sb.State == stArchived {
+		id, restore := sb.ID, s.opts.TransitionDelay
+		s.moveAfter(s.opts.RestoreDelay, id, op, stRestoring, func() {
+			s.moveAfter(restore, id, op, stStarted, nil)
+		})
+		return false, nil
 	}
-	id := sb.ID
-	delay := s.opts.TransitionDelay
-	if fromArchive {
-		delay *= 2
-	}
-	s.schedule(delay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if cur, ok := s.sandboxes[id]; ok && cur.Op == op {
-			s.setStateLocked(cur, stStarted)
-		}
-	})
-	return !fromArchive, nil
+	s.moveAfter(s.opts.TransitionDelay, sb.ID, op, stStarted, nil)
+	return true, nil
 }
 
 // stopLocked implements POST /sandbox/{id}/stop (ephemeral sandboxes are deleted).
@@ -183,9 +213,9 @@ func (s *Server) stopLocked(sb *sandboxRec) *httpError {
 	return nil
 }
 
-// deleteLocked implements DELETE /sandbox/{id}.
+// deleteLocked implements DELETE /sandbox/{id}; an archiving may be interrupted.
 func (s *Server) deleteLocked(sb *sandboxRec) *httpError {
-	if inTransition(sb) {
+	if inTransition(sb) && !archiving(sb) {
 		return errf(http.StatusConflict, msgStateChange)
 	}
 	s.destroyLocked(sb)
@@ -225,15 +255,66 @@ func (s *Server) archiveLocked(sb *sandboxRec) *httpError {
 		return errf(http.StatusBadRequest, "Ephemeral sandboxes cannot be archived")
 	}
 	op := s.setDesiredLocked(sb, stArchived)
-	id := sb.ID
-	s.schedule(s.opts.TransitionDelay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if cur, ok := s.sandboxes[id]; ok && cur.Op == op {
-			s.setStateLocked(cur, stArchived)
-		}
-	})
+	s.moveAfter(s.opts.TransitionDelay, sb.ID, op, stArchived, nil)
 	return nil
+}
+
+// BreakSandbox puts a started sandbox into state error, as when its runner
+// reports a failure, so callers' handling of errored sandboxes can be tested.
+// A recoverable error can be repaired with POST /sandbox/{id}/recover.
+func (s *Server) BreakSandbox(idOrName string, recoverable bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sb, herr := s.findSandboxLocked(idOrName)
+	if herr != nil {
+		return herr
+	}
+	if sb.State != stStarted {
+		return fmt.Errorf("emulator: sandbox %s is %s, not started", sb.ID, dtoState(sb))
+	}
+	s.breakLocked(sb, recoverable)
+	return nil
+}
+
+// breakLocked moves a sandbox to error; its commands die with it and a
+// scheduled transition is cancelled. desiredState stays: Daytona keeps what
+// the user asked for. Caller holds s.mu.
+func (s *Server) breakLocked(sb *sandboxRec, recoverable bool) {
+	sb.Op++
+	sb.Recoverable = recoverable
+	sb.ErrorReason = reasonUnrecoverable
+	if recoverable {
+		sb.ErrorReason = reasonRecoverable
+	}
+	s.setStateLocked(sb, stError)
+	id := sb.ID
+	s.schedule(0, func() { s.killProcs(id) })
+}
+
+// recoverLocked implements POST /sandbox/{id}/recover (sandbox.service.ts
+// recover, in place): the error is repaired and the sandbox stopped, then
+// started like POST start unless skipStart. It returns whether the caller
+// should wait for started.
+func (s *Server) recoverLocked(sb *sandboxRec, skipStart bool) (bool, *httpError) {
+	if !sb.Recoverable {
+		return false, errf(http.StatusBadRequest, "Sandbox is not in a recoverable state")
+	}
+	if sb.State != stError {
+		return false, errf(http.StatusBadRequest, "Sandbox must be in error state to recover")
+	}
+	// Leaving error makes the sandbox use disk again; the start below admits
+	// CPU and memory.
+	if herr := s.admitResourcesLocked(sb.ID, 0, 0, sb.Disk); herr != nil {
+		return false, herr
+	}
+	sb.Op++
+	sb.ErrorReason, sb.Recoverable = "", false
+	sb.DesiredState = stStopped
+	s.setStateLocked(sb, stStopped)
+	if skipStart {
+		return false, nil
+	}
+	return s.startLocked(sb)
 }
 
 // snapshotSandboxLocked implements POST /sandbox/{id}/snapshot: the sandbox
@@ -285,24 +366,33 @@ func (s *Server) snapshotSandboxLocked(sb *sandboxRec, name string) *httpError {
 	return nil
 }
 
-// touchLocked refreshes lastActivityAt (toolbox traffic, keep-alive).
-func (s *Server) touchLocked(sb *sandboxRec) {
-	sb.LastActivityAt = time.Now().UTC()
-	s.saveLockedLog()
-}
-
-// cronLoop runs the auto-stop, auto-archive and auto-delete checks every
-// CronInterval, measured from lastActivityAt as in managers/sandbox.manager.ts.
+// cronLoop runs the sandbox crons every CronInterval (auto-stop, auto-archive
+// and auto-delete measured from lastActivityAt as in
+// managers/sandbox.manager.ts, injected sandbox errors), flushes buffered
+// activity every Activity.Flush, and looks for idle snapshots every 10
+// minutes of TimeUnit (snapshot.manager.ts deactivateOldSnapshots).
 func (s *Server) cronLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opts.CronInterval)
-	defer t.Stop()
+	crons := time.NewTicker(s.opts.CronInterval)
+	defer crons.Stop()
+	flush := time.NewTicker(s.opts.Activity.Flush)
+	defer flush.Stop()
+	snapshots := time.NewTicker(10 * s.opts.TimeUnit)
+	defer snapshots.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
+		case <-crons.C:
 			s.runCrons(time.Now().UTC())
+		case <-flush.C:
+			s.mu.Lock()
+			s.flushActivityLocked()
+			s.mu.Unlock()
+		case <-snapshots.C:
+			s.mu.Lock()
+			s.deactivateIdleSnapshotsLocked(time.Now().UTC())
+			s.mu.Unlock()
 		}
 	}
 }
@@ -314,13 +404,17 @@ func (s *Server) runCrons(now time.Time) {
 	for _, sb := range s.sandboxes {
 		idle := now.Sub(sb.LastActivityAt)
 		switch {
-		case sb.State == stStarted && sb.DesiredState == stStarted && sb.AutoStopInterval > 0 &&
-			idle > time.Duration(sb.AutoStopInterval)*unit:
-			s.log.Info("auto-stop", "sandbox", sb.ID)
-			if sb.AutoDeleteInterval == 0 {
-				s.destroyLocked(sb)
-			} else if err := s.stopLocked(sb); err != nil {
-				s.log.Warn("auto-stop failed", "sandbox", sb.ID, "err", err)
+		case sb.State == stStarted && sb.DesiredState == stStarted:
+			if broken, recoverable := s.faults.breaks(); broken {
+				s.log.Info("injected sandbox error", "sandbox", sb.ID, "recoverable", recoverable)
+				s.breakLocked(sb, recoverable)
+				continue
+			}
+			if sb.AutoStopInterval > 0 && idle > time.Duration(sb.AutoStopInterval)*unit {
+				s.log.Info("auto-stop", "sandbox", sb.ID)
+				if err := s.stopLocked(sb); err != nil {
+					s.log.Warn("auto-stop failed", "sandbox", sb.ID, "err", err)
+				}
 			}
 		case sb.State == stStopped && sb.DesiredState == stStopped && sb.AutoDeleteInterval >= 0 &&
 			idle > time.Duration(sb.AutoDeleteInterval)*unit:

@@ -29,8 +29,9 @@ type tbSandbox struct {
 }
 
 // toolbox wraps a toolbox handler: the sandbox must exist (404) and run
-// (400, like the runner's "no IP address found"), and the request refreshes
-// lastActivityAt unless X-Daytona-Skip-Last-Activity-Update is true.
+// (400, like the runner's "no IP address found"), and the request counts as
+// activity (as the proxy counts it, see proxyActivityLocked) unless
+// X-Daytona-Skip-Last-Activity-Update is true.
 func (s *Server) toolbox(h func(http.ResponseWriter, *http.Request, *tbSandbox)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("sandboxId")
@@ -47,7 +48,7 @@ func (s *Server) toolbox(h func(http.ResponseWriter, *http.Request, *tbSandbox))
 			return
 		}
 		if !strings.EqualFold(r.Header.Get("X-Daytona-Skip-Last-Activity-Update"), "true") {
-			sb.LastActivityAt = time.Now().UTC()
+			s.proxyActivityLocked(sb.ID, time.Now().UTC())
 		}
 		t := &tbSandbox{id: id, root: s.sandboxRoot(id), env: copyMap(sb.Env)}
 		for _, m := range sb.Volumes {

@@ -61,6 +61,7 @@ type sandboxRec struct {
 	DesiredState        string            `json:"desiredState"`
 	PrevState           string            `json:"prevState,omitempty"`
 	ErrorReason         string            `json:"errorReason,omitempty"`
+	Recoverable         bool              `json:"recoverable,omitempty"`
 	AutoStopInterval    int               `json:"autoStopInterval"`
 	AutoArchiveInterval int               `json:"autoArchiveInterval"`
 	AutoDeleteInterval  int               `json:"autoDeleteInterval"`

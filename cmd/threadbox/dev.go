@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 
 	"path/filepath"
 	"time"
@@ -101,14 +102,16 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 }
 
 // startEmulator serves the Daytona emulator on o.emulatorAddr, keeping its
-// state under the state directory, and points cfg at it.
+// state under the state directory, and points cfg at it. The EMULATOR_*
+// settings (faults, limits) apply.
 func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *config.Config, log *slog.Logger) (func(), error) {
-	emu, err := emulator.New(ctx, emulator.Options{
-		StateDir:  filepath.Join(o.stateDir, "emulator"),
-		APIKey:    cfg.DaytonaAPIKey,
-		PublicURL: "http://" + o.emulatorAddr,
-		Logger:    log.With("component", "emulator"),
-	})
+	opts, err := emulator.OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts.StateDir, opts.APIKey = filepath.Join(o.stateDir, "emulator"), cfg.DaytonaAPIKey
+	opts.PublicURL, opts.Logger = "http://"+o.emulatorAddr, log.With("component", "emulator")
+	emu, err := emulator.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ func newEmulatorCommand() *cobra.Command {
 		Use:   "emulator",
 		Short: "Run the Daytona-compatible emulator alone",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			faults, err := emulator.FaultsFromEnv(os.Getenv)
+			opts, err := emulator.OptionsFromEnv(os.Getenv)
 			if err != nil {
 				return err
 			}
@@ -23,12 +23,9 @@ func newEmulatorCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return emulator.Run(cmd.Context(), addr, emulator.Options{
-				StateDir: stateDir,
-				APIKey:   apiKey,
-				Faults:   faults,
-				Logger:   newLogger(cfg).With("component", "emulator"),
-			})
+			opts.StateDir, opts.APIKey = stateDir, apiKey
+			opts.Logger = newLogger(cfg).With("component", "emulator")
+			return emulator.Run(cmd.Context(), addr, opts)
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:3986", "listen address")
