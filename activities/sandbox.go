@@ -104,12 +104,13 @@ func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxI
 	case errors.Is(err, daytona.ErrNotFound):
 		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
 		return SandboxInfo{}, goneError(ref.SandboxID, err)
-	case err != nil && sb.State.Failed():
-		if derr := a.Daytona.DeleteSandbox(ctx, ref.SandboxID); derr != nil {
-			return SandboxInfo{}, temporalError("delete failed sandbox", derr)
+	case errors.Is(err, daytona.ErrInvalidState):
+		if gone, derr := a.deleteIfBroken(ctx, ref.SandboxID); derr != nil {
+			return SandboxInfo{}, derr
+		} else if gone {
+			return SandboxInfo{}, goneError(ref.SandboxID, err)
 		}
-		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
-		return SandboxInfo{}, goneError(ref.SandboxID, err)
+		return SandboxInfo{}, temporalError("start sandbox", err)
 	case err != nil:
 		return SandboxInfo{}, temporalError("start sandbox", err)
 	}
@@ -120,14 +121,26 @@ func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxI
 }
 
 // StopSandbox stops the sandbox and waits until it is stopped; stopping a
-// stopped sandbox is success. A sandbox Daytona no longer has is reported as
-// Gone rather than as an error.
+// stopped sandbox is success, and a sandbox in a recoverable error is
+// recovered into stopped (by the gateway). A sandbox Daytona no longer has,
+// or one broken beyond recovery (deleted here: Daytona refuses to stop it,
+// and it could never run again), is reported as Gone rather than as an
+// error, so the workflow ends the generation instead of retrying forever.
 func (a *Activities) StopSandbox(ctx context.Context, ref SandboxRef) (StopResult, error) {
 	err := heartbeating(ctx, func(ctx context.Context) error { return a.Daytona.StopSandbox(ctx, ref.SandboxID) })
 	state, res := "stopped", StopResult{}
 	switch {
 	case errors.Is(err, daytona.ErrNotFound):
 		state, res = "deleted", StopResult{Gone: true}
+	case errors.Is(err, daytona.ErrInvalidState):
+		gone, derr := a.deleteIfBroken(ctx, ref.SandboxID)
+		if derr != nil {
+			return StopResult{}, derr
+		}
+		if !gone {
+			return StopResult{}, temporalError("stop sandbox", err)
+		}
+		return StopResult{Gone: true}, nil
 	case err != nil:
 		return StopResult{}, temporalError("stop sandbox", err)
 	}
@@ -135,6 +148,31 @@ func (a *Activities) StopSandbox(ctx context.Context, ref SandboxRef) (StopResul
 		return StopResult{}, fmt.Errorf("recording sandbox %s: %w", ref.SandboxID, err)
 	}
 	return res, nil
+}
+
+// deleteIfBroken deletes the sandbox when it is in an error Daytona cannot
+// recover (the gateway already recovered a recoverable one) and records it
+// deleted: such a sandbox can never run again, and only a delete removes it.
+// gone reports whether it was deleted.
+func (a *Activities) deleteIfBroken(ctx context.Context, id string) (gone bool, err error) {
+	sb, err := a.Daytona.GetSandbox(ctx, id)
+	switch {
+	case errors.Is(err, daytona.ErrNotFound):
+		gone = true
+	case err != nil:
+		return false, temporalError("look at sandbox", err)
+	case !sb.State.Failed() || sb.Recoverable:
+		return false, nil
+	default:
+		a.Logger.WarnContext(ctx, "deleting a sandbox Daytona cannot recover", "sandbox", id, "state", sb.State, "reason", sb.ErrorReason)
+		if err := heartbeating(ctx, func(ctx context.Context) error { return a.Daytona.DeleteSandbox(ctx, id) }); err != nil {
+			return false, temporalError("delete broken sandbox", err)
+		}
+	}
+	if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: id, State: "deleted"}); err != nil {
+		return false, fmt.Errorf("recording sandbox %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // DeleteSandbox destroys the sandbox and waits until Daytona no longer has

@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ type fixture struct {
 	acts *activities.Activities
 	gw   *daytona.Gateway
 	q    *db.Queries
+	emu  *emulator.Server
 }
 
 func newFixture(t *testing.T) *fixture { return newFixtureWith(t, 10*time.Millisecond) }
@@ -47,7 +49,7 @@ func newFixtureWith(t *testing.T, transition time.Duration) *fixture {
 	require.NoError(t, err)
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	return &fixture{acts: activities.New(cfg, pool, gw, log), gw: gw, q: db.New(pool)}
+	return &fixture{acts: activities.New(cfg, pool, gw, log), gw: gw, q: db.New(pool), emu: emu}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -204,4 +206,64 @@ func TestARevivedThreadNeverAdoptsItsEarlierLifesSandbox(t *testing.T) {
 	again, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1)) // a retried activity of the new life
 	require.NoError(t, err)
 	assert.Equal(t, next.SandboxID, again.SandboxID)
+}
+
+// TestStopOfABrokenSandbox (issue 12, finding 4): Daytona refuses to stop a
+// sandbox in state error, and the workflow used to retry that stop forever.
+// A recoverable error is recovered (into stopped, files kept); one Daytona
+// cannot recover is deleted and reported gone, so the workflow ends the
+// generation and the next use creates a healthy one.
+func TestStopOfABrokenSandbox(t *testing.T) {
+	for _, recoverable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
+			f := newFixture(t)
+			ctx := testCtx(t)
+			info, err := f.acts.EnsureSandbox(ctx, threadInput("ivy", "t1", 1))
+			require.NoError(t, err)
+			require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
+			ref := activities.SandboxRef{Kind: entity.KindThread, UserID: "ivy", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+
+			res, err := f.acts.StopSandbox(ctx, ref)
+			require.NoError(t, err)
+			assert.Equal(t, !recoverable, res.Gone)
+			row, err := f.q.GetSandboxRow(ctx, info.SandboxID)
+			require.NoError(t, err)
+			sb, gerr := f.gw.GetSandbox(ctx, info.SandboxID)
+			if recoverable {
+				require.NoError(t, gerr)
+				assert.Equal(t, daytona.StateStopped, sb.State)
+				assert.Equal(t, "stopped", row.State)
+			} else {
+				assert.ErrorIs(t, gerr, daytona.ErrNotFound, "the broken sandbox is deleted")
+				assert.Equal(t, "deleted", row.State)
+			}
+		})
+	}
+}
+
+// TestStartOfABrokenSandbox (issue 12, finding 4): starting a sandbox in an
+// error Daytona can recover brings it back with its files; one it cannot
+// recover is deleted and reported gone (the workflow creates the next
+// generation).
+func TestStartOfABrokenSandbox(t *testing.T) {
+	for _, recoverable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
+			f := newFixture(t)
+			ctx := testCtx(t)
+			info, err := f.acts.EnsureSandbox(ctx, threadInput("jon", "t1", 1))
+			require.NoError(t, err)
+			require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
+			ref := activities.SandboxRef{Kind: entity.KindThread, UserID: "jon", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+
+			started, err := f.acts.StartSandbox(ctx, ref)
+			if recoverable {
+				require.NoError(t, err)
+				assert.Equal(t, info.SandboxID, started.SandboxID)
+				return
+			}
+			assert.True(t, activities.IsSandboxGone(err), "%v", err)
+			_, gerr := f.gw.GetSandbox(ctx, info.SandboxID)
+			assert.ErrorIs(t, gerr, daytona.ErrNotFound, "the broken sandbox is deleted")
+		})
+	}
 }

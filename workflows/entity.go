@@ -56,6 +56,9 @@ type entityRun struct {
 	// sleepingUntil is the deadline the loop's timer is armed for (zero
 	// while it runs or waits without one).
 	sleepingUntil time.Time
+	// lifecycleFailures counts consecutive failed stops or auto-deletes
+	// (stopRetryDelay backs off with it).
+	lifecycleFailures int
 
 	touchCh   workflow.ReceiveChannel
 	releaseCh workflow.ReceiveChannel

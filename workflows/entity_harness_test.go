@@ -40,6 +40,7 @@ type harness struct {
 	startErr   error   // returned by every StartSandbox call when set
 	refreshErr []error // returned by the next RefreshSandbox calls, in order
 	deleteErr  error   // returned by every DeleteSandbox call when set
+	stopErr    error   // returned by every StopSandbox call when set
 
 	// daytona is what Daytona's clock saw, for its backstop: the times the
 	// workflow reset it (create, start, successful refresh) and ended its
@@ -100,6 +101,13 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		}).Maybe()
 	env.OnActivity(activities.NameStopSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) (activities.StopResult, error) {
+			h.mu.Lock()
+			err := h.stopErr
+			h.mu.Unlock()
+			if err != nil {
+				h.record("stop-failed@" + h.at())
+				return activities.StopResult{}, err
+			}
 			h.record("stop@" + h.at())
 			h.clock(false)
 			return activities.StopResult{}, nil

@@ -13,9 +13,15 @@ import (
 
 // stopRetryDelay is how long the loop waits before trying a failed stop or
 // auto-delete again (each attempt already retried inside the activity): a
-// minute, or AutoStop when that is shorter.
+// minute (or AutoStop when shorter), doubling with each consecutive failure
+// up to an hour, so a failure that persists costs a few dozen attempts a
+// day, not one a minute.
 func (e *entityRun) stopRetryDelay() time.Duration {
-	return min(time.Minute, e.in.Config.AutoStop)
+	d := min(time.Minute, e.in.Config.AutoStop)
+	for i := 1; i < e.lifecycleFailures && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
 }
 
 // refreshRetryDelay is how long the loop waits before trying a failed
@@ -317,11 +323,13 @@ func (e *entityRun) stop(ctx workflow.Context) {
 	res, err := e.stopSandbox(ctx)
 	e.op = opNone
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("stopping the sandbox failed; will retry", "error", err)
+		e.lifecycleFailures++
+		workflow.GetLogger(ctx).Warn("stopping the sandbox failed; will retry", "error", err, "failures", e.lifecycleFailures)
 		retry := workflow.Now(ctx).Add(e.stopRetryDelay())
 		e.sleep(ctx, retry, "retry stop at "+clock(retry))
 		return
 	}
+	e.lifecycleFailures = 0
 	now := workflow.Now(ctx)
 	e.st.AutoStopAt = time.Time{}
 	if res.Gone {
@@ -352,11 +360,13 @@ func (e *entityRun) autoDelete(ctx workflow.Context) {
 	err := e.deleteSandboxActivity(ctx)
 	e.op = opNone
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("auto-delete failed; will retry", "error", err)
+		e.lifecycleFailures++
+		workflow.GetLogger(ctx).Warn("auto-delete failed; will retry", "error", err, "failures", e.lifecycleFailures)
 		retry := workflow.Now(ctx).Add(e.stopRetryDelay())
 		e.sleep(ctx, retry, "retry auto-delete at "+clock(retry))
 		return
 	}
+	e.lifecycleFailures = 0
 	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
 	e.st.AutoDeleteAt = time.Time{}
 	e.transition(ctx, "deleted", activities.CauseDeleteTimer, "")

@@ -729,3 +729,34 @@ func TestEntityFailedDestroyRemembersTheGenerationLeftBehind(t *testing.T) {
 	assert.Equal(t, "deleted", last.State)
 	assert.Equal(t, 2, last.Generation, "the generation a create may have left behind")
 }
+
+// TestEntityAFailingStopBacksOff (issue 12, finding 4): a stop Daytona keeps
+// refusing is retried with a growing delay (a minute, doubling, at most an
+// hour), not every minute for ever (≈ 16k history events a day); once it
+// succeeds the ladder goes on.
+func TestEntityAFailingStopBacksOff(t *testing.T) {
+	h := newHarness(t)
+	h.stopErr = temporal.NewNonRetryableApplicationError("stop sandbox: 400", "DaytonaInvalidState", nil)
+	var first ensureOutcome
+	var deleted bool
+	h.ensure(0, entity.EnsureRequest{RequestID: "r1"}, &first)
+	h.env.RegisterDelayedCallback(func() {
+		h.mu.Lock()
+		h.stopErr = nil
+		h.mu.Unlock()
+	}, 24*time.Hour)
+	h.deleteAt(30*time.Hour, &deleted)
+	h.runThread(ladder)
+
+	require.NoError(t, h.env.GetWorkflowError())
+	failed := 0
+	for _, c := range h.calls {
+		if strings.HasPrefix(c, "stop-failed@") {
+			failed++
+		}
+	}
+	assert.Equal(t, []string{"stop-failed@00:15", "stop-failed@00:16", "stop-failed@00:18", "stop-failed@00:22", "stop-failed@00:30",
+		"stop-failed@00:46", "stop-failed@01:18", "stop-failed@02:18"}, h.calls[1:9])
+	assert.Less(t, failed, 35, "a day of failing stops: %d attempts", failed)
+	assert.Contains(t, h.calls, "stop@24:18", "the first retry after Daytona recovered stops it")
+}
