@@ -45,7 +45,9 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 	if a.Temporal == nil {
 		return ReconcileResult{}, errors.New("reconcile: no Temporal client configured")
 	}
-	list, err := a.Daytona.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue})
+	// Oldest first: Daytona's default order is by last activity, which
+	// shifts under a long pass (pages would skip or repeat sandboxes).
+	list, err := a.Daytona.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue}, daytona.OldestFirst)
 	if err != nil {
 		return ReconcileResult{}, temporalError("reconcile: list sandboxes", err)
 	}
