@@ -51,8 +51,15 @@ func TestRecordHistories(t *testing.T) {
 	t.Run("skills", recordSkillHistories)
 }
 
-// entityVersionTag names the entity histories recorded by this code.
-const entityVersionTag = "v1"
+// Version tags in the names of the histories this code records: the
+// entity workflows' version (versions.go), and v0 for the skills, snapshot
+// and reconcile workflows, which have no version gate yet. Raise a tag with
+// the version whose commands a change alters; save never overwrites a
+// committed history.
+const (
+	entityVersionTag = "v1"
+	otherVersionTag  = "v0"
+)
 
 func recordEntityHistories(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -176,21 +183,21 @@ func recordSkillHistories(t *testing.T) {
 	r.run(ctx, vid, workflows.SkillValidationWorkflowName, workflows.SkillValidationInput{
 		SkillID: valid.ID.String(), Name: valid.Name, Version: valid.Version, Actor: "rec-admin"})
 	require.NoError(t, r.c.GetWorkflow(ctx, workflows.SnapshotBuilderWorkflowID, "").Get(ctx, nil))
-	r.save(ctx, vid, "skill_validation.json")
-	r.save(ctx, workflows.SnapshotBuilderWorkflowID, "snapshot_builder.json")
-	r.save(ctx, workflows.SnapshotBuildWorkflowID(1), "snapshot_build.json")
+	r.save(ctx, vid, "skill_validation_"+otherVersionTag+"_valid.json")
+	r.save(ctx, workflows.SnapshotBuilderWorkflowID, "snapshot_builder_"+otherVersionTag+".json")
+	r.save(ctx, workflows.SnapshotBuildWorkflowID(1), "snapshot_build_"+otherVersionTag+".json")
 
 	// An invalid skill: its check fails; nothing is built.
 	invalid := r.addSkill(ctx, st.TarGz(st.Valid("failing", "exit 3")...))
 	iid := workflows.SkillWorkflowID(invalid.Name, invalid.Version)
 	r.run(ctx, iid, workflows.SkillValidationWorkflowName, workflows.SkillValidationInput{
 		SkillID: invalid.ID.String(), Name: invalid.Name, Version: invalid.Version, Actor: "rec-admin"})
-	r.save(ctx, iid, "skill_validation_invalid.json")
+	r.save(ctx, iid, "skill_validation_"+otherVersionTag+"_invalid.json")
 
 	// A rollback to the base snapshot.
 	aid := workflows.SnapshotRollbackWorkflowID(time.Now())
 	r.run(ctx, aid, workflows.SnapshotActivationWorkflowName, workflows.ActivationInput{SnapshotID: 0, Actor: "rec-admin", Reason: "recording"})
-	r.save(ctx, aid, "snapshot_activation.json")
+	r.save(ctx, aid, "snapshot_activation_"+otherVersionTag+".json")
 
 	// A reconcile pass that deletes an orphan (a sandbox of a thread with no
 	// workflow).
@@ -201,7 +208,7 @@ func recordSkillHistories(t *testing.T) {
 	var res activities.ReconcileResult
 	r.runResult(ctx, rid, workflows.ReconcileWorkflowName, workflows.ReconcileWorkflowInput{GracePeriod: time.Nanosecond}, &res)
 	require.Len(t, res.Deleted, 1)
-	r.save(ctx, rid, "reconcile.json")
+	r.save(ctx, rid, "reconcile_"+otherVersionTag+".json")
 }
 
 type recorder struct {
@@ -378,8 +385,16 @@ func (r *recorder) addSkill(ctx context.Context, archive []byte) recordedSkill {
 	return recordedSkill{ID: row.ID, Name: row.Name, Version: int(row.Version)}
 }
 
+// save writes the history of workflow id to testdata/file, unless that file
+// exists: a committed history is never replaced (open workflows may be
+// replaying it), only joined by histories under new names.
 func (r *recorder) save(ctx context.Context, id, file string) {
 	r.t.Helper()
+	path := filepath.Join("testdata", file)
+	if _, err := os.Stat(path); err == nil {
+		r.t.Logf("kept testdata/%s (committed histories are never re-recorded)", file)
+		return
+	}
 	it := r.c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for it.HasNext() {
@@ -389,7 +404,7 @@ func (r *recorder) save(ctx context.Context, id, file string) {
 	}
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
 	require.NoError(r.t, err)
-	require.NoError(r.t, os.WriteFile(filepath.Join("testdata", file), b, 0o644))
+	require.NoError(r.t, os.WriteFile(path, b, 0o644))
 	r.t.Logf("wrote %d events to testdata/%s", len(h.Events), file)
 }
 
