@@ -218,10 +218,7 @@ func TestStopOfABrokenSandbox(t *testing.T) {
 		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
 			f := newFixture(t)
 			ctx := testCtx(t)
-			info, err := f.acts.EnsureSandbox(ctx, threadInput("ivy", "t1", 1))
-			require.NoError(t, err)
-			require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
-			ref := activities.SandboxRef{Kind: entity.KindThread, UserID: "ivy", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+			info, ref := f.brokenSandbox(ctx, t, recoverable)
 
 			res, err := f.acts.StopSandbox(ctx, ref)
 			require.NoError(t, err)
@@ -250,10 +247,7 @@ func TestStartOfABrokenSandbox(t *testing.T) {
 		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
 			f := newFixture(t)
 			ctx := testCtx(t)
-			info, err := f.acts.EnsureSandbox(ctx, threadInput("jon", "t1", 1))
-			require.NoError(t, err)
-			require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
-			ref := activities.SandboxRef{Kind: entity.KindThread, UserID: "jon", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+			info, ref := f.brokenSandbox(ctx, t, recoverable)
 
 			started, err := f.acts.StartSandbox(ctx, ref)
 			if recoverable {
@@ -266,4 +260,14 @@ func TestStartOfABrokenSandbox(t *testing.T) {
 			assert.ErrorIs(t, gerr, daytona.ErrNotFound, "the broken sandbox is deleted")
 		})
 	}
+}
+
+// brokenSandbox creates a thread's sandbox and puts it into Daytona's error
+// state, recoverable or not.
+func (f *fixture) brokenSandbox(ctx context.Context, t *testing.T, recoverable bool) (activities.SandboxInfo, activities.SandboxRef) {
+	t.Helper()
+	info, err := f.acts.EnsureSandbox(ctx, threadInput("ivy", "t1", 1))
+	require.NoError(t, err)
+	require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
+	return info, activities.SandboxRef{Kind: entity.KindThread, UserID: "ivy", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
 }
