@@ -189,7 +189,7 @@ func classifyDependency(err error) *Error {
 				Message: "the sandbox could not be started; retry later", RetryAfter: 5 * time.Second, Err: err}
 		case entity.ErrTypeOrgCapacity:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_capacity_exhausted",
-				Message: "the sandbox provider's capacity (CPU, memory or disk) for this service is used up; retry later or delete threads you no longer need",
+				Message:    "the sandbox provider's capacity (CPU, memory or disk) for this service is used up; retry later or delete threads you no longer need",
 				RetryAfter: time.Minute, Err: err}
 		case entity.ErrTypeOrgSuspended:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_provider_suspended",
