@@ -56,6 +56,11 @@ func (a *Activities) EnsureSandbox(ctx context.Context, in EnsureSandboxInput) (
 		if in.AutoDelete <= 0 {
 			params.AutoDeleteMinutes = -1 // files sandboxes are only ever stopped
 		}
+		if in.Kind == entity.KindFiles {
+			// Stopped, they are archived on our schedule, not Daytona's
+			// default (config: DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE).
+			params.AutoArchiveMinutes = int((a.Config.FilesAutoArchive.Duration() + time.Minute - 1) / time.Minute)
+		}
 		sb, err := a.Daytona.FindOrCreateSandbox(ctx, params)
 		if err != nil {
 			if sb.ID != "" && sb.State.Failed() {

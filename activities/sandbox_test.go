@@ -271,3 +271,22 @@ func (f *fixture) brokenSandbox(ctx context.Context, t *testing.T, recoverable b
 	require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
 	return info, activities.SandboxRef{Kind: entity.KindThread, UserID: "ivy", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
 }
+
+// A files sandbox is archived on threadbox's schedule (a stopped one is
+// billed for disk and counts toward the organisation's disk limit), and an
+// agent sandbox, deleted two hours after it stops, keeps Daytona's default.
+func TestFilesSandboxArchiveIntervalIsChosen(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	f.acts.Config.FilesAutoArchive = config.Interval(36 * time.Hour)
+	files, err := f.acts.EnsureSandbox(ctx, activities.EnsureSandboxInput{Kind: entity.KindFiles, UserID: "archie", Generation: 1, AutoStop: time.Hour})
+	require.NoError(t, err)
+	sb, err := f.gw.GetSandbox(ctx, files.SandboxID)
+	require.NoError(t, err)
+	require.Equal(t, 36*60, sb.AutoArchiveMinutes, "DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE")
+	agent, err := f.acts.EnsureSandbox(ctx, threadInput("archie", "t", 1))
+	require.NoError(t, err)
+	sb, err = f.gw.GetSandbox(ctx, agent.SandboxID)
+	require.NoError(t, err)
+	require.Equal(t, 7*24*60, sb.AutoArchiveMinutes, "Daytona's default")
+}
