@@ -34,9 +34,11 @@ var layers = map[string]int{
 	"volume": 4, "worker": 4,
 	// The HTTP edge: the one error mapping, shared conventions, route groups,
 	// the server that wires them.
-	"api/apierr": 5, "api/httpio": 6,
+	"api/apierr": 5, "api/httpio": 6, "api/openapi": 6,
 	"api/dav": 7, "api/files": 7, "api/threads": 7, "api/uploads": 7, "api/admin": 7,
-	"api":           8,
+	"api": 8,
+	// The OpenAPI document's Markdown rendering and its generator.
+	"api/openapi/apidoc": 7, "api/openapi/apidoc/gen": 8,
 	"cmd/threadbox": 9, "internal/testenv": 9,
 	"internal/archtest": 10, "internal/deploycheck": 10,
 }
