@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -144,4 +145,36 @@ func TestAPIValidatorKeepsStreamedBodies(t *testing.T) {
 	require.Equal(t, int64(-1), gotLength)
 	require.Equal(t, []string{"chunked"}, gotTE)
 	require.Empty(t, rec.msgs)
+}
+
+// An answer produced over time (NDJSON, server-sent events) is handed on as it
+// arrives: a test can read its first line while the server still writes, and
+// its media type must still be one the document lists.
+func TestAPIValidatorPassesStreamsThrough(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "{\"line\":1}\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "{\"line\":2}\n")
+	}))
+	defer srv.Close()
+	defer close(release)
+	rec := &recorder{TB: t}
+	// The timeout turns a validator that waits for the whole stream into a
+	// failure, not a hang.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: NewAPIValidator(rec, http.DefaultTransport)}
+	req, err := http.NewRequest("GET", srv.URL+"/v1/threads/t1", nil)
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err, "the validator waited for the whole stream")
+	defer resp.Body.Close()
+	line := make([]byte, len("{\"line\":1}\n"))
+	_, err = io.ReadFull(resp.Body, line)
+	require.NoError(t, err)
+	require.Equal(t, "{\"line\":1}\n", string(line))
+	require.Len(t, rec.msgs, 1)
+	require.Contains(t, rec.msgs[0], `streamed media type "application/x-ndjson" is not documented for status 200`)
 }

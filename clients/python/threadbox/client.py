@@ -57,6 +57,18 @@ def _listing_or_bytes(resp: Response) -> bytes | DirListing:
     return DirListing.from_json(resp.json())
 
 
+def _stream_file(t: Transport, route: str, path: str, out: BinaryIO) -> int:
+    """Copy the file at path (a files route's ?path=) into out as it arrives."""
+    with t.open("GET", route, query={"path": path}) as s:
+        if "accept-ranges" not in s.headers:
+            raise Conflict(409, "is_a_directory", f"{path} is a directory")
+        n = 0
+        for chunk in s.iter_chunks():
+            out.write(chunk)
+            n += len(chunk)
+        return n
+
+
 def _range_header(offset: int | None, length: int | None) -> dict[str, str]:
     if offset is None and length is None:
         return {}
@@ -153,14 +165,7 @@ class Threads:
 
     def read_into(self, thread_id: str, path: str, out: BinaryIO) -> int:
         """getThreadFile, streamed into out; returns the number of bytes."""
-        with self._t.open("GET", self._p(thread_id, "/files"), query={"path": path}) as s:
-            if "accept-ranges" not in s.headers:
-                raise Conflict(409, "is_a_directory", f"{path} is a directory")
-            n = 0
-            for chunk in s.iter_chunks():
-                out.write(chunk)
-                n += len(chunk)
-            return n
+        return _stream_file(self._t, self._p(thread_id, "/files"), path, out)
 
     def list_dir(self, thread_id: str, path: str) -> DirListing:
         """getThreadFile on a directory."""
@@ -232,14 +237,7 @@ class Files:
 
     def read_into(self, path: str, out: BinaryIO) -> int:
         """getFile, streamed into out; returns the number of bytes."""
-        with self._t.open("GET", "/v1/files", query={"path": path}) as s:
-            if "accept-ranges" not in s.headers:
-                raise Conflict(409, "is_a_directory", f"{path} is a directory")
-            n = 0
-            for chunk in s.iter_chunks():
-                out.write(chunk)
-                n += len(chunk)
-            return n
+        return _stream_file(self._t, "/v1/files", path, out)
 
     def list_dir(self, path: str = "/") -> DirListing:
         """getFile on a directory."""
