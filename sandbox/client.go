@@ -39,7 +39,7 @@ type Options struct {
 	Files  entity.Config
 	Logger *slog.Logger
 	// EnsureTimeout bounds one ensure-running round trip that several
-	// requests share (default 2 minutes: a cold create plus a start).
+	// requests share (default entity.MaxEnsureWait + 30 s).
 	EnsureTimeout time.Duration
 	// Now is the clock (tests); time.Now when nil. Every decision about
 	// windows and deadlines reads it.
@@ -101,7 +101,9 @@ func New(o Options) *Client {
 		o.Logger = slog.Default()
 	}
 	if o.EnsureTimeout <= 0 {
-		o.EnsureTimeout = 2 * time.Minute
+		// Longer than the workflow's own bound on one ensure, so its answer
+		// ("still being brought up; retry") reaches the caller.
+		o.EnsureTimeout = entity.MaxEnsureWait + 30*time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
