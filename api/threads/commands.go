@@ -48,10 +48,12 @@ func commandViewOf(c command.Command) commandView {
 	return v
 }
 
-// commandOutputView is GET …/output: the command and what it printed so far.
+// commandOutputView is GET …/output: the command and what it printed so
+// far; Truncated says that output was cut at the limit.
 type commandOutputView struct {
-	commandView
-	Output string `json:"output"`
+	Command   commandView `json:"command"`
+	Output    string      `json:"output"`
+	Truncated bool        `json:"truncated"`
 }
 
 type commandList struct {
@@ -166,9 +168,7 @@ func (t *Routes) commandOutput(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := commandOutputView{commandView: commandViewOf(cmd), Output: out.Text}
-	v.Truncated = v.Truncated || out.Truncated
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, commandOutputView{Command: commandViewOf(cmd), Output: out.Text, Truncated: out.Truncated})
 }
 
 type signalRequest struct {

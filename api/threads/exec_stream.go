@@ -20,7 +20,7 @@ import (
 // ?follow=true) answer 200 with chunked NDJSON, one JSON object a line,
 // flushed as it comes:
 //
-//	{"type":"command", …the command…}   first: the command being streamed
+//	{"type":"command","command":{…}}    first: the command being streamed
 //	{"type":"output","data":"…"}        what it printed (stdout and stderr merged), in order
 //	{"type":"exit","exit_code":0,…}     last, when it ended
 //	{"type":"error","error":{…}}        last instead, when the stream broke off
@@ -50,8 +50,8 @@ func wantsStream(c echo.Context) bool {
 }
 
 type commandEvent struct {
-	Type string `json:"type"`
-	commandView
+	Type    string      `json:"type"`
+	Command commandView `json:"command"`
 }
 
 type outputEvent struct {
@@ -104,7 +104,7 @@ func (s *eventStream) send(v any) error {
 
 // Started and Output make an eventStream the command.Sink of a follow.
 func (s *eventStream) Started(cmd command.Command) error {
-	return s.send(commandEvent{Type: "command", commandView: commandViewOf(cmd)})
+	return s.send(commandEvent{Type: "command", Command: commandViewOf(cmd)})
 }
 
 func (s *eventStream) Output(data string) error {

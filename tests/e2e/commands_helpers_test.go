@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/internal/testenv"
@@ -26,7 +27,13 @@ type commandJSON struct {
 	Truncated  bool       `json:"truncated"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
-	Output     string     `json:"output"` // GET …/output only
+}
+
+// outputJSON is GET …/output: a command and what it printed.
+type outputJSON struct {
+	Command   commandJSON `json:"command"`
+	Output    string      `json:"output"`
+	Truncated bool        `json:"truncated"`
 }
 
 // startCommand starts a background command and checks the 202.
@@ -40,35 +47,46 @@ func (c tc) startCommand(thread string, body map[string]any) commandJSON {
 	return cmd
 }
 
-// command reads a command (path: "" for the command, "/output" for it
-// with its output).
-func (c tc) command(thread, id, path string) commandJSON {
+// command reads a command.
+func (c tc) command(thread, id string) commandJSON {
 	c.t.Helper()
-	resp, b := c.call(http.MethodGet, "/v1/threads/"+thread+"/commands/"+id+path, nil)
+	resp, b := c.call(http.MethodGet, "/v1/threads/"+thread+"/commands/"+id, nil)
 	require.Equal(c.t, http.StatusOK, resp.StatusCode, string(b))
 	var cmd commandJSON
 	require.NoError(c.t, json.Unmarshal(b, &cmd))
 	return cmd
 }
 
+// output reads a command with what it printed so far.
+func (c tc) output(thread, id string) outputJSON {
+	c.t.Helper()
+	resp, b := c.call(http.MethodGet, "/v1/threads/"+thread+"/commands/"+id+"/output", nil)
+	require.Equal(c.t, http.StatusOK, resp.StatusCode, string(b))
+	var out outputJSON
+	require.NoError(c.t, json.Unmarshal(b, &out))
+	require.Equal(c.t, id, out.Command.CommandID)
+	return out
+}
+
 // waitCommand waits until a command ended and returns it with its output.
-func (c tc) waitCommand(thread, id string, within time.Duration) commandJSON {
+func (c tc) waitCommand(thread, id string, within time.Duration) outputJSON {
 	c.t.Helper()
 	testenv.Eventually(c.t, within, "command "+id+" to end", func() bool {
-		return c.command(thread, id, "").Status != "running"
+		return c.command(thread, id).Status != "running"
 	})
-	return c.command(thread, id, "/output")
+	return c.output(thread, id)
 }
 
 // event is one line of a streamed answer, with the moment it arrived.
 type event struct {
-	Type      string `json:"type"`
-	CommandID string `json:"command_id"`
-	Status    string `json:"status"`
-	Data      string `json:"data"`
-	ExitCode  *int   `json:"exit_code"`
-	Truncated bool   `json:"truncated"`
-	TimedOut  bool   `json:"timed_out"`
+	Type      string       `json:"type"`
+	Command   *commandJSON `json:"command"`
+	CommandID string       `json:"command_id"`
+	Status    string       `json:"status"`
+	Data      string       `json:"data"`
+	ExitCode  *int         `json:"exit_code"`
+	Truncated bool         `json:"truncated"`
+	TimedOut  bool         `json:"timed_out"`
 	Error     *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -77,7 +95,10 @@ type event struct {
 }
 
 // stream sends a request whose answer is NDJSON and returns the response
-// and a reader of its events (the caller closes the body).
+// and a reader of its events (the caller closes the body). The exchange goes
+// through env.HTTP (status and headers checked against the OpenAPI
+// document), and every event is checked against the document's
+// CommandStreamEvent.
 func (c tc) stream(method, path string, body any) (*http.Response, func() (event, bool)) {
 	c.t.Helper()
 	var r io.Reader
@@ -93,8 +114,10 @@ func (c tc) stream(method, path string, body any) (*http.Response, func() (event
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := c.env.HTTP.Do(req)
 	require.NoError(c.t, err)
+	schema := testenv.APIDocument(c.t).Components.Schemas["CommandStreamEvent"]
+	require.NotNil(c.t, schema, "the OpenAPI document has no CommandStreamEvent")
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	return resp, func() (event, bool) {
@@ -102,6 +125,9 @@ func (c tc) stream(method, path string, body any) (*http.Response, func() (event
 			require.NoError(c.t, sc.Err(), "reading the stream")
 			return event{}, false
 		}
+		var raw any
+		require.NoError(c.t, json.Unmarshal(sc.Bytes(), &raw), sc.Text())
+		require.NoError(c.t, schema.Value.VisitJSON(raw, openapi3.EnableJSONSchema2020()), "an event the document does not describe: %s", sc.Text())
 		var e event
 		require.NoError(c.t, json.Unmarshal(sc.Bytes(), &e), sc.Text())
 		e.at = time.Now()

@@ -46,13 +46,14 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 
 	requireSandboxUp(t, env, sb, start.Add(6500*time.Millisecond))
 	got := c.waitCommand("bg", cmd.CommandID, 20*time.Second)
-	require.Equal(t, "exited", got.Status)
-	require.NotNil(t, got.ExitCode)
-	require.Equal(t, 7, *got.ExitCode)
+	require.Equal(t, "exited", got.Command.Status)
+	require.NotNil(t, got.Command.ExitCode)
+	require.Equal(t, 7, *got.Command.ExitCode)
 	require.Equal(t, "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\noops\n", got.Output)
 	require.False(t, got.Truncated)
-	require.NotNil(t, got.FinishedAt)
-	require.GreaterOrEqual(t, got.FinishedAt.Sub(got.StartedAt), 5*time.Second)
+	require.False(t, got.Command.Truncated)
+	require.NotNil(t, got.Command.FinishedAt)
+	require.GreaterOrEqual(t, got.Command.FinishedAt.Sub(got.Command.StartedAt), 5*time.Second)
 	testenv.Eventually(t, 15*time.Second, "the sandbox to idle out once the command ended", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
@@ -60,17 +61,18 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 	// The output is cut at the limit; the command runs on to its end.
 	big := c.startCommand("bg", map[string]any{"command": `head -c 100000 /dev/zero | tr '\0' x; echo; echo done > ~/after-limit`})
 	got = c.waitCommand("bg", big.CommandID, 20*time.Second)
-	require.Equal(t, "exited", got.Status)
-	require.Equal(t, 0, *got.ExitCode)
+	require.Equal(t, "exited", got.Command.Status)
+	require.Equal(t, 0, *got.Command.ExitCode)
 	require.True(t, got.Truncated)
+	require.True(t, got.Command.Truncated)
 	require.Equal(t, strings.Repeat("x", 4096), got.Output)
 	require.Equal(t, "done\n", c.exec("bg", "cat ~/after-limit").Output)
 
 	// The timeout is the sandbox's: 124, with what it printed until then.
 	to := c.startCommand("bg", map[string]any{"command": "echo start; sleep 30", "timeout_s": 1})
 	got = c.waitCommand("bg", to.CommandID, 15*time.Second)
-	require.Equal(t, "timed_out", got.Status)
-	require.Equal(t, 124, *got.ExitCode)
+	require.Equal(t, "timed_out", got.Command.Status)
+	require.Equal(t, 124, *got.Command.ExitCode)
 	require.Equal(t, "start\n", got.Output)
 
 	// Bad starts touch nothing.
@@ -117,7 +119,7 @@ func TestBackgroundCommandSurvivesItsReplica(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+env.UserKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
+	resp, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	var cmd commandJSON
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&cmd))
@@ -128,8 +130,8 @@ func TestBackgroundCommandSurvivesItsReplica(t *testing.T) {
 
 	requireSandboxUp(t, env, sb, start.Add(6500*time.Millisecond))
 	got := c.waitCommand("r", cmd.CommandID, 20*time.Second)
-	require.Equal(t, "exited", got.Status)
-	require.Equal(t, 0, *got.ExitCode)
+	require.Equal(t, "exited", got.Command.Status)
+	require.Equal(t, 0, *got.Command.ExitCode)
 	require.Equal(t, "done\n", got.Output)
 	testenv.Eventually(t, 15*time.Second, "the sandbox to idle out once the lease was released", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
@@ -155,7 +157,7 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	resp.Body.Close()
 	require.GreaterOrEqual(t, len(events), 3, "%+v", events)
 	require.Equal(t, "command", events[0].Type)
-	require.Equal(t, cmd.CommandID, events[0].CommandID)
+	require.Equal(t, cmd.CommandID, events[0].Command.CommandID)
 	last := events[len(events)-1]
 	require.Equal(t, "exit", last.Type, "%+v", events)
 	require.Equal(t, "exited", last.Status)
@@ -176,14 +178,14 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	sig := c.startCommand("f", map[string]any{"command": "trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done"})
 	path := "/v1/threads/f/commands/" + sig.CommandID
 	testenv.Eventually(t, 10*time.Second, "the command's first output", func() bool {
-		return c.command("f", sig.CommandID, "/output").Output == "ready\n"
+		return c.output("f", sig.CommandID).Output == "ready\n"
 	})
 	resp, body := c.call(http.MethodPost, path+"/signal", map[string]string{"signal": "INT"})
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 	testenv.Eventually(t, 10*time.Second, "the command to handle SIGINT", func() bool {
-		return strings.Contains(c.command("f", sig.CommandID, "/output").Output, "got-int")
+		return strings.Contains(c.output("f", sig.CommandID).Output, "got-int")
 	})
-	require.Equal(t, "running", c.command("f", sig.CommandID, "").Status)
+	require.Equal(t, "running", c.command("f", sig.CommandID).Status)
 	resp, body = c.call(http.MethodPost, path+"/signal", map[string]string{"signal": "STOP"})
 	requireErr(t, resp, body, http.StatusBadRequest, "invalid_signal")
 
@@ -202,13 +204,13 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	// KILL ends the command and everything it started, at once.
 	k := c.startCommand("f", map[string]any{"command": "trap '' TERM; sleep 1001 & echo x; wait"})
 	testenv.Eventually(t, 10*time.Second, "the command's first output", func() bool {
-		return c.command("f", k.CommandID, "/output").Output == "x\n"
+		return c.output("f", k.CommandID).Output == "x\n"
 	})
 	resp, body = c.call(http.MethodPost, "/v1/threads/f/commands/"+k.CommandID+"/signal", map[string]string{"signal": "KILL"})
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 	got := c.waitCommand("f", k.CommandID, 10*time.Second)
-	require.Equal(t, "exited", got.Status)
-	require.Equal(t, 137, *got.ExitCode)
+	require.Equal(t, "exited", got.Command.Status)
+	require.Equal(t, 137, *got.Command.ExitCode)
 	count := `for p in /proc/[0-9]*; do { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null; echo; done | grep -c -x 'sleep 1001 ' || true`
 	require.Equal(t, "0\n", c.exec("f", count).Output, "a process of the killed command survived")
 }
@@ -254,7 +256,7 @@ func TestBackgroundCommandIsolation(t *testing.T) {
 		resp, body := a.call(http.MethodGet, "/v1/threads/t1/commands/"+id, nil)
 		requireErr(t, resp, body, http.StatusNotFound, "not_found")
 	}
-	require.Equal(t, "running", a.command("t1", cmd.CommandID, "").Status, "the command ran on")
+	require.Equal(t, "running", a.command("t1", cmd.CommandID).Status, "the command ran on")
 
 	// Deleting the thread ends its commands; a new life of it has none.
 	resp, body := a.call(http.MethodDelete, "/v1/threads/t1", nil)
@@ -284,7 +286,7 @@ func TestStreamedExec(t *testing.T) {
 	events := readAll(next)
 	resp.Body.Close()
 	require.Equal(t, "command", events[0].Type, "%+v", events)
-	require.Equal(t, "running", events[0].Status)
+	require.Equal(t, "running", events[0].Command.Status)
 	require.Equal(t, "output", events[1].Type)
 	require.Equal(t, "first\n", events[1].Data)
 	last := events[len(events)-1]
@@ -294,7 +296,7 @@ func TestStreamedExec(t *testing.T) {
 	require.Equal(t, "first\nsecond\n", outputOf(events))
 	require.GreaterOrEqual(t, last.at.Sub(events[1].at), 1500*time.Millisecond, "the first chunk arrived only at the end")
 	// It is a command of the thread, which can be followed again.
-	require.Equal(t, "exited", c.command("s", events[0].CommandID, "").Status)
+	require.Equal(t, "exited", c.command("s", events[0].Command.CommandID).Status)
 
 	// A client that leaves: the command runs on.
 	resp, next = c.stream(http.MethodPost, "/v1/threads/s/exec", map[string]any{"command": "echo go; sleep 2; echo done > ~/kept"})
@@ -302,8 +304,8 @@ func TestStreamedExec(t *testing.T) {
 	e, _ := next()
 	require.Equal(t, "go\n", e.Data)
 	resp.Body.Close()
-	got := c.waitCommand("s", first.CommandID, 15*time.Second)
-	require.Equal(t, "exited", got.Status)
+	got := c.waitCommand("s", first.Command.CommandID, 15*time.Second)
+	require.Equal(t, "exited", got.Command.Status)
 	require.Equal(t, "done\n", c.exec("s", "cat ~/kept").Output)
 
 	// With kill_on_disconnect it is stopped.
@@ -313,8 +315,8 @@ func TestStreamedExec(t *testing.T) {
 	e, _ = next()
 	require.Equal(t, "go\n", e.Data)
 	resp.Body.Close()
-	got = c.waitCommand("s", first.CommandID, 15*time.Second)
-	require.Equal(t, "killed", got.Status)
+	got = c.waitCommand("s", first.Command.CommandID, 15*time.Second)
+	require.Equal(t, "killed", got.Command.Status)
 	time.Sleep(time.Until(start.Add(4 * time.Second)))
 	require.Equal(t, 1, c.exec("s", "test -e ~/killed").ExitCode, "the command went on after its client left")
 
