@@ -81,6 +81,9 @@ var (
 	ErrNotFound   = errors.New("command not found")
 	ErrTooMany    = fmt.Errorf("a thread runs at most %d commands at a time", MaxRunning)
 	ErrNotRunning = errors.New("the command has ended")
+	// ErrNotStarted: Daytona says the command runs, but its process group
+	// could not be found for seconds.
+	ErrNotStarted = errors.New("the command's processes cannot be found")
 	// ErrStreamEnded: Daytona's log stream kept ending while the command
 	// ran on.
 	ErrStreamEnded = errors.New("the output stream keeps ending before the command")

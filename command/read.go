@@ -136,15 +136,38 @@ func (s *Service) Signal(ctx context.Context, ref entity.Ref, guard Guard, id st
 			_, err := s.settle(ctx, sb, row)
 			return errors.Join(ErrNotRunning, err)
 		}
-		sent, err := sb.Toolbox.SignalSessionCommand(ctx, row.CommandID, sig)
-		if err != nil {
+		return s.untilStarted(ctx, sb, &row, func() (bool, error) {
+			return sb.Toolbox.SignalSessionCommand(ctx, row.CommandID, sig)
+		})
+	})
+}
+
+// untilStarted runs act (a signal or a stop, reporting whether it found the
+// command's process group) until it did, or the command is seen ended
+// (ErrNotRunning). A command Daytona has just accepted may not have written
+// its group's id yet, and one whose main process has just exited is still
+// draining its output: both answer "none" while Daytona says running.
+func (s *Service) untilStarted(ctx context.Context, sb *sandbox.Sandbox, row *db.ThreadCommand, act func() (bool, error)) error {
+	for i := 0; ; i++ {
+		done, err := act()
+		if err != nil || done {
 			return err
 		}
-		if !sent {
+		if *row, err = s.settle(ctx, sb, *row); err != nil {
+			return err
+		}
+		if Status(row.State) != Running {
 			return ErrNotRunning
 		}
-		return nil
-	})
+		if i == 50 {
+			return ErrNotStarted
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Stop ends a running command: SIGTERM to its processes, SIGKILL to its
@@ -162,7 +185,13 @@ func (s *Service) Stop(ctx context.Context, ref entity.Ref, guard Guard, id stri
 	}
 	err = s.opts.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: guard}, func(ctx context.Context, sb *sandbox.Sandbox) error {
 		if sb.Result.SandboxID == row.SandboxID {
-			if _, err := sb.Toolbox.StopSessionCommand(ctx, row.CommandID, StopGrace); err != nil {
+			err := s.untilStarted(ctx, sb, &row, func() (bool, error) {
+				return sb.Toolbox.StopSessionCommand(ctx, row.CommandID, StopGrace)
+			})
+			if errors.Is(err, ErrNotRunning) {
+				return nil // it ended meanwhile: row says how
+			}
+			if err != nil {
 				return err
 			}
 		}

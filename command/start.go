@@ -143,11 +143,18 @@ func (s *Service) watch(ref entity.Ref, guard Guard, row db.ThreadCommand) {
 // (nil: dropping it), and records the end. A follow that broke off is
 // resumed by calling follow again with the same w. It never restarts the
 // sandbox for a command: a sandbox found gone means the command is lost.
+//
+// Daytona's log stream is not the only sign of the end: while it runs, the
+// command is also asked about now and then (endPoll), and a stream that has
+// not closed shortly after the command ended is closed by us; what it had
+// not yet delivered is passed to w from the recorded output.
 func (s *Service) follow(ctx context.Context, ref entity.Ref, guard Guard, row db.ThreadCommand, w *outWriter) (db.ThreadCommand, error) {
 	never := func() bool { return false }
 	err := s.opts.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: guard, Replayable: never},
 		func(ctx context.Context, sb *sandbox.Sandbox) error {
-			stream, err := sb.Toolbox.FollowSessionCommandLogs(ctx, row.CommandID, row.DaytonaCommandID)
+			sctx, stop := context.WithCancel(ctx)
+			defer stop()
+			stream, err := sb.Toolbox.FollowSessionCommandLogs(sctx, row.CommandID, row.DaytonaCommandID)
 			if err != nil {
 				// A command whose session is gone (or whose sandbox is) has
 				// ended, or is lost: settle tells which.
@@ -158,20 +165,21 @@ func (s *Service) follow(ctx context.Context, ref entity.Ref, guard Guard, row d
 				}
 				return err
 			}
+			go s.endPoll(sctx, stop, sb, row)
 			if w == nil {
 				_, err = io.Copy(io.Discard, stream)
 			} else {
 				err = w.from(stream)
 			}
 			stream.Close()
-			if err != nil {
+			if err != nil && (ctx.Err() != nil || sctx.Err() == nil) {
 				return err
 			}
 			// The stream ends with the command; Daytona has its exit code
 			// then, or a moment later.
 			for i := 0; ; i++ {
 				if row, err = s.settle(ctx, sb, row); err != nil || Status(row.State) != Running || i == 20 {
-					return err
+					break
 				}
 				select {
 				case <-ctx.Done():
@@ -179,9 +187,45 @@ func (s *Service) follow(ctx context.Context, ref entity.Ref, guard Guard, row d
 				case <-time.After(100 * time.Millisecond):
 				}
 			}
+			if err == nil && w != nil && Status(row.State) != Running && w.consumed < int64(len(row.Output)) {
+				err = w.write(row.Output[w.consumed:])
+			}
+			return err
 		})
 	return row, err
 }
+
+// endPoll closes a command's log stream (stop) once the command has been
+// seen ended for a moment: Daytona's stream is meant to close by itself
+// then, and this bounds the wait if it does not. It asks rarely (from every
+// second to every endPollMax) so that long commands cost little.
+func (s *Service) endPoll(ctx context.Context, stop context.CancelFunc, sb *sandbox.Sandbox, row db.ThreadCommand) {
+	every := time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		every = min(2*every, endPollMax)
+		c, err := sb.Toolbox.GetSessionCommand(ctx, row.CommandID, row.DaytonaCommandID)
+		if (err == nil && c.ExitCode != nil) || errors.Is(err, daytona.ErrNotFound) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(endPollDrain):
+				stop()
+			}
+			return
+		}
+	}
+}
+
+// endPollMax is the longest interval between two questions of endPoll, and
+// endPollDrain how long a stream gets to deliver its tail after the end.
+const (
+	endPollMax   = 10 * time.Second
+	endPollDrain = 500 * time.Millisecond
+)
 
 // deleteSession drops a command's session (and Daytona's log of it) in the
 // background; a session left behind dies with its sandbox.

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -195,4 +196,66 @@ func TestConformanceToolboxSessions(t *testing.T) {
 	all, _, err = p.ListSessions(e.ctx).Execute()
 	require.NoError(t, err)
 	assert.Empty(t, all)
+}
+
+// Deleting a session ends a follow of its running command, normally, as the
+// daemon's session context does (a stream must not outlive its session).
+// With FollowUntilDeleted a follow outlives its command, as the daemon's
+// tail-like follow does, until the session goes.
+func TestConformanceToolboxSessionDeleteEndsFollow(t *testing.T) {
+	t.Parallel()
+	for _, untilDeleted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("FollowUntilDeleted=%v", untilDeleted), func(t *testing.T) {
+			t.Parallel()
+			testDeleteEndsFollow(t, untilDeleted)
+		})
+	}
+}
+
+func testDeleteEndsFollow(t *testing.T, untilDeleted bool) {
+	e := newEnv(t, Options{Faults: Faults{FollowUntilDeleted: untilDeleted}})
+	sb := e.create(apiclient.CreateSandbox{})
+	p := e.tbSDK(sb).ProcessAPI
+	_, err := p.CreateSession(e.ctx).Request(toolbox.CreateSessionRequest{SessionId: "gone"}).Execute()
+	require.NoError(t, err)
+	command := "echo started; sleep 30"
+	if untilDeleted {
+		command = "echo started"
+	}
+	res, _, err := p.SessionExecuteCommand(e.ctx, "gone").Request(toolbox.SessionExecuteRequest{Command: command, RunAsync: toolbox.PtrBool(true)}).Execute()
+	require.NoError(t, err)
+	type result struct {
+		got []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := e.followLogs(sb, "gone", res.GetCmdId(), nil)
+		done <- result{got, err}
+	}()
+	require.Eventually(t, func() bool {
+		logs, _, err := p.GetSessionCommandLogs(e.ctx, "gone", res.GetCmdId()).Execute()
+		return err == nil && logs.Stdout == "started\n"
+	}, 5*time.Second, 20*time.Millisecond)
+	if untilDeleted {
+		require.Eventually(t, func() bool {
+			c, _, err := p.GetSessionCommand(e.ctx, "gone", res.GetCmdId()).Execute()
+			return err == nil && c.ExitCode != nil
+		}, 5*time.Second, 20*time.Millisecond)
+		select {
+		case r := <-done:
+			t.Fatalf("the follow ended with its command: %v", r.err)
+		case <-time.After(time.Second):
+		}
+	}
+	resp, err := p.DeleteSession(e.ctx, "gone").Execute()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	select {
+	case r := <-done:
+		assert.True(t, websocket.IsCloseError(r.err, websocket.CloseNormalClosure), "closed normally: %v", r.err)
+		assert.Equal(t, "started\n", string(r.got))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the follow outlived its deleted session")
+	}
 }

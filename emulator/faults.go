@@ -32,14 +32,20 @@ type Faults struct {
 	// SandboxErrorRecoverable is the probability that such an error is one
 	// Daytona marks recoverable (POST /sandbox/{id}/recover can repair it).
 	SandboxErrorRecoverable float64
+	// FollowUntilDeleted keeps a followed session command's log stream open
+	// after the command ended, until its session is deleted or the client
+	// leaves, as the daemon's tail-like follow (util.ReadLog) does in
+	// Daytona versions where it does not watch the exit code: a client must
+	// not rely on the stream closing to learn that a command ended.
+	FollowUntilDeleted bool
 	// Seed makes the injected sequence reproducible; 0 picks a random seed.
 	Seed uint64
 }
 
 // FaultsFromEnv reads EMULATOR_LATENCY, EMULATOR_FAIL_5XX_RATE,
 // EMULATOR_FAIL_429_RATE, EMULATOR_FAIL_409_RATE, EMULATOR_SLOW_CREATE,
-// EMULATOR_SANDBOX_ERROR_RATE, EMULATOR_SANDBOX_ERROR_RECOVERABLE and
-// EMULATOR_SEED, so `threadbox emulator` can be made unreliable from outside.
+// EMULATOR_SANDBOX_ERROR_RATE, EMULATOR_SANDBOX_ERROR_RECOVERABLE,
+// EMULATOR_FOLLOW_UNTIL_DELETED (true) and EMULATOR_SEED, so `threadbox emulator` can be made unreliable from outside.
 func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 	r := envReader{getenv: getenv}
 	f := Faults{
@@ -50,6 +56,7 @@ func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 		Fail409Rate:             r.rate("EMULATOR_FAIL_409_RATE"),
 		SandboxErrorRate:        r.rate("EMULATOR_SANDBOX_ERROR_RATE"),
 		SandboxErrorRecoverable: r.rate("EMULATOR_SANDBOX_ERROR_RECOVERABLE"),
+		FollowUntilDeleted:      getenv("EMULATOR_FOLLOW_UNTIL_DELETED") == "true",
 		Seed:                    r.uint("EMULATOR_SEED"),
 	}
 	if r.err != nil {

@@ -235,6 +235,13 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request, t *
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// deleted reports whether the session was deleted (closed).
+func (se *session) deleted() bool {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	return se.stdin == nil
+}
+
 // close kills the session's shell with its process group (the command
 // running in it, its labelers and every background job it did not move to
 // another session).
@@ -531,7 +538,10 @@ func (s *Server) streamLogs(w http.ResponseWriter, r *http.Request, t *tbSandbox
 	var strip sessionlog.Stripper // a marker may be split across reads
 	buf := make([]byte, 32<<10)
 	for {
-		ended := commandExit(t, ref.se, ref.c) != nil // checked before reading: no line written after it is lost
+		// Checked before reading: no line written after it is lost. A
+		// deleted session ends the stream too, as the daemon's does (its
+		// session context is cancelled).
+		ended := (commandExit(t, ref.se, ref.c) != nil && !s.faults.cfg.FollowUntilDeleted) || ref.se.deleted()
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {

@@ -176,6 +176,8 @@ func classifyCommands(err error) *Error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_commands", Message: command.ErrTooMany.Error() + "; wait for one to end", RetryAfter: 5 * time.Second, Err: err}
 	case errors.Is(err, command.ErrNotRunning):
 		return &Error{Status: http.StatusConflict, Code: "command_not_running", Message: "the command has ended", Err: err}
+	case errors.Is(err, command.ErrNotStarted):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_unavailable", Message: "the command's processes cannot be found in the sandbox; retry", RetryAfter: time.Second, Err: err}
 	case errors.Is(err, command.ErrStreamEnded):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_provider_unavailable", Message: "the command's output stream broke off; follow it again", RetryAfter: time.Second, Err: err}
 	}

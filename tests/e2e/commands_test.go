@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/emulator"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
 
@@ -167,6 +169,19 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	require.True(t, strings.HasPrefix(events[1].Data, "first"), events[1].Data)
 	require.GreaterOrEqual(t, last.at.Sub(events[1].at), 2*time.Second, "the first output arrived only at the end")
 
+	// Each follow ends with the whole output, also when the replica's watcher
+	// records the end (and deletes the command's session) first.
+	for i := 0; i < 5; i++ {
+		th := fmt.Sprintf("f%d", i)
+		c.create(th)
+		r := c.startCommand(th, map[string]any{"command": "echo a; sleep 1; echo b; exit 3"})
+		resp, next := c.stream(http.MethodGet, "/v1/threads/"+th+"/commands/"+r.CommandID+"/output?follow=true", nil)
+		events := readAll(next)
+		resp.Body.Close()
+		require.Equal(t, "a\nb\n", outputOf(events), "%+v", events)
+		require.Equal(t, 3, *events[len(events)-1].ExitCode)
+	}
+
 	// Following an ended command replays its output and ends.
 	resp, next = c.stream(http.MethodGet, "/v1/threads/f/commands/"+cmd.CommandID+"/output?follow=true", nil)
 	events = readAll(next)
@@ -200,6 +215,13 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	resp, body = c.call(http.MethodPost, path+"/signal", map[string]string{"signal": "TERM"})
 	requireErr(t, resp, body, http.StatusConflict, "command_not_running")
+
+	// A kill right after the start, before the command's processes exist.
+	quick := c.startCommand("f", map[string]any{"command": "sleep 300"})
+	resp, body = c.call(http.MethodDelete, "/v1/threads/f/commands/"+quick.CommandID, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.NoError(t, json.Unmarshal(body, &killed))
+	require.Equal(t, "killed", killed.Status, string(body))
 
 	// KILL ends the command and everything it started, at once.
 	k := c.startCommand("f", map[string]any{"command": "trap '' TERM; sleep 1001 & echo x; wait"})
@@ -332,4 +354,40 @@ func TestStreamedExec(t *testing.T) {
 	start = time.Now()
 	require.Equal(t, "hi\n", c.exec("s", "echo hi; sleep 5 >/dev/null 2>&1 &").Output)
 	require.Less(t, time.Since(start), 4*time.Second)
+}
+
+// threadbox does not rely on Daytona's log stream closing when a command
+// ends (some daemons follow a log like tail -f, until the session goes): a
+// follow still ends with the whole output and the exit code, and the
+// command's end is recorded (and its lease released) without anyone asking.
+func TestBackgroundCommandWhenTheLogStreamOutlivesIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{AutoStop: 2 * time.Second, AutoDelete: time.Minute,
+		Faults: emulator.Faults{FollowUntilDeleted: true}})
+	c := newTC(t, env, env.UserKey)
+	_, th := c.create("tail")
+	sb := *th.SandboxID
+
+	cmd := c.startCommand("tail", map[string]any{"command": "echo a; sleep 3; echo b; exit 6", "timeout_s": 120})
+	start := time.Now()
+	resp, next := c.stream(http.MethodGet, "/v1/threads/tail/commands/"+cmd.CommandID+"/output?follow=true", nil)
+	events := readAll(next)
+	resp.Body.Close()
+	require.Less(t, time.Since(start), 20*time.Second, "the follow waited for the stream, not the command")
+	require.Equal(t, "a\nb\n", outputOf(events))
+	last := events[len(events)-1]
+	require.Equal(t, "exit", last.Type)
+	require.Equal(t, 6, *last.ExitCode)
+
+	// Nobody reads the second one: its end is recorded, its lease released.
+	other := c.startCommand("tail", map[string]any{"command": "sleep 3; echo done", "timeout_s": 120})
+	testenv.Eventually(t, 25*time.Second, "the sandbox to idle out once the command ended", func() bool {
+		return sandboxState(t, env, sb) == daytona.StateStopped
+	})
+	got := c.output("tail", other.CommandID)
+	require.Equal(t, "exited", got.Command.Status)
+	require.Equal(t, "done\n", got.Output)
 }
