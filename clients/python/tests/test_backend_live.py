@@ -41,6 +41,25 @@ class ThreadBackendLive(unittest.TestCase):
         self.assertEqual(r.exit_code, 124)
         self.assertIn("timed out", r.output)
 
+    def test_background_command_and_streaming(self) -> None:
+        cmd = self.sandbox.start_command("for i in 1 2 3; do echo step $i; sleep 1; done; exit 5", timeout=60)
+        self.assertTrue(cmd.running)
+        pieces: list[str] = []
+        r = self.sandbox.follow_command(cmd.command_id, pieces.append)
+        self.assertIsInstance(r, ExecuteResponse)
+        self.assertEqual((r.output, r.exit_code, r.truncated), ("step 1\nstep 2\nstep 3\n", 5, False))
+        self.assertEqual("".join(pieces), r.output)
+
+        seen: list[str] = []
+        r = self.sandbox.execute_streaming("echo a; sleep 1; echo b", seen.append)
+        self.assertEqual((r.output, r.exit_code), ("a\nb\n", 0))
+        self.assertEqual("".join(seen), "a\nb\n")
+        r = self.sandbox.execute_streaming("echo before; sleep 30", lambda _: None, timeout=1)
+        self.assertEqual((r.exit_code, r.output), (124, "before\n"))
+
+        cmd = self.sandbox.start_command("sleep 300")
+        self.assertEqual(self.sandbox.kill_command(cmd.command_id).status, "killed")
+
     def test_upload_download_binary(self) -> None:
         files = [
             ("/home/daytona/up/one.bin", live.BINARY),

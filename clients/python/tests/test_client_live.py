@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import unittest
 
 from threadbox import (
@@ -147,6 +148,89 @@ class ClientLive(unittest.TestCase):
             self.tb.threads.exec("no-such-thread", "true")
         self.assertEqual((cm.exception.status, cm.exception.code), (404, "not_found"))
         self.assertTrue(cm.exception.request_id)
+
+
+class CommandsLive(unittest.TestCase):
+    """Background commands and streamed exec."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tb = live.client()
+        cls.thread = live.unique("py-cmd")
+        cls.tb.threads.create(cls.thread)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tb.close()
+
+    def test_background_command_followed_to_completion(self) -> None:
+        th = self.tb.threads
+        start = time.monotonic()
+        cmd = th.start_command(self.thread, "echo first; sleep 2; echo second >&2; exit 4", timeout_s=60)
+        self.assertLess(time.monotonic() - start, 2, "start waits for the command")
+        self.assertTrue(cmd.command_id.startswith("cmd-"))
+        self.assertTrue(cmd.running)
+        self.assertEqual((cmd.thread_id, cmd.timeout_s, cmd.exit_code), (self.thread, 60, None))
+        arrived: list[tuple[str, float]] = []
+        for ev in th.follow_command(self.thread, cmd.command_id):
+            arrived.append((ev.type, time.monotonic()))
+            if ev.type == "command":
+                self.assertEqual(ev.command.command_id, cmd.command_id)
+            if ev.type == "exit":
+                self.assertEqual((ev.status, ev.exit_code, ev.truncated, ev.timed_out), ("exited", 4, False, False))
+        self.assertEqual(arrived[0][0], "command")
+        self.assertEqual(arrived[-1][0], "exit")
+        first_output = next(t for kind, t in arrived if kind == "output")
+        self.assertGreaterEqual(arrived[-1][1] - first_output, 1.5, "the first output arrived only at the end")
+        out = th.command_output(self.thread, cmd.command_id)
+        self.assertEqual((out.output, out.truncated), ("first\nsecond\n", False))
+        self.assertEqual((out.command.status, out.command.exit_code), ("exited", 4))
+        self.assertIsNotNone(out.command.finished_at)
+        self.assertEqual(th.command(self.thread, cmd.command_id).status, "exited")
+        self.assertIn(cmd.command_id, [c.command_id for c in th.commands(self.thread)])
+
+    def test_signal_and_kill(self) -> None:
+        th = self.tb.threads
+        cmd = th.start_command(self.thread, "trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done")
+        deadline = time.monotonic() + 10
+        while "ready" not in th.command_output(self.thread, cmd.command_id).output:
+            self.assertLess(time.monotonic(), deadline, "the command never printed")
+            time.sleep(0.1)
+        th.signal_command(self.thread, cmd.command_id, "INT")
+        while "got-int" not in th.command_output(self.thread, cmd.command_id).output:
+            self.assertLess(time.monotonic(), deadline, "the signal did not arrive")
+            time.sleep(0.1)
+        self.assertTrue(th.command(self.thread, cmd.command_id).running)
+        killed = th.kill_command(self.thread, cmd.command_id)
+        self.assertEqual((killed.status, killed.exit_code), ("killed", 143))
+        with self.assertRaises(Conflict) as cm:
+            th.signal_command(self.thread, cmd.command_id, "TERM")
+        self.assertEqual(cm.exception.code, "command_not_running")
+        with self.assertRaises(BadRequest) as cm:
+            th.signal_command(self.thread, cmd.command_id, "STOP")
+        self.assertEqual(cm.exception.code, "invalid_signal")
+        other = live.unique("py-cmd-other")
+        th.create(other)
+        with self.assertRaises(NotFound):
+            th.command(other, cmd.command_id)
+
+    def test_exec_stream(self) -> None:
+        events = list(self.tb.threads.exec_stream(self.thread, "echo one; sleep 2; echo two; exit 2"))
+        self.assertEqual(events[0].type, "command")
+        self.assertEqual("".join(e.data for e in events if e.type == "output"), "one\ntwo\n")
+        self.assertEqual((events[-1].type, events[-1].exit_code), ("exit", 2))
+        # Leaving early with kill_on_disconnect stops it.
+        stream = self.tb.threads.exec_stream(
+            self.thread, "echo go; sleep 30; echo never", timeout_s=60, kill_on_disconnect=True
+        )
+        first = next(stream)
+        self.assertEqual(next(stream).data, "go\n")
+        stream.close()
+        deadline = time.monotonic() + 20
+        while self.tb.threads.command(self.thread, first.command.command_id).running:
+            self.assertLess(time.monotonic(), deadline, "the command outlived its client")
+            time.sleep(0.2)
+        self.assertEqual(self.tb.threads.command(self.thread, first.command.command_id).status, "killed")
 
 
 class FilesAndUploadsLive(unittest.TestCase):

@@ -14,8 +14,9 @@ import threading
 import time
 import unittest
 
-from threadbox import NotFound, RateLimited, ThreadboxError, Unavailable
+from threadbox import ConnectionFailed, NotFound, RateLimited, StreamBroken, ThreadboxError, Unavailable
 from threadbox._http import Response, Transport
+from threadbox.client import _events
 from threadbox.backend import _read_window, _split_glob, file_error, glob_regex, DOWNLOAD_ERRORS, UPLOAD_ERRORS
 from threadbox.models import _ts
 
@@ -118,6 +119,37 @@ class Retries(unittest.TestCase):
             Transport(self.url, "k").request("GET", "/x")
         self.assertEqual((cm.exception.code, cm.exception.request_id), ("file_not_found", "rid"))
         self.assertEqual(len(Scripted.seen), 1)
+
+
+    def test_stream_events(self) -> None:
+        ndjson = {"Content-Type": "application/x-ndjson"}
+        cmd = {"command_id": "cmd-1", "thread_id": "t", "command": "c", "cwd": None, "status": "running",
+               "exit_code": None, "timeout_s": 300, "truncated": False, "started_at": "2026-01-02T03:04:05Z",
+               "finished_at": None}
+        lines = [
+            {"type": "command", "command": cmd},
+            {"type": "output", "data": "a\n"},
+            {"type": "output", "data": "é"},
+            {"type": "exit", "command_id": "cmd-1", "status": "exited", "exit_code": 3, "truncated": False, "timed_out": False},
+        ]
+        Scripted.script = [(200, ndjson, b"\n".join(json.dumps(x).encode() for x in lines) + b"\n")]
+        events = list(_events(Transport(self.url, "k").open("GET", "/x")))
+        self.assertEqual([e.type for e in events], ["command", "output", "output", "exit"])
+        self.assertEqual((events[0].command.command_id, events[0].command.running), ("cmd-1", True))
+        self.assertEqual("".join(e.data for e in events), "a\né")
+        self.assertEqual((events[-1].exit_code, events[-1].status), (3, "exited"))
+
+        # A stream that broke off raises its error; one that just ends, ConnectionFailed.
+        broken = lines[:2] + [{"type": "error", "error": {"code": "sandbox_provider_unavailable", "message": "m"}}]
+        Scripted.script = [(200, ndjson, b"\n".join(json.dumps(x).encode() for x in broken) + b"\n")]
+        got = []
+        with self.assertRaises(StreamBroken) as cm:
+            for e in _events(Transport(self.url, "k").open("GET", "/x")):
+                got.append(e.type)
+        self.assertEqual((got, cm.exception.code), (["command", "output"], "sandbox_provider_unavailable"))
+        Scripted.script = [(200, ndjson, json.dumps(lines[0]).encode() + b"\n")]
+        with self.assertRaises(ConnectionFailed):
+            list(_events(Transport(self.url, "k").open("GET", "/x")))
 
 
 class Errors(unittest.TestCase):

@@ -11,8 +11,10 @@ its own and implements them over the REST API, returning the same types.
 ``FilesBackend`` is the user's persistent volume (``/v1/files``) as a
 deepagents ``BackendProtocol``: the same file operations, no shell.
 
-Background commands and streamed exec are not here yet: they will be methods
-of ``ThreadBackend`` built on the thread's command routes (``Client.threads``).
+Beyond deepagents' shape, ``ThreadBackend`` streams a command's output as it is
+printed (``execute_streaming``) and runs commands in the background
+(``start_command``, ``follow_command``, ``kill_command``; the rest of the command
+routes are ``client.threads``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ._protocol import (
 )
 from .client import Client
 from .errors import ThreadboxError
-from .models import DirListing
+from .models import Command, DirListing, StreamEvent
 
 # deepagents' FileOperationError values.
 FILE_NOT_FOUND = "file_not_found"
@@ -458,6 +460,48 @@ class ThreadBackend(*_THREAD_BASES):  # type: ignore[misc]
             output = f"Error: the command timed out after {t or 'the default'} seconds"
         return ExecuteResponse(output=output, exit_code=r.exit_code, truncated=r.truncated)
 
+    def execute_streaming(
+        self,
+        command: str,
+        on_output: Callable[[str], object],
+        *,
+        timeout: int | None = None,
+        kill_on_disconnect: bool = False,
+    ) -> ExecuteResponse:
+        """``execute``, with the output passed to ``on_output`` piece by piece as it is
+        printed (never splitting a character). The result is ``execute``'s, and keeps
+        the output printed before a timeout. If this returns early (an exception,
+        also from ``on_output``), the command runs on unless ``kill_on_disconnect``."""
+        t = timeout if timeout else self._exec_timeout
+        return _to_response(
+            self._client.threads.exec_stream(self._thread_id, command, timeout_s=t, kill_on_disconnect=kill_on_disconnect),
+            on_output,
+        )
+
+    def start_command(
+        self,
+        command: str,
+        *,
+        timeout: int | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Command:
+        """Start a command in the background (a server, a build) and return at once:
+        its ``command_id`` is for ``follow_command``, ``kill_command`` and the
+        ``client.threads`` command routes. It keeps the sandbox up until it ends (at
+        its timeout at the latest: ``timeout`` seconds, the backend's default)."""
+        t = timeout if timeout else self._exec_timeout
+        return self._client.threads.start_command(self._thread_id, command, cwd=cwd, env=env, timeout_s=t)
+
+    def follow_command(self, command_id: str, on_output: Callable[[str], object] | None = None) -> ExecuteResponse:
+        """Wait for a background command to end, passing its output (from the first
+        byte) to ``on_output`` as it is printed; its result as ``execute``'s."""
+        return _to_response(self._client.threads.follow_command(self._thread_id, command_id), on_output)
+
+    def kill_command(self, command_id: str) -> Command:
+        """Kill a background command (SIGTERM, then SIGKILL); the command as it ended."""
+        return self._client.threads.kill_command(self._thread_id, command_id)
+
     def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         """Write files (parents created, existing ones replaced): one response per
         file, in order, ``error`` one of deepagents' file errors or ``None``."""
@@ -502,6 +546,25 @@ class ThreadBackend(*_THREAD_BASES):  # type: ignore[misc]
     def delete_thread(self) -> None:
         """Delete the thread and its sandbox (not named ``delete``, which deletes a file)."""
         self._client.threads.delete(self._thread_id)
+
+
+def _to_response(events: Iterator[StreamEvent], on_output: Callable[[str], object] | None) -> ExecuteResponse:
+    """A streamed command's result, its output passed on as it comes. A command whose
+    sandbox went away before its end was seen has no exit code."""
+    parts: list[str] = []
+    last: StreamEvent | None = None
+    for ev in events:
+        if ev.type == "output":
+            parts.append(ev.data)
+            if on_output is not None:
+                on_output(ev.data)
+        elif ev.type == "exit":
+            last = ev
+    output = "".join(parts)
+    assert last is not None  # the events end with exit, or raise
+    if last.timed_out and not output:
+        output = "Error: the command timed out"
+    return ExecuteResponse(output=output, exit_code=last.exit_code, truncated=last.truncated)
 
 
 class FilesBackend(_RestFileOps, _WalkSearch, BackendProtocol):  # type: ignore[misc]

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import uuid
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 from urllib.parse import quote, urlsplit
 
-from ._http import Response, Transport
-from .errors import Conflict, ThreadboxError
+from ._http import Response, Stream, Transport
+from .errors import Conflict, ConnectionFailed, StreamBroken, ThreadboxError
 from .models import (
     Activation,
+    Command,
+    CommandOutput,
     DirListing,
     DownloadResult,
     ExecResult,
@@ -31,6 +34,7 @@ from .models import (
     Skill,
     SkillUploaded,
     Snapshot,
+    StreamEvent,
     Thread,
     Upload,
     UploadResult,
@@ -43,6 +47,11 @@ from .models import (
 EXEC_GRACE = 30.0
 #: The server's default command timeout (``timeout_s`` omitted).
 DEFAULT_EXEC_TIMEOUT = 300
+#: The longest a followed command can run (one lease: 24 h minus 30 s), as a
+#: read timeout for its stream, which may be silent for as long as it runs.
+MAX_COMMAND_SECONDS = 24 * 3600
+#: The media type of streamed answers.
+NDJSON = "application/x-ndjson"
 
 
 def _seg(s: str) -> str:
@@ -67,6 +76,37 @@ def _stream_file(t: Transport, route: str, path: str, out: BinaryIO) -> int:
             out.write(chunk)
             n += len(chunk)
         return n
+
+
+def _exec_body(command: str, cwd: str | None, env: dict[str, str] | None, timeout_s: int | None) -> dict[str, Any]:
+    """The body of an exec or a command start."""
+    body: dict[str, Any] = {"command": command}
+    if cwd is not None:
+        body["cwd"] = cwd
+    if env:
+        body["env"] = env
+    if timeout_s is not None:
+        body["timeout_s"] = timeout_s
+    return body
+
+
+def _events(stream: Stream) -> Iterator[StreamEvent]:
+    """The events of a streamed answer, up to and with its ``exit``; the stream's
+    ``error`` event raises ``StreamBroken``. Closing the iterator early closes the
+    connection (the command runs on unless it was started with kill_on_disconnect)."""
+    with stream:
+        for line in stream.iter_lines():
+            if not line:
+                continue
+            d = json.loads(line)
+            if d.get("type") == "error":
+                e = d.get("error") or {}
+                raise StreamBroken(0, str(e.get("code", "stream_broken")), str(e.get("message", "the stream broke off")))
+            ev = StreamEvent.from_json(d)
+            yield ev
+            if ev.type == "exit":
+                return
+    raise ConnectionFailed(0, "connection_failed", "the stream ended before the command did")
 
 
 def _range_header(offset: int | None, length: int | None) -> dict[str, str]:
@@ -99,7 +139,7 @@ def _multipart(files: Iterable[tuple[str, bytes]]) -> tuple[str, bytes]:
 
 
 class Threads:
-    """Threads, their commands, files and leases (``/v1/threads``)."""
+    """Threads, their commands (plain, streamed, background), files and leases (``/v1/threads``)."""
 
     def __init__(self, t: Transport) -> None:
         self._t = t
@@ -137,16 +177,83 @@ class Threads:
         timeout_s: int | None = None,
     ) -> ExecResult:
         """execCommand: run a shell command and wait for it."""
-        body: dict[str, Any] = {"command": command}
-        if cwd is not None:
-            body["cwd"] = cwd
-        if env:
-            body["env"] = env
-        if timeout_s is not None:
-            body["timeout_s"] = timeout_s
         wait = (timeout_s or DEFAULT_EXEC_TIMEOUT) + EXEC_GRACE
-        resp = self._t.request("POST", self._p(thread_id, "/exec"), json_body=body, timeout=max(wait, self._t.timeout))
+        resp = self._t.request(
+            "POST", self._p(thread_id, "/exec"), json_body=_exec_body(command, cwd, env, timeout_s),
+            timeout=max(wait, self._t.timeout),
+        )
         return ExecResult.from_json(resp.json())
+
+    def exec_stream(
+        self,
+        thread_id: str,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_s: int | None = None,
+        kill_on_disconnect: bool = False,
+    ) -> Iterator[StreamEvent]:
+        """execCommand, streamed: the command's events as it prints (``command`` first,
+        then ``output`` pieces, ``exit`` last). Leaving the iterator early does not stop
+        the command (follow it again with ``follow_command``) unless kill_on_disconnect."""
+        body = _exec_body(command, cwd, env, timeout_s)
+        if kill_on_disconnect:
+            body["kill_on_disconnect"] = True
+        wait = (timeout_s or DEFAULT_EXEC_TIMEOUT) + EXEC_GRACE
+        return _events(self._t.open(
+            "POST", self._p(thread_id, "/exec"), json_body=body, headers={"Accept": NDJSON},
+            timeout=max(wait, self._t.timeout),
+        ))
+
+    def start_command(
+        self,
+        thread_id: str,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout_s: int | None = None,
+    ) -> Command:
+        """startCommand: start a background command; answers at once."""
+        resp = self._t.request(
+            "POST", self._p(thread_id, "/commands"), json_body=_exec_body(command, cwd, env, timeout_s), ok=(202,)
+        )
+        return Command.from_json(resp.json())
+
+    def commands(self, thread_id: str) -> list[Command]:
+        """listCommands: newest first."""
+        return [Command.from_json(c) for c in self._t.request("GET", self._p(thread_id, "/commands")).json()["commands"]]
+
+    def command(self, thread_id: str, command_id: str) -> Command:
+        """getCommand: as it is now."""
+        return Command.from_json(self._t.request("GET", self._p(thread_id, "/commands/" + _seg(command_id))).json())
+
+    def command_output(self, thread_id: str, command_id: str) -> CommandOutput:
+        """getCommandOutput: what it printed so far (all of it once it ended)."""
+        resp = self._t.request("GET", self._p(thread_id, f"/commands/{_seg(command_id)}/output"))
+        return CommandOutput.from_json(resp.json())
+
+    def follow_command(self, thread_id: str, command_id: str, *, timeout: float | None = None) -> Iterator[StreamEvent]:
+        """getCommandOutput with follow: its events from its first byte until it ends.
+
+        ``timeout`` is the longest the stream may stay silent (default: the longest a
+        command can run)."""
+        return _events(self._t.open(
+            "GET", self._p(thread_id, f"/commands/{_seg(command_id)}/output"), query={"follow": True},
+            headers={"Accept": NDJSON}, timeout=MAX_COMMAND_SECONDS + EXEC_GRACE if timeout is None else timeout,
+        ))
+
+    def signal_command(self, thread_id: str, command_id: str, signal: str) -> None:
+        """signalCommand: ``TERM``, ``INT``, ``HUP``, ``QUIT``, ``USR1``, ``USR2`` or ``KILL``;
+        Conflict(command_not_running) once it ended."""
+        self._t.request(
+            "POST", self._p(thread_id, f"/commands/{_seg(command_id)}/signal"), json_body={"signal": signal}, ok=(204,)
+        )
+
+    def kill_command(self, thread_id: str, command_id: str) -> Command:
+        """killCommand: SIGTERM, SIGKILL 5 s later; the command once it ended."""
+        return Command.from_json(self._t.request("DELETE", self._p(thread_id, "/commands/" + _seg(command_id))).json())
 
     def get_path(self, thread_id: str, path: str) -> bytes | DirListing:
         """getThreadFile: a file's bytes, or a directory's listing."""

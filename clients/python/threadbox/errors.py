@@ -41,6 +41,11 @@ class ConnectionFailed(ThreadboxError):
     """The server could not be reached, or the connection broke mid-answer."""
 
 
+class StreamBroken(ThreadboxError):
+    """A streamed answer broke off after it started (its ``error`` event, status 0): the
+    command runs on; follow it again."""
+
+
 class BadRequest(ThreadboxError):
     """400: the request is malformed (``invalid_path``, ``missing_command``, ...)."""
 

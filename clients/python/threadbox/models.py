@@ -74,6 +74,94 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A background command (or a streamed exec) of a thread.
+
+    ``status``: ``running``, ``exited`` (by itself or of a signal; ``exit_code`` as the
+    shell reports it), ``timed_out`` (124, or 137 when it ignored SIGTERM), ``killed``
+    (after ``kill_command``) or ``lost`` (its sandbox went away first; no exit code).
+    """
+
+    command_id: str
+    thread_id: str
+    command: str
+    cwd: str | None
+    status: str
+    exit_code: int | None
+    timeout_s: int
+    truncated: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Command":
+        code = d.get("exit_code")
+        return cls(
+            command_id=d["command_id"],
+            thread_id=d.get("thread_id", ""),
+            command=d.get("command", ""),
+            cwd=d.get("cwd"),
+            status=d["status"],
+            exit_code=None if code is None else int(code),
+            timeout_s=int(d.get("timeout_s", 0)),
+            truncated=bool(d.get("truncated")),
+            started_at=_ts(d.get("started_at")),
+            finished_at=_ts(d.get("finished_at")),
+        )
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """A command and what it printed so far (stdout and stderr merged); ``truncated``:
+    the output was cut at the server's limit."""
+
+    command: Command
+    output: str
+    truncated: bool
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "CommandOutput":
+        return cls(Command.from_json(d["command"]), d.get("output", ""), bool(d.get("truncated")))
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of a streamed exec or a followed command.
+
+    ``type`` is ``command`` (first: ``command`` is set), ``output`` (``data``), or ``exit``
+    (last: ``command_id``, ``status``, ``exit_code``, ``truncated``, ``timed_out``). A
+    stream that broke off raises instead (its ``error`` event).
+    """
+
+    type: str
+    command: Command | None = None
+    data: str = ""
+    command_id: str = ""
+    status: str = ""
+    exit_code: int | None = None
+    truncated: bool = False
+    timed_out: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "StreamEvent":
+        code = d.get("exit_code")
+        return cls(
+            type=d["type"],
+            command=Command.from_json(d["command"]) if d.get("command") else None,
+            data=d.get("data", ""),
+            command_id=d.get("command_id", ""),
+            status=d.get("status", ""),
+            exit_code=None if code is None else int(code),
+            truncated=bool(d.get("truncated")),
+            timed_out=bool(d.get("timed_out")),
+        )
+
+
+@dataclass(frozen=True)
 class FileEntry:
     """One entry of a directory listing."""
 
