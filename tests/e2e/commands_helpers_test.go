@@ -135,6 +135,15 @@ func (c tc) stream(method, path string, body any) (*http.Response, func() (event
 	}
 }
 
+// follow follows a command to its end and returns its events.
+func (c tc) follow(thread, id string) []event {
+	c.t.Helper()
+	resp, next := c.stream(http.MethodGet, "/v1/threads/"+thread+"/commands/"+id+"/output?follow=true", nil)
+	defer resp.Body.Close()
+	require.Equal(c.t, http.StatusOK, resp.StatusCode)
+	return readAll(next)
+}
+
 // readAll reads every event of a stream.
 func readAll(next func() (event, bool)) []event {
 	var out []event

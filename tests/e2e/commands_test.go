@@ -175,17 +175,13 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 		th := fmt.Sprintf("f%d", i)
 		c.create(th)
 		r := c.startCommand(th, map[string]any{"command": "echo a; sleep 1; echo b; exit 3"})
-		resp, next := c.stream(http.MethodGet, "/v1/threads/"+th+"/commands/"+r.CommandID+"/output?follow=true", nil)
-		events := readAll(next)
-		resp.Body.Close()
+		events := c.follow(th, r.CommandID)
 		require.Equal(t, "a\nb\n", outputOf(events), "%+v", events)
 		require.Equal(t, 3, *events[len(events)-1].ExitCode)
 	}
 
 	// Following an ended command replays its output and ends.
-	resp, next = c.stream(http.MethodGet, "/v1/threads/f/commands/"+cmd.CommandID+"/output?follow=true", nil)
-	events = readAll(next)
-	resp.Body.Close()
+	events = c.follow("f", cmd.CommandID)
 	require.Equal(t, "first\nsecond\n", outputOf(events))
 	require.Equal(t, "exit", events[len(events)-1].Type)
 
@@ -373,9 +369,7 @@ func TestBackgroundCommandWhenTheLogStreamOutlivesIt(t *testing.T) {
 
 	cmd := c.startCommand("tail", map[string]any{"command": "echo a; sleep 3; echo b; exit 6", "timeout_s": 120})
 	start := time.Now()
-	resp, next := c.stream(http.MethodGet, "/v1/threads/tail/commands/"+cmd.CommandID+"/output?follow=true", nil)
-	events := readAll(next)
-	resp.Body.Close()
+	events := c.follow("tail", cmd.CommandID)
 	require.Less(t, time.Since(start), 20*time.Second, "the follow waited for the stream, not the command")
 	require.Equal(t, "a\nb\n", outputOf(events))
 	last := events[len(events)-1]
