@@ -144,6 +144,13 @@ func (c tc) follow(thread, id string) []event {
 	return readAll(next)
 }
 
+// exitCode is a reported exit code, which must be there.
+func exitCode(t *testing.T, code *int) int {
+	t.Helper()
+	require.NotNil(t, code, "no exit code")
+	return *code
+}
+
 // readAll reads every event of a stream.
 func readAll(next func() (event, bool)) []event {
 	var out []event

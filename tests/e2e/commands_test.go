@@ -50,7 +50,7 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 	got := c.waitCommand("bg", cmd.CommandID, 20*time.Second)
 	require.Equal(t, "exited", got.Command.Status)
 	require.NotNil(t, got.Command.ExitCode)
-	require.Equal(t, 7, *got.Command.ExitCode)
+	require.Equal(t, 7, exitCode(t, got.Command.ExitCode))
 	require.Equal(t, "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\noops\n", got.Output)
 	require.False(t, got.Truncated)
 	require.False(t, got.Command.Truncated)
@@ -64,7 +64,7 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 	big := c.startCommand("bg", map[string]any{"command": `head -c 100000 /dev/zero | tr '\0' x; echo; echo done > ~/after-limit`})
 	got = c.waitCommand("bg", big.CommandID, 20*time.Second)
 	require.Equal(t, "exited", got.Command.Status)
-	require.Equal(t, 0, *got.Command.ExitCode)
+	require.Equal(t, 0, exitCode(t, got.Command.ExitCode))
 	require.True(t, got.Truncated)
 	require.True(t, got.Command.Truncated)
 	require.Equal(t, strings.Repeat("x", 4096), got.Output)
@@ -74,7 +74,7 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 	to := c.startCommand("bg", map[string]any{"command": "echo start; sleep 30", "timeout_s": 1})
 	got = c.waitCommand("bg", to.CommandID, 15*time.Second)
 	require.Equal(t, "timed_out", got.Command.Status)
-	require.Equal(t, 124, *got.Command.ExitCode)
+	require.Equal(t, 124, exitCode(t, got.Command.ExitCode))
 	require.Equal(t, "start\n", got.Output)
 
 	// Bad starts touch nothing.
@@ -133,7 +133,7 @@ func TestBackgroundCommandSurvivesItsReplica(t *testing.T) {
 	requireSandboxUp(t, env, sb, start.Add(6500*time.Millisecond))
 	got := c.waitCommand("r", cmd.CommandID, 20*time.Second)
 	require.Equal(t, "exited", got.Command.Status)
-	require.Equal(t, 0, *got.Command.ExitCode)
+	require.Equal(t, 0, exitCode(t, got.Command.ExitCode))
 	require.Equal(t, "done\n", got.Output)
 	testenv.Eventually(t, 15*time.Second, "the sandbox to idle out once the lease was released", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
@@ -163,7 +163,7 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	last := events[len(events)-1]
 	require.Equal(t, "exit", last.Type, "%+v", events)
 	require.Equal(t, "exited", last.Status)
-	require.Equal(t, 0, *last.ExitCode)
+	require.Equal(t, 0, exitCode(t, last.ExitCode))
 	require.Equal(t, "first\nsecond\n", outputOf(events))
 	require.Equal(t, "output", events[1].Type)
 	require.True(t, strings.HasPrefix(events[1].Data, "first"), events[1].Data)
@@ -177,12 +177,17 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 		r := c.startCommand(th, map[string]any{"command": "echo a; sleep 1; echo b; exit 3"})
 		events := c.follow(th, r.CommandID)
 		require.Equal(t, "a\nb\n", outputOf(events), "%+v", events)
-		require.Equal(t, 3, *events[len(events)-1].ExitCode)
+		require.NotEmpty(t, events)
+		last := events[len(events)-1]
+		require.Equal(t, "exit", last.Type, "%+v", events)
+		require.Equal(t, "exited", last.Status, "%+v", events)
+		require.Equal(t, 3, exitCode(t, last.ExitCode))
 	}
 
 	// Following an ended command replays its output and ends.
 	events = c.follow("f", cmd.CommandID)
 	require.Equal(t, "first\nsecond\n", outputOf(events))
+	require.NotEmpty(t, events)
 	require.Equal(t, "exit", events[len(events)-1].Type)
 
 	// A signal reaches the command; it decides what to do with it.
@@ -206,7 +211,7 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	var killed commandJSON
 	require.NoError(t, json.Unmarshal(body, &killed))
 	require.Equal(t, "killed", killed.Status)
-	require.Equal(t, 143, *killed.ExitCode)
+	require.Equal(t, 143, exitCode(t, killed.ExitCode))
 	resp, body = c.call(http.MethodDelete, path, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	resp, body = c.call(http.MethodPost, path+"/signal", map[string]string{"signal": "TERM"})
@@ -228,7 +233,7 @@ func TestBackgroundCommandFollowSignalKill(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 	got := c.waitCommand("f", k.CommandID, 10*time.Second)
 	require.Equal(t, "exited", got.Command.Status)
-	require.Equal(t, 137, *got.Command.ExitCode)
+	require.Equal(t, 137, exitCode(t, got.Command.ExitCode))
 	count := `for p in /proc/[0-9]*; do { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null; echo; done | grep -c -x 'sleep 1001 ' || true`
 	require.Equal(t, "0\n", c.exec("f", count).Output, "a process of the killed command survived")
 }
@@ -303,13 +308,14 @@ func TestStreamedExec(t *testing.T) {
 	require.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
 	events := readAll(next)
 	resp.Body.Close()
+	require.GreaterOrEqual(t, len(events), 3, "%+v", events)
 	require.Equal(t, "command", events[0].Type, "%+v", events)
 	require.Equal(t, "running", events[0].Command.Status)
 	require.Equal(t, "output", events[1].Type)
 	require.Equal(t, "first\n", events[1].Data)
 	last := events[len(events)-1]
-	require.Equal(t, "exit", last.Type)
-	require.Equal(t, 5, *last.ExitCode)
+	require.Equal(t, "exit", last.Type, "%+v", events)
+	require.Equal(t, 5, exitCode(t, last.ExitCode))
 	require.False(t, last.TimedOut)
 	require.Equal(t, "first\nsecond\n", outputOf(events))
 	require.GreaterOrEqual(t, last.at.Sub(events[1].at), 1500*time.Millisecond, "the first chunk arrived only at the end")
@@ -372,9 +378,10 @@ func TestBackgroundCommandWhenTheLogStreamOutlivesIt(t *testing.T) {
 	events := c.follow("tail", cmd.CommandID)
 	require.Less(t, time.Since(start), 20*time.Second, "the follow waited for the stream, not the command")
 	require.Equal(t, "a\nb\n", outputOf(events))
+	require.NotEmpty(t, events)
 	last := events[len(events)-1]
-	require.Equal(t, "exit", last.Type)
-	require.Equal(t, 6, *last.ExitCode)
+	require.Equal(t, "exit", last.Type, "%+v", events)
+	require.Equal(t, 6, exitCode(t, last.ExitCode))
 
 	// Nobody reads the second one: its end is recorded, its lease released.
 	other := c.startCommand("tail", map[string]any{"command": "sleep 3; echo done", "timeout_s": 120})
