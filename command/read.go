@@ -51,6 +51,11 @@ func (s *Service) Output(ctx context.Context, ref entity.Ref, guard Guard, id st
 				return err
 			}
 			logs, err := sb.Toolbox.SessionCommandLogs(ctx, row.CommandID, row.DaytonaCommandID)
+			if errors.Is(err, daytona.ErrNotFound) {
+				// It ended and its session was deleted meanwhile: its record says how.
+				row, err = s.finish(ctx, sb.Ref, nil, row, nil, Output{})
+				return err
+			}
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,11 @@ func (s *Service) settle(ctx context.Context, sb *sandbox.Sandbox, row db.Thread
 		return row, nil
 	}
 	logs, err := sb.Toolbox.SessionCommandLogs(ctx, row.CommandID, row.DaytonaCommandID)
+	if errors.Is(err, daytona.ErrNotFound) {
+		// Its session was deleted in between: by whoever recorded its end
+		// (a concurrent follow or read), whose record finish returns.
+		return s.finish(ctx, sb.Ref, nil, row, nil, Output{})
+	}
 	if err != nil {
 		return row, err
 	}
