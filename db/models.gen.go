@@ -20,6 +20,20 @@ type ApiKey struct {
 	RevokedAt *time.Time `json:"revoked_at"`
 }
 
+type DavLock struct {
+	Token     string     `json:"token"`
+	UserID    string     `json:"user_id"`
+	Root      string     `json:"root"`
+	ZeroDepth bool       `json:"zero_depth"`
+	Shared    bool       `json:"shared"`
+	Transient bool       `json:"transient"`
+	OwnerXml  string     `json:"owner_xml"`
+	TimeoutS  int64      `json:"timeout_s"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	HeldUntil *time.Time `json:"held_until"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
 type DeadProp struct {
 	UserID    string `json:"user_id"`
 	Path      string `json:"path"`

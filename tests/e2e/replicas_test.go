@@ -1,0 +1,103 @@
+package e2e_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/api/dav/davtest"
+	"github.com/threadbox/threadbox/internal/testenv"
+)
+
+// roundRobin is a load balancer in front of several API replicas: each
+// request goes to the next one, with nothing sticky. served counts the
+// requests each replica got.
+type roundRobin struct {
+	URL    string
+	next   atomic.Uint64
+	served []atomic.Int64
+}
+
+func newRoundRobin(t *testing.T, backends ...string) *roundRobin {
+	t.Helper()
+	rr := &roundRobin{served: make([]atomic.Int64, len(backends))}
+	targets := make([]*url.URL, len(backends))
+	for i, b := range backends {
+		u, err := url.Parse(b)
+		require.NoError(t, err)
+		targets[i] = u
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		i := int((rr.next.Add(1) - 1) % uint64(len(targets)))
+		rr.served[i].Add(1)
+		pr.SetURL(targets[i]) // the replica sees its own Host, as behind most proxies
+		pr.SetXForwarded()
+	}}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	rr.URL = srv.URL
+	return rr
+}
+
+// behind is env as a client behind the load balancer sees it.
+func behind(env *testenv.Env, base string) *testenv.Env {
+	e := *env
+	e.URL = base
+	return &e
+}
+
+// TestReplicas runs two API servers (two `threadbox serve`) over one
+// database, Temporal and Daytona: whatever one replica did, the other
+// honours, so a load balancer needs no stickiness.
+func TestReplicas(t *testing.T) {
+	env := testenv.New(t, testenv.Options{FilesAutoStop: time.Minute})
+	a, b := behind(env, env.URL), behind(env, env.Replica(nil))
+	key := env.UserKey
+
+	t.Run("lock-honoured-by-the-other", func(t *testing.T) {
+		resp, body := fdo(t, a, key, http.MethodPut, "/dav/replicated.txt", strings.NewReader("v1"), nil)
+		require.Equal(t, 201, resp.StatusCode, body)
+		lock := `<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>`
+		resp, body = fdo(t, a, key, "LOCK", "/dav/replicated.txt", strings.NewReader(lock), nil)
+		require.Equal(t, 200, resp.StatusCode, body)
+		require.Contains(t, body, "<D:lockroot><D:href>/dav/replicated.txt</D:href></D:lockroot>")
+		token := resp.Header.Get("Lock-Token")
+
+		resp, _ = fdo(t, b, key, http.MethodPut, "/dav/replicated.txt", strings.NewReader("v2"), nil)
+		require.Equal(t, 423, resp.StatusCode, "replica B honours A's lock")
+		resp, _ = fdo(t, b, key, "MOVE", "/dav/replicated.txt", nil, map[string]string{"Destination": "/dav/moved.txt"})
+		require.Equal(t, 423, resp.StatusCode)
+		resp, body = fdo(t, b, key, http.MethodPut, "/dav/replicated.txt", strings.NewReader("v3"), map[string]string{"If": "(" + token + ")"})
+		require.Equal(t, 201, resp.StatusCode, body)
+		resp, _ = fdo(t, b, key, "UNLOCK", "/dav/replicated.txt", nil, map[string]string{"Lock-Token": token})
+		require.Equal(t, 204, resp.StatusCode, "unlocked through B")
+		resp, body = fdo(t, a, key, http.MethodPut, "/dav/replicated.txt", strings.NewReader("v4"), nil)
+		require.Equal(t, 201, resp.StatusCode, "A sees the unlock: %s", body)
+	})
+
+	t.Run("litmus-round-robin", func(t *testing.T) {
+		rr := newRoundRobin(t, a.URL, b.URL)
+		got, out := davtest.RunLitmus(t, rr.URL+"/dav/", "litmus", key)
+		for _, r := range got {
+			if r.Result != "pass" {
+				t.Errorf("litmus %s: %s", r.Key(), r.Result)
+			}
+		}
+		davtest.CompareWithBaseline(t, got,
+			davtest.LoadResults(t, filepath.Join(testenv.RepoRoot(t), "api/dav/testdata/litmus-baseline-webdav-dir.txt")),
+			davtest.LoadResults(t, filepath.Join(testenv.RepoRoot(t), "api/dav/testdata/litmus-threadbox.txt")))
+		require.Greater(t, rr.served[0].Load(), int64(50))
+		require.Greater(t, rr.served[1].Load(), int64(50))
+		if t.Failed() {
+			t.Log(out)
+		}
+	})
+}
