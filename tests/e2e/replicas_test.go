@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/api/dav/davtest"
+	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
 
@@ -58,7 +61,7 @@ func behind(env *testenv.Env, base string) *testenv.Env {
 // database, Temporal and Daytona: whatever one replica did, the other
 // honours, so a load balancer needs no stickiness.
 func TestReplicas(t *testing.T) {
-	env := testenv.New(t, testenv.Options{FilesAutoStop: time.Minute})
+	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute, FilesAutoStop: time.Minute})
 	a, b := behind(env, env.URL), behind(env, env.Replica(nil))
 	key := env.UserKey
 
@@ -99,5 +102,54 @@ func TestReplicas(t *testing.T) {
 		if t.Failed() {
 			t.Log(out)
 		}
+	})
+
+	t.Run("thread-deleted-through-the-other", func(t *testing.T) {
+		ca, cb := newTC(t, a, key), newTC(t, b, key)
+		ca.create("doomed")
+		// Short commands, so B's uses fit the window it caches (a 300 s
+		// default timeout would outlive a 30 s auto-stop and take a lease).
+		execB := func(cmd string) (*http.Response, []byte) {
+			return cb.call(http.MethodPost, "/v1/threads/doomed/exec", map[string]any{"command": cmd, "timeout_s": 5})
+		}
+		resp, body := execB("echo b")
+		require.Equal(t, 200, resp.StatusCode, string(body))
+		resp, body = execB("echo b")
+		require.Equal(t, 200, resp.StatusCode, "B caches the sandbox's window: %s", body)
+		th := ca.get("doomed")
+		require.NotNil(t, th.SandboxID)
+		sb, err := env.Gateway.GetSandbox(context.Background(), *th.SandboxID)
+		require.NoError(t, err)
+		direct := env.Gateway.Toolbox(sb.ID, sb.ToolboxURL)
+
+		// Hold the delete between its two steps: the row is marked deleted at
+		// once, the workflow (no worker now) destroys the sandbox later.
+		env.StopWorker()
+		deleted := make(chan int, 1)
+		go func() {
+			resp, _ := fdo(t, a, key, http.MethodDelete, "/v1/threads/doomed", nil, nil)
+			deleted <- resp.StatusCode
+		}()
+		testenv.Eventually(t, 10*time.Second, "the thread row marked deleted", func() bool {
+			row, err := db.New(env.Pool).APIGetThread(context.Background(), db.APIGetThreadParams{UserID: env.UserID, ThreadID: "doomed"})
+			return err == nil && row.State == "deleted"
+		})
+		resp, body = execB("touch /home/daytona/reached")
+		requireErr(t, resp, body, 404, "not_found")
+		res, err := direct.Exec(context.Background(), daytona.ExecRequest{Command: "test -e /home/daytona/reached && echo reached || echo untouched", Timeout: time.Minute})
+		require.NoError(t, err, "the sandbox still runs: only its row says deleted")
+		require.Equal(t, "untouched", strings.TrimSpace(res.Output), "B must not use a deleted thread's sandbox")
+
+		env.StartWorker()
+		require.Contains(t, []int{202, 204}, <-deleted)
+		resp, body = execB("true")
+		requireErr(t, resp, body, 404, "not_found")
+
+		// Created again through A: B serves the new thread, never the old sandbox.
+		ca.create("doomed")
+		resp, body = execB("echo again")
+		require.Equal(t, 200, resp.StatusCode, string(body))
+		require.Contains(t, string(body), "again")
+		require.NotEqual(t, *th.SandboxID, *ca.get("doomed").SandboxID)
 	})
 }
