@@ -43,16 +43,17 @@ type DeadProp struct {
 }
 
 type LifecycleEvent struct {
-	ID         int64     `json:"id"`
-	DedupKey   string    `json:"dedup_key"`
-	EntityKind string    `json:"entity_kind"`
-	UserID     string    `json:"user_id"`
-	EntityID   string    `json:"entity_id"`
-	SandboxID  string    `json:"sandbox_id"`
-	Event      string    `json:"event"`
-	Cause      string    `json:"cause"`
-	Detail     string    `json:"detail"`
-	OccurredAt time.Time `json:"occurred_at"`
+	ID           int64      `json:"id"`
+	DedupKey     string     `json:"dedup_key"`
+	EntityKind   string     `json:"entity_kind"`
+	UserID       string     `json:"user_id"`
+	EntityID     string     `json:"entity_id"`
+	SandboxID    string     `json:"sandbox_id"`
+	Event        string     `json:"event"`
+	Cause        string     `json:"cause"`
+	Detail       string     `json:"detail"`
+	OccurredAt   time.Time  `json:"occurred_at"`
+	StopDeadline *time.Time `json:"stop_deadline"`
 }
 
 type Sandbox struct {

@@ -222,6 +222,7 @@ func (e *entityRun) fail(ctx workflow.Context, err error) {
 
 // stop stops the sandbox once its deadline passed and no lease is live.
 func (e *entityRun) stop(ctx workflow.Context) {
+	deadline := e.stopDeadline() // the policy this stop carries out, for the ledger
 	e.op = opStopping
 	res, err := e.stopSandbox(ctx)
 	e.op = opNone
@@ -241,7 +242,7 @@ func (e *entityRun) stop(ctx workflow.Context) {
 	if e.in.Config.AutoDelete > 0 {
 		e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
 	}
-	e.transition(ctx, "stopped", activities.CauseIdleTimer, "")
+	e.transitionWith(ctx, "stopped", activities.CauseIdleTimer, "", func(ev *activities.LifecycleEvent) { ev.StopDeadline = deadline })
 }
 
 // autoDelete deletes a sandbox that stayed stopped for AutoDelete. The

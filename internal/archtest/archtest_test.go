@@ -27,7 +27,7 @@ var layers = map[string]int{
 	"entity": 0, "config": 0, "db": 0, "daytona": 0, "skills": 0, "skills/skilltest": 0,
 	"emulator": 0, "devstack": 0, "api/dav/davtest": 0, "internal/httpserve": 0,
 	// Building blocks over the leaves.
-	"clientpath": 1, "auth": 1, "sandboxfs": 1, "metrics": 1, "davlock": 1,
+	"clientpath": 1, "auth": 1, "sandboxfs": 1, "metrics": 1, "davlock": 1, "usage": 1,
 	"activities": 2,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
 	"workflows": 3, "sandbox": 3,
