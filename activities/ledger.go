@@ -28,27 +28,27 @@ const (
 // is updated in the same transaction as the ledger.
 type LifecycleEvent struct {
 	// DedupKey makes a retried write a no-op (workflow id, run id, sequence).
-	DedupKey   string
-	Kind       entity.Kind
-	UserID     string
-	ThreadID   string
-	SandboxID  string
-	Event      string // created, started, stopped, deleted, failed, …
-	Cause      string // one of the Cause* constants
-	Detail     string
-	OccurredAt time.Time
+	DedupKey   string      `json:"DedupKey"`
+	Kind       entity.Kind `json:"Kind"`
+	UserID     string      `json:"UserID"`
+	ThreadID   string      `json:"ThreadID"`
+	SandboxID  string      `json:"SandboxID"`
+	Event      string      `json:"Event"` // created, started, stopped, deleted, failed, …
+	Cause      string      `json:"Cause"` // one of the Cause* constants
+	Detail     string      `json:"Detail"`
+	OccurredAt time.Time   `json:"OccurredAt"`
 	// StopDeadline is the policy deadline an idle stop carried out (set on
 	// "stopped" rows only): the ledger's measure of late stops.
-	StopDeadline time.Time
+	StopDeadline time.Time `json:"StopDeadline"`
 
 	// Thread row after the transition (threads only).
-	State          string // creating, running, stopped, deleted, error
-	Generation     int
-	Snapshot       string
-	LastActivityAt time.Time
-	AutoStopAt     time.Time
-	AutoDeleteAt   time.Time
-	ErrorMessage   string
+	State          string    `json:"State"` // creating, running, stopped, deleted, error
+	Generation     int       `json:"Generation"`
+	Snapshot       string    `json:"Snapshot"`
+	LastActivityAt time.Time `json:"LastActivityAt"`
+	AutoStopAt     time.Time `json:"AutoStopAt"`
+	AutoDeleteAt   time.Time `json:"AutoDeleteAt"`
+	ErrorMessage   string    `json:"ErrorMessage"`
 }
 
 // RecordLifecycleEvent writes a transition to the lifecycle ledger and, for
@@ -59,34 +59,19 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 	// the counters and the usage report (read from the rows) agree.
 	ev.OccurredAt = ev.OccurredAt.Truncate(time.Microsecond)
 	ev.StopDeadline = ev.StopDeadline.Truncate(time.Microsecond)
-	entityID := ev.ThreadID
-	if ev.Kind == entity.KindFiles {
-		entityID = ev.UserID
-	}
 	recorded := false
 	var ran time.Duration // the running interval this row ends, if any
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
-		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
-			DedupKey:     ev.DedupKey,
-			EntityKind:   string(ev.Kind),
-			UserID:       ev.UserID,
-			EntityID:     entityID,
-			SandboxID:    ev.SandboxID,
-			Event:        ev.Event,
-			Cause:        ev.Cause,
-			Detail:       ev.Detail,
-			OccurredAt:   ev.OccurredAt,
-			StopDeadline: optionalTime(ev.StopDeadline),
-		})
+		n, err := insertLedgerRow(ctx, q, ev)
 		if err != nil {
-			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+			return err
 		}
 		recorded = n > 0
 		if n == 0 {
 			return nil // already recorded by an earlier attempt
 		}
-		if ran, err = a.runningUntil(ctx, q, ev, entityID); err != nil {
+		if ran, err = runningUntil(ctx, q, ev); err != nil {
 			return err
 		}
 		if ev.Kind != entity.KindThread {
@@ -119,12 +104,12 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 // runningUntil is how long the sandbox ran until ev, when ev ends a running
 // interval (or starts another while one was open), by the rule of package
 // usage, so the counter and the usage report agree.
-func (a *Activities) runningUntil(ctx context.Context, q *db.Queries, ev LifecycleEvent, entityID string) (time.Duration, error) {
+func runningUntil(ctx context.Context, q *db.Queries, ev LifecycleEvent) (time.Duration, error) {
 	if !usage.Starts(ev.Event) && !usage.Ends(ev.Event) {
 		return 0, nil
 	}
 	prev, err := q.PreviousRunBoundary(ctx, db.PreviousRunBoundaryParams{EntityKind: string(ev.Kind), UserID: ev.UserID,
-		EntityID: entityID, At: ev.OccurredAt, DedupKey: ev.DedupKey, Boundaries: usage.Boundaries()})
+		EntityID: ledgerEntityID(ev), At: ev.OccurredAt, DedupKey: ev.DedupKey, Boundaries: usage.Boundaries()})
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !usage.Starts(prev.Event)) {
 		return 0, nil
 	}
@@ -134,9 +119,41 @@ func (a *Activities) runningUntil(ctx context.Context, q *db.Queries, ev Lifecyc
 	return max(ev.OccurredAt.Sub(prev.OccurredAt), 0), nil
 }
 
+// ledgerEntityID is the ledger's entity id: the thread, or for a files
+// session its user.
+func ledgerEntityID(ev LifecycleEvent) string {
+	if ev.Kind == entity.KindFiles {
+		return ev.UserID
+	}
+	return ev.ThreadID
+}
+
 func optionalTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
 	return &t
+}
+
+// insertLedgerRow writes the ledger row of ev alone; n is 0 when an earlier
+// attempt already wrote it. The orphan reconciler uses it directly: an orphan
+// is not a transition of its thread, whose row (live or not) it must leave
+// alone.
+func insertLedgerRow(ctx context.Context, q *db.Queries, ev LifecycleEvent) (n int64, err error) {
+	n, err = q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
+		DedupKey:     ev.DedupKey,
+		EntityKind:   string(ev.Kind),
+		UserID:       ev.UserID,
+		EntityID:     ledgerEntityID(ev),
+		SandboxID:    ev.SandboxID,
+		Event:        ev.Event,
+		Cause:        ev.Cause,
+		Detail:       ev.Detail,
+		OccurredAt:   ev.OccurredAt,
+		StopDeadline: optionalTime(ev.StopDeadline),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+	}
+	return n, nil
 }
