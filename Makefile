@@ -3,6 +3,7 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
+VERSITYGW_VERSION := v1.8.0
 
 .PHONY: run test tools bwrap sqlc sqlc-check vet build bench
 
@@ -22,14 +23,18 @@ bwrap:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends bubblewrap; }
 
-## tools: install the Temporal CLI and sqlc into .bin/ when missing
-tools: $(BIN)/temporal $(BIN)/sqlc
+## tools: install the Temporal CLI, sqlc and versitygw (the S3-compatible gateway the
+## upload tests spool into; Apache-2.0) into .bin/ when missing
+tools: $(BIN)/temporal $(BIN)/sqlc $(BIN)/versitygw
 
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
 
 $(BIN)/sqlc:
 	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## sqlc: regenerate db/*.gen.go from db/queries and db/migrations
 sqlc: $(BIN)/sqlc

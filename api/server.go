@@ -123,6 +123,10 @@ func New(d Deps) (*Server, error) {
 	e.Match(dav.Methods, "/dav", davHandler)
 	e.Match(dav.Methods, "/dav/*", davHandler)
 
+	spool, err := uploadSpool(d)
+	if err != nil {
+		return nil, err
+	}
 	up, err := uploads.New(uploads.Config{
 		Dir:        d.Config.UploadDir,
 		BasePath:   "/v1/uploads/",
@@ -131,6 +135,7 @@ func New(d Deps) (*Server, error) {
 		Queries:    q,
 		Logger:     d.Logger.With("component", "uploads"),
 		Volumes:    volumes,
+		Spool:      spool,
 	})
 	if err != nil {
 		return nil, err

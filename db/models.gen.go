@@ -140,6 +140,18 @@ type Upload struct {
 	CompletedAt *time.Time `json:"completed_at"`
 }
 
+type UploadLock struct {
+	UploadID  string    `json:"upload_id"`
+	Holder    string    `json:"holder"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type UploadSpool struct {
+	UploadID  string    `json:"upload_id"`
+	SpoolID   string    `json:"spool_id"`
+	TouchedAt time.Time `json:"touched_at"`
+}
+
 type Volume struct {
 	UserID          string     `json:"user_id"`
 	VolumeName      string     `json:"volume_name"`

@@ -2,19 +2,24 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/api/dav/davtest"
+	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/internal/testenv"
@@ -29,7 +34,9 @@ type roundRobin struct {
 	served []atomic.Int64
 }
 
-func newRoundRobin(t *testing.T, backends ...string) *roundRobin {
+// newRoundRobin starts the balancer. With keepHost the replicas see the
+// client's Host (as behind most ingresses), else their own.
+func newRoundRobin(t *testing.T, keepHost bool, backends ...string) *roundRobin {
 	t.Helper()
 	rr := &roundRobin{served: make([]atomic.Int64, len(backends))}
 	targets := make([]*url.URL, len(backends))
@@ -41,7 +48,10 @@ func newRoundRobin(t *testing.T, backends ...string) *roundRobin {
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		i := int((rr.next.Add(1) - 1) % uint64(len(targets)))
 		rr.served[i].Add(1)
-		pr.SetURL(targets[i]) // the replica sees its own Host, as behind most proxies
+		pr.SetURL(targets[i])
+		if keepHost {
+			pr.Out.Host = pr.In.Host
+		}
 		pr.SetXForwarded()
 	}}
 	srv := httptest.NewServer(proxy)
@@ -61,8 +71,15 @@ func behind(env *testenv.Env, base string) *testenv.Env {
 // database, Temporal and Daytona: whatever one replica did, the other
 // honours, so a load balancer needs no stickiness.
 func TestReplicas(t *testing.T) {
-	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute, FilesAutoStop: time.Minute})
-	a, b := behind(env, env.URL), behind(env, env.Replica(nil))
+	s3 := testenv.S3(t)
+	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute, FilesAutoStop: time.Minute,
+		Configure: func(c *config.Config) {
+			c.UploadS3Endpoint, c.UploadS3Region, c.UploadS3Bucket = s3.Endpoint, s3.Region, s3.Bucket
+			c.UploadS3AccessKey, c.UploadS3SecretKey = s3.AccessKey, s3.SecretKey
+		}})
+	// The second replica shares the database, Temporal, Daytona and the
+	// bucket, not a directory.
+	a, b := behind(env, env.URL), behind(env, env.Replica(func(c *config.Config) { c.UploadDir = t.TempDir() }))
 	key := env.UserKey
 
 	t.Run("lock-honoured-by-the-other", func(t *testing.T) {
@@ -87,7 +104,7 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("litmus-round-robin", func(t *testing.T) {
-		rr := newRoundRobin(t, a.URL, b.URL)
+		rr := newRoundRobin(t, false, a.URL, b.URL)
 		got, out := davtest.RunLitmus(t, rr.URL+"/dav/", "litmus", key)
 		for _, r := range got {
 			if r.Result != "pass" {
@@ -151,5 +168,42 @@ func TestReplicas(t *testing.T) {
 		require.Equal(t, 200, resp.StatusCode, string(body))
 		require.Contains(t, string(body), "again")
 		require.NotEqual(t, *th.SandboxID, *ca.get("doomed").SandboxID)
+	})
+
+	t.Run("tus-resumed-on-the-other", func(t *testing.T) {
+		data := make([]byte, 12<<20+4321)
+		_, _ = rand.Read(data)
+		loc, status := tusCreate(t, a, key, "uploads/across.bin", len(data))
+		require.Equal(t, 201, status, loc)
+		first := 7<<20 + 3
+		require.Equal(t, 204, tusPatch(t, a, key, loc, 0, data[:first]).StatusCode, "started on A")
+
+		resp, _ := fdo(t, b, key, http.MethodHead, loc, nil, tusHeaders(nil))
+		require.Equal(t, 200, resp.StatusCode)
+		require.Equal(t, strconv.Itoa(first), resp.Header.Get("Upload-Offset"), "B knows how far A got")
+		other := env.Key("tusother-"+env.UserID, false)
+		resp, _ = fdo(t, b, other, http.MethodHead, loc, nil, tusHeaders(nil))
+		require.Equal(t, 404, resp.StatusCode, "another user's upload does not exist for them on B either")
+		resp = tusPatch(t, b, key, loc, first, data[first:])
+		require.Equal(t, 204, resp.StatusCode, "finished on B")
+		require.Equal(t, "true", resp.Header.Get("Upload-Stored"))
+
+		resp, body := fdo(t, a, key, http.MethodGet, "/v1/files?path=uploads/across.bin", nil, nil)
+		require.Equal(t, 200, resp.StatusCode)
+		require.Equal(t, sha256hex(data), sha256hex([]byte(body)))
+		resp, _ = fdo(t, a, key, http.MethodHead, loc, nil, tusHeaders(nil))
+		require.Equal(t, 200, resp.StatusCode)
+		require.Equal(t, strconv.Itoa(len(data)), resp.Header.Get("Upload-Offset"), "A answers the finished upload")
+		objs, err := s3.Client.ListObjectsV2(context.Background(), &s3api.ListObjectsV2Input{Bucket: aws.String(s3.Bucket)})
+		require.NoError(t, err)
+		require.Empty(t, objs.Contents, "the spool is gone from the bucket")
+	})
+
+	t.Run("tus-round-robin", func(t *testing.T) {
+		// Every request of the protocol suite lands on the next replica.
+		rr := newRoundRobin(t, true, a.URL, b.URL)
+		testTusProtocol(t, behind(env, rr.URL), key)
+		require.Greater(t, rr.served[0].Load(), int64(3))
+		require.Greater(t, rr.served[1].Load(), int64(3))
 	})
 }
