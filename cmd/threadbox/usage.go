@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/usage"
 )
@@ -33,11 +32,7 @@ func newUsageCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := config.FromEnvironment()
-			if err != nil {
-				return err
-			}
-			pool, err := openDatabase(ctx, cfg, newLogger(cfg))
+			pool, err := environmentDatabase(ctx)
 			if err != nil {
 				return err
 			}
