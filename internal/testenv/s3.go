@@ -17,7 +17,7 @@ import (
 )
 
 // S3Server is a real S3-compatible server for tests: versitygw (Apache-2.0,
-// an S3 gateway over a directory, `make tools` builds it into .bin/) with
+// an S3 gateway over a directory, `make versitygw` builds it into .bin/) with
 // one empty bucket.
 type S3Server struct {
 	Endpoint  string
@@ -35,7 +35,7 @@ func S3(t testing.TB) S3Server {
 	t.Helper()
 	bin := filepath.Join(RepoRoot(t), ".bin", "versitygw")
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("versitygw missing at %s: run `make tools`", bin)
+		t.Fatalf("versitygw missing at %s: run `make versitygw` (make test does)", bin)
 	}
 	s := S3Server{Region: "us-east-1", Bucket: "threadbox-test", AccessKey: "test-access-" + randomHex(4), SecretKey: "test-secret-" + randomHex(8)}
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
