@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/threadbox/threadbox/auth"
-	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 )
 
@@ -22,11 +21,7 @@ func newAPIKeyCommand() *cobra.Command {
 			if err := auth.ValidUserID(user); err != nil {
 				return fmt.Errorf("--user: %w", err)
 			}
-			cfg, err := config.FromEnvironment()
-			if err != nil {
-				return err
-			}
-			pool, err := openDatabase(ctx, cfg, newLogger(cfg))
+			pool, err := environmentDatabase(ctx)
 			if err != nil {
 				return err
 			}
