@@ -49,7 +49,7 @@ type Deps struct {
 type Server struct {
 	cfg      config.Config
 	pool     *pgxpool.Pool
-	keys     *auth.Store
+	keys     *auth.Cache
 	temporal client.Client
 	daytona  *daytona.Gateway
 	log      *slog.Logger
@@ -69,10 +69,11 @@ func New(d Deps) (*Server, error) {
 		d.Registry = prometheus.NewRegistry()
 	}
 	q := db.New(d.Pool)
+	keyStore := auth.NewStore(q)
 	s := &Server{
 		cfg:      d.Config,
 		pool:     d.Pool,
-		keys:     auth.NewStore(q),
+		keys:     auth.NewCache(keyStore, d.Logger, nil),
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
@@ -82,6 +83,7 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.closers = append(s.closers, s.keys.Close)
 	sandboxes := sandbox.New(sandbox.Options{
 		Temporal:  d.Temporal,
 		Gateway:   d.Daytona,
@@ -116,6 +118,7 @@ func New(d Deps) (*Server, error) {
 	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
+	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))
 
 	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
 	e.Match(dav.Methods, "/dav", davHandler)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -130,9 +131,10 @@ func TestAuthentication(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.JSONEq(t, `{"user_id":"root","admin":true}`, string(body))
 
-	// A revoked key is refused.
+	// A revoked key is refused within auth.CacheTTL (the contract: a second).
 	_, err = keys.Revoke(ctx, row.ID)
 	require.NoError(t, err)
+	time.Sleep(auth.CacheTTL)
 	resp, body = do(t, "GET", ts.URL+"/v1/whoami", userKey, nil)
 	requireError(t, resp, body, 401, "unauthorized")
 }

@@ -11,13 +11,15 @@ import (
 )
 
 type ApiKey struct {
-	ID        uuid.UUID  `json:"id"`
-	UserID    string     `json:"user_id"`
-	KeyHash   []byte     `json:"key_hash"`
-	KeyPrefix string     `json:"key_prefix"`
-	IsAdmin   bool       `json:"is_admin"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
+	ID         uuid.UUID  `json:"id"`
+	UserID     string     `json:"user_id"`
+	KeyHash    []byte     `json:"key_hash"`
+	KeyPrefix  string     `json:"key_prefix"`
+	IsAdmin    bool       `json:"is_admin"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 type DeadProp struct {
