@@ -43,6 +43,12 @@ type LifecycleEvent struct {
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
+type RunningSandbox struct {
+	SandboxType string `json:"sandbox_type"`
+	UserID      string `json:"user_id"`
+	ThreadID    string `json:"thread_id"`
+}
+
 type Sandbox struct {
 	SandboxID   string     `json:"sandbox_id"`
 	Name        string     `json:"name"`
@@ -55,6 +61,14 @@ type Sandbox struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	DeletedAt   *time.Time `json:"deleted_at"`
+}
+
+type SandboxClaim struct {
+	Token       uuid.UUID `json:"token"`
+	SandboxType string    `json:"sandbox_type"`
+	UserID      string    `json:"user_id"`
+	ThreadID    string    `json:"thread_id"`
+	ExpiresAt   time.Time `json:"expires_at"`
 }
 
 type Skill struct {

@@ -28,7 +28,7 @@ var layers = map[string]int{
 	"emulator": 0, "devstack": 0, "api/dav/davtest": 0, "internal/httpserve": 0,
 	// Building blocks over the leaves.
 	"clientpath": 1, "auth": 1, "sandboxfs": 1, "metrics": 1,
-	"activities": 2,
+	"activities": 2, "admission": 2,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
 	"workflows": 3, "sandbox": 3,
 	"volume": 4, "worker": 4,

@@ -235,6 +235,11 @@ func New(t testing.TB, opts Options) *Env {
 	cfg.AutoDeleteInterval = config.Interval(opts.AutoDelete)
 	cfg.FilesAutoStopInterval = config.Interval(opts.FilesAutoStop)
 	cfg.UploadDir = t.TempDir()
+	// The suites and benchmarks ask more of one user than a deployment's
+	// defaults allow; the limits stay on (so every cold ensure goes through
+	// admission) but out of the way. Admission tests configure their own.
+	cfg.MaxThreadsPerUser, cfg.MaxRunningSandboxesPerUser, cfg.MaxRunningSandboxes = 10_000, 10_000, 10_000
+	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
