@@ -61,3 +61,36 @@ func TestUserFilesCannotRunInABrowser(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.Empty(t, resp.Header.Get("Content-Disposition"))
 }
+
+// A page on another site can post a multipart form (no CORS preflight) to
+// the API, and a browser that used /dav/ attaches the Basic credentials it
+// cached: such a post is refused before it touches anything, while the same
+// request from an API client (no Origin, no Sec-Fetch-Site) is served.
+func TestCrossSiteFormPostIsRefused(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	c := newTC(t, env, env.UserKey)
+	c.create("web")
+	basic := func(req *http.Request) { req.SetBasicAuth("me", env.UserKey) }
+
+	post := func(hdr map[string]string, path string) *http.Response {
+		ct, body := multipartBody(t, path, "planted")
+		req, err := http.NewRequest(http.MethodPost, env.URL+"/v1/threads/web/files/upload", body)
+		require.NoError(t, err)
+		basic(req)
+		req.Header.Set("Content-Type", ct)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := httpClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	resp := post(map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}, "/home/daytona/evil.sh")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	require.Equal(t, 1, c.exec("web", "test -e /home/daytona/evil.sh").ExitCode, "nothing was written")
+
+	resp = post(nil, "/home/daytona/fine.sh")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 0, c.exec("web", "test -e /home/daytona/fine.sh").ExitCode)
+}
