@@ -292,3 +292,32 @@ func gather(t *testing.T, reg *prometheus.Registry, series string) float64 {
 	t.Fatalf("no series %s", series)
 	return 0
 }
+
+// BenchmarkAdmission is what admission adds to a thread create: the row
+// within the thread limit, and the sandbox admission of its first ensure
+// (claim and release).
+func BenchmarkAdmission(b *testing.B) {
+	pool, _ := testenv.Database(b)
+	c := admission.New(admission.Options{Pool: pool, Limits: admission.Limits{ThreadsPerUser: 1 << 30, RunningPerUser: 1 << 30, RunningTotal: 1 << 30}})
+	ctx := context.Background()
+	b.Run("create-thread", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := c.CreateThread(ctx, "alice", fmt.Sprint("t", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("admit-sandbox", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			release, err := c.AdmitSandbox(ctx, thread("alice", fmt.Sprint("s", i)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			release()
+		}
+	})
+}

@@ -85,18 +85,12 @@ func (c *Controller) CreateThread(ctx context.Context, userID, threadID string) 
 			if err := q.AdmissionLockUserThreads(ctx, userID); err != nil {
 				return fmt.Errorf("locking %s's threads: %w", userID, err)
 			}
-			live, err := q.AdmissionThreadIsLive(ctx, db.AdmissionThreadIsLiveParams{UserID: userID, ThreadID: threadID})
+			n, err := q.AdmissionCountThreads(ctx, db.AdmissionCountThreadsParams{UserID: userID, ThreadID: threadID})
 			if err != nil {
-				return fmt.Errorf("reading thread: %w", err)
+				return fmt.Errorf("counting %s's threads: %w", userID, err)
 			}
-			if !live {
-				n, err := q.AdmissionCountLiveThreads(ctx, userID)
-				if err != nil {
-					return fmt.Errorf("counting %s's threads: %w", userID, err)
-				}
-				if int(n) >= max {
-					return c.refuse(&Error{Limit: ThreadLimit, Max: float64(max), RetryAfter: threadRetryAfter})
-				}
+			if !n.Exists && int(n.Live) >= max {
+				return c.refuse(&Error{Limit: ThreadLimit, Max: float64(max), RetryAfter: threadRetryAfter})
 			}
 		}
 		_, err := q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: userID, ThreadID: threadID})
@@ -139,24 +133,25 @@ func (c *Controller) AdmitSandbox(ctx context.Context, ref entity.Ref) (release 
 		if err := q.AdmissionLockSandboxes(ctx); err != nil {
 			return fmt.Errorf("admission lock: %w", err)
 		}
-		if err := q.AdmissionSweepClaims(ctx); err != nil {
-			return fmt.Errorf("sweeping claims: %w", err)
+		maxUser := 0
+		if perUser {
+			maxUser = c.limits.RunningPerUser
 		}
-		n, err := q.AdmissionCountRunning(ctx, db.AdmissionCountRunningParams{SandboxType: key.SandboxType, UserID: key.UserID, ThreadID: key.ThreadID})
-		if err != nil {
-			return fmt.Errorf("counting running sandboxes: %w", err)
-		}
-		if perUser && int(n.UserAgents) >= c.limits.RunningPerUser {
-			user := ref.UserID
-			return c.refuse(&Error{Limit: SandboxLimit, Max: float64(c.limits.RunningPerUser), RetryAfter: c.nextStop(ctx, q, &user)})
-		}
-		if max := c.limits.RunningTotal; max > 0 && int(n.Total) >= max {
-			return c.refuse(&Error{Limit: TotalSandboxLimit, Max: float64(max), RetryAfter: c.nextStop(ctx, q, nil)})
-		}
-		return q.AdmissionClaim(ctx, db.AdmissionClaimParams{
+		n, err := q.AdmissionClaim(ctx, db.AdmissionClaimParams{
 			Token: token, SandboxType: key.SandboxType, UserID: key.UserID, ThreadID: key.ThreadID,
-			TtlSeconds: claimTTL.Seconds(),
+			TtlSeconds: claimTTL.Seconds(), MaxUserAgents: int32(maxUser), MaxTotal: int32(max(c.limits.RunningTotal, 0)),
 		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("claiming a running sandbox: %w", err)
+		case n.Claimed:
+			return nil
+		case perUser && int(n.UserAgents) >= maxUser:
+			user := ref.UserID
+			return c.refuse(&Error{Limit: SandboxLimit, Max: float64(maxUser), RetryAfter: c.nextStop(ctx, q, &user)})
+		default:
+			return c.refuse(&Error{Limit: TotalSandboxLimit, Max: float64(c.limits.RunningTotal), RetryAfter: c.nextStop(ctx, q, nil)})
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -164,7 +159,14 @@ func (c *Controller) AdmitSandbox(ctx context.Context, ref entity.Ref) (release 
 	return func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if err := c.q.AdmissionRelease(rctx, token); err != nil {
+		err := pgx.BeginFunc(rctx, c.pool, func(tx pgx.Tx) error {
+			q := c.q.WithTx(tx)
+			if err := q.AdmissionAsyncCommit(rctx); err != nil {
+				return err
+			}
+			return q.AdmissionRelease(rctx, token)
+		})
+		if err != nil {
 			// The claim expires on its own after claimTTL.
 			c.log.WarnContext(rctx, "releasing sandbox claim", "workflow_id", ref.WorkflowID(), "err", err)
 		}

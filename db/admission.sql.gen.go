@@ -11,74 +11,101 @@ import (
 	"github.com/google/uuid"
 )
 
-const admissionClaim = `-- name: AdmissionClaim :exec
-INSERT INTO sandbox_claims (token, sandbox_type, user_id, thread_id, expires_at)
-VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8))
+const admissionAsyncCommit = `-- name: AdmissionAsyncCommit :exec
+SELECT set_config('synchronous_commit', 'off', true)
 `
 
-type AdmissionClaimParams struct {
-	Token       uuid.UUID `json:"token"`
-	SandboxType string    `json:"sandbox_type"`
-	UserID      string    `json:"user_id"`
-	ThreadID    string    `json:"thread_id"`
-	TtlSeconds  float64   `json:"ttl_seconds"`
-}
-
-func (q *Queries) AdmissionClaim(ctx context.Context, arg AdmissionClaimParams) error {
-	_, err := q.db.Exec(ctx, admissionClaim,
-		arg.Token,
-		arg.SandboxType,
-		arg.UserID,
-		arg.ThreadID,
-		arg.TtlSeconds,
-	)
+// This transaction's commit need not wait for the disk (see above).
+func (q *Queries) AdmissionAsyncCommit(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, admissionAsyncCommit)
 	return err
 }
 
-const admissionCountLiveThreads = `-- name: AdmissionCountLiveThreads :one
-SELECT count(*)::int AS threads FROM threads WHERE user_id = $1 AND state <> 'deleted'
+const admissionClaim = `-- name: AdmissionClaim :one
+WITH n AS (
+    SELECT count(*)::int AS total,
+           (count(*) FILTER (WHERE sandbox_type = 'agent' AND user_id = $1::text))::int AS user_agents
+    FROM running_sandboxes
+    WHERE NOT (sandbox_type = $2::text AND user_id = $1::text AND thread_id = $3::text)
+), claim AS (
+    INSERT INTO sandbox_claims (token, sandbox_type, user_id, thread_id, expires_at)
+    SELECT $4, $2::text, $1::text, $3::text, now() + make_interval(secs => $5::float8)
+    FROM n
+    WHERE ($6::int = 0 OR n.user_agents < $6::int)
+      AND ($7::int = 0 OR n.total < $7::int)
+    RETURNING token
+)
+SELECT n.total, n.user_agents, EXISTS (SELECT 1 FROM claim)::boolean AS claimed FROM n
 `
 
-func (q *Queries) AdmissionCountLiveThreads(ctx context.Context, userID string) (int32, error) {
-	row := q.db.QueryRow(ctx, admissionCountLiveThreads, userID)
-	var threads int32
-	err := row.Scan(&threads)
-	return threads, err
+type AdmissionClaimParams struct {
+	UserID        string    `json:"user_id"`
+	SandboxType   string    `json:"sandbox_type"`
+	ThreadID      string    `json:"thread_id"`
+	Token         uuid.UUID `json:"token"`
+	TtlSeconds    float64   `json:"ttl_seconds"`
+	MaxUserAgents int32     `json:"max_user_agents"`
+	MaxTotal      int32     `json:"max_total"`
 }
 
-const admissionCountRunning = `-- name: AdmissionCountRunning :one
-SELECT count(*)::int AS total,
-       (count(*) FILTER (WHERE sandbox_type = 'agent' AND user_id = $1))::int AS user_agents
-FROM running_sandboxes
-WHERE NOT (sandbox_type = $2 AND user_id = $1 AND thread_id = $3::text)
-`
-
-type AdmissionCountRunningParams struct {
-	UserID      string `json:"user_id"`
-	SandboxType string `json:"sandbox_type"`
-	ThreadID    string `json:"thread_id"`
-}
-
-type AdmissionCountRunningRow struct {
+type AdmissionClaimRow struct {
 	Total      int32 `json:"total"`
 	UserAgents int32 `json:"user_agents"`
+	Claimed    bool  `json:"claimed"`
 }
 
-// Running sandboxes other than the entity's own: in total, and the user's
-// agent sandboxes.
-func (q *Queries) AdmissionCountRunning(ctx context.Context, arg AdmissionCountRunningParams) (AdmissionCountRunningRow, error) {
-	row := q.db.QueryRow(ctx, admissionCountRunning, arg.UserID, arg.SandboxType, arg.ThreadID)
-	var i AdmissionCountRunningRow
-	err := row.Scan(&i.Total, &i.UserAgents)
+// Counts the running sandboxes other than the entity's own (in total, and
+// the user's agent sandboxes) and, when both are under their limits (0:
+// none), claims a place for the entity until the claim's expiry. Run after
+// AdmissionLockSandboxes, so the count sees every claim committed before.
+func (q *Queries) AdmissionClaim(ctx context.Context, arg AdmissionClaimParams) (AdmissionClaimRow, error) {
+	row := q.db.QueryRow(ctx, admissionClaim,
+		arg.UserID,
+		arg.SandboxType,
+		arg.ThreadID,
+		arg.Token,
+		arg.TtlSeconds,
+		arg.MaxUserAgents,
+		arg.MaxTotal,
+	)
+	var i AdmissionClaimRow
+	err := row.Scan(&i.Total, &i.UserAgents, &i.Claimed)
+	return i, err
+}
+
+const admissionCountThreads = `-- name: AdmissionCountThreads :one
+SELECT count(*)::int AS live,
+       coalesce(bool_or(thread_id = $1), false)::boolean AS exists
+FROM threads
+WHERE user_id = $2 AND state <> 'deleted'
+`
+
+type AdmissionCountThreadsParams struct {
+	ThreadID string `json:"thread_id"`
+	UserID   string `json:"user_id"`
+}
+
+type AdmissionCountThreadsRow struct {
+	Live   int32 `json:"live"`
+	Exists bool  `json:"exists"`
+}
+
+// The user's live threads, and whether thread_id is one of them.
+func (q *Queries) AdmissionCountThreads(ctx context.Context, arg AdmissionCountThreadsParams) (AdmissionCountThreadsRow, error) {
+	row := q.db.QueryRow(ctx, admissionCountThreads, arg.ThreadID, arg.UserID)
+	var i AdmissionCountThreadsRow
+	err := row.Scan(&i.Live, &i.Exists)
 	return i, err
 }
 
 const admissionLockSandboxes = `-- name: AdmissionLockSandboxes :exec
-SELECT pg_advisory_xact_lock(hashtextextended('threadbox:sandboxes', 0))
+SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtextextended('threadbox:sandboxes', 0))
 `
 
 // Serialises sandbox admission (the total limit is global) until the
-// transaction ends.
+// transaction ends. Claims are ephemeral (they expire, and a lost one only
+// admits one sandbox too many after a database crash), so the transaction
+// does not wait for its commit to reach the disk.
 func (q *Queries) AdmissionLockSandboxes(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, admissionLockSandboxes)
 	return err
@@ -117,9 +144,10 @@ func (q *Queries) AdmissionNextAutoStop(ctx context.Context, userID *string) (fl
 }
 
 const admissionRelease = `-- name: AdmissionRelease :exec
-DELETE FROM sandbox_claims WHERE token = $1
+DELETE FROM sandbox_claims WHERE token = $1 OR expires_at <= now()
 `
 
+// Ends a claim, and sweeps the claims of replicas that died.
 func (q *Queries) AdmissionRelease(ctx context.Context, token uuid.UUID) error {
 	_, err := q.db.Exec(ctx, admissionRelease, token)
 	return err
@@ -147,34 +175,6 @@ func (q *Queries) AdmissionSandboxRunning(ctx context.Context, arg AdmissionSand
 	var running bool
 	err := row.Scan(&running)
 	return running, err
-}
-
-const admissionSweepClaims = `-- name: AdmissionSweepClaims :exec
-DELETE FROM sandbox_claims WHERE expires_at <= now()
-`
-
-func (q *Queries) AdmissionSweepClaims(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, admissionSweepClaims)
-	return err
-}
-
-const admissionThreadIsLive = `-- name: AdmissionThreadIsLive :one
-SELECT EXISTS (
-    SELECT 1 FROM threads
-    WHERE user_id = $1 AND thread_id = $2 AND state <> 'deleted'
-)::boolean AS live
-`
-
-type AdmissionThreadIsLiveParams struct {
-	UserID   string `json:"user_id"`
-	ThreadID string `json:"thread_id"`
-}
-
-func (q *Queries) AdmissionThreadIsLive(ctx context.Context, arg AdmissionThreadIsLiveParams) (bool, error) {
-	row := q.db.QueryRow(ctx, admissionThreadIsLive, arg.UserID, arg.ThreadID)
-	var live bool
-	err := row.Scan(&live)
-	return live, err
 }
 
 const admissionUsage = `-- name: AdmissionUsage :one

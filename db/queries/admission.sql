@@ -9,17 +9,21 @@ SELECT pg_advisory_xact_lock(hashtextextended('threadbox:threads:' || @user_id::
 
 -- name: AdmissionLockSandboxes :exec
 -- Serialises sandbox admission (the total limit is global) until the
--- transaction ends.
-SELECT pg_advisory_xact_lock(hashtextextended('threadbox:sandboxes', 0));
+-- transaction ends. Claims are ephemeral (they expire, and a lost one only
+-- admits one sandbox too many after a database crash), so the transaction
+-- does not wait for its commit to reach the disk.
+SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtextextended('threadbox:sandboxes', 0));
 
--- name: AdmissionThreadIsLive :one
-SELECT EXISTS (
-    SELECT 1 FROM threads
-    WHERE user_id = @user_id AND thread_id = @thread_id AND state <> 'deleted'
-)::boolean AS live;
+-- name: AdmissionAsyncCommit :exec
+-- This transaction's commit need not wait for the disk (see above).
+SELECT set_config('synchronous_commit', 'off', true);
 
--- name: AdmissionCountLiveThreads :one
-SELECT count(*)::int AS threads FROM threads WHERE user_id = @user_id AND state <> 'deleted';
+-- name: AdmissionCountThreads :one
+-- The user's live threads, and whether thread_id is one of them.
+SELECT count(*)::int AS live,
+       coalesce(bool_or(thread_id = @thread_id), false)::boolean AS exists
+FROM threads
+WHERE user_id = @user_id AND state <> 'deleted';
 
 -- name: AdmissionSandboxRunning :one
 -- Whether the entity's sandbox is recorded running (its ensure then only
@@ -31,23 +35,29 @@ SELECT EXISTS (
       AND state = 'running' AND deleted_at IS NULL
 )::boolean AS running;
 
--- name: AdmissionCountRunning :one
--- Running sandboxes other than the entity's own: in total, and the user's
--- agent sandboxes.
-SELECT count(*)::int AS total,
-       (count(*) FILTER (WHERE sandbox_type = 'agent' AND user_id = @user_id))::int AS user_agents
-FROM running_sandboxes
-WHERE NOT (sandbox_type = @sandbox_type AND user_id = @user_id AND thread_id = @thread_id::text);
-
--- name: AdmissionClaim :exec
-INSERT INTO sandbox_claims (token, sandbox_type, user_id, thread_id, expires_at)
-VALUES (@token, @sandbox_type, @user_id, @thread_id, now() + make_interval(secs => @ttl_seconds::float8));
+-- name: AdmissionClaim :one
+-- Counts the running sandboxes other than the entity's own (in total, and
+-- the user's agent sandboxes) and, when both are under their limits (0:
+-- none), claims a place for the entity until the claim's expiry. Run after
+-- AdmissionLockSandboxes, so the count sees every claim committed before.
+WITH n AS (
+    SELECT count(*)::int AS total,
+           (count(*) FILTER (WHERE sandbox_type = 'agent' AND user_id = @user_id::text))::int AS user_agents
+    FROM running_sandboxes
+    WHERE NOT (sandbox_type = @sandbox_type::text AND user_id = @user_id::text AND thread_id = @thread_id::text)
+), claim AS (
+    INSERT INTO sandbox_claims (token, sandbox_type, user_id, thread_id, expires_at)
+    SELECT @token, @sandbox_type::text, @user_id::text, @thread_id::text, now() + make_interval(secs => @ttl_seconds::float8)
+    FROM n
+    WHERE (@max_user_agents::int = 0 OR n.user_agents < @max_user_agents::int)
+      AND (@max_total::int = 0 OR n.total < @max_total::int)
+    RETURNING token
+)
+SELECT n.total, n.user_agents, EXISTS (SELECT 1 FROM claim)::boolean AS claimed FROM n;
 
 -- name: AdmissionRelease :exec
-DELETE FROM sandbox_claims WHERE token = @token;
-
--- name: AdmissionSweepClaims :exec
-DELETE FROM sandbox_claims WHERE expires_at <= now();
+-- Ends a claim, and sweeps the claims of replicas that died.
+DELETE FROM sandbox_claims WHERE token = @token OR expires_at <= now();
 
 -- name: AdmissionNextAutoStop :one
 -- Seconds until the earliest auto-stop still ahead among running threads (of
