@@ -190,21 +190,9 @@ func TestThreadLimitHoldsUnderConcurrentCreates(t *testing.T) {
 	require.True(t, ok)
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestRateLimitIsATokenBucketPerKey(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
-	c := admission.New(admission.Options{Limits: admission.Limits{RequestsPerSecond: 10, Burst: 5}, Now: clock.now})
+	clock := testenv.NewClock(time.Now())
+	c := admission.New(admission.Options{Limits: admission.Limits{RequestsPerSecond: 10, Burst: 5}, Now: clock.Now})
 	k1, k2 := uuid.New(), uuid.New()
 	for range 5 {
 		require.NoError(t, c.Allow(k1))
@@ -215,7 +203,7 @@ func TestRateLimitIsATokenBucketPerKey(t *testing.T) {
 	for range 10 {
 		require.Error(t, c.Allow(k1), "refused requests take nothing from the bucket, so retrying early never succeeds")
 	}
-	clock.add(100 * time.Millisecond)
+	clock.Add(100 * time.Millisecond)
 	require.NoError(t, c.Allow(k1))
 	require.Error(t, c.Allow(k1))
 

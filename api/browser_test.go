@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,26 +14,6 @@ import (
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
-
-// send sends a request with the given headers and returns its response
-// (body drained).
-func send(t *testing.T, method, url string, hdr map[string]string, body string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	if body == "" {
-		req.Body = http.NoBody
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
 
 // A page on another site that posts a form to the API (no preflight needed,
 // and a browser would attach Basic credentials it cached for /dav/) is
@@ -56,21 +35,21 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 	}
 
 	// A modern browser says where the request comes from...
-	resp, body := send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}), form)
+	resp, body := send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}), strings.NewReader(form))
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
-	resp, body = send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "https://sub." + u.Hostname()}), form)
+	resp, body = send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "https://sub." + u.Hostname()}), strings.NewReader(form))
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
 	// ...an older one only sends Origin.
-	resp, body = send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Origin": "https://evil.example"}), form)
+	resp, body = send(t, "POST", ts.URL+"/v1/threads", formHdr(map[string]string{"Origin": "https://evil.example"}), strings.NewReader(form))
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
 	// WebDAV methods are state-changing too.
-	resp, body = send(t, "MKCOL", ts.URL+"/dav/x", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site"}), "")
+	resp, body = send(t, "MKCOL", ts.URL+"/dav/x", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site"}), nil)
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
-	resp, body = send(t, "DELETE", ts.URL+"/v1/admin/keys/00000000-0000-0000-0000-000000000000", formHdr(map[string]string{"Origin": "null"}), "")
+	resp, body = send(t, "DELETE", ts.URL+"/v1/admin/keys/00000000-0000-0000-0000-000000000000", formHdr(map[string]string{"Origin": "null"}), nil)
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
 
 	// Reads are not state-changing (and cannot be read cross-origin without CORS).
-	resp, _ = send(t, "GET", ts.URL+"/v1/whoami", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site"}), "")
+	resp, _ = send(t, "GET", ts.URL+"/v1/whoami", formHdr(map[string]string{"Sec-Fetch-Site": "cross-site"}), nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
 	// Same origin, a user typing a URL, and clients without browser headers
@@ -81,11 +60,11 @@ func TestCrossSiteRequestsAreRefused(t *testing.T) {
 		{"Origin": ts.URL},
 		{},
 	} {
-		resp, body = send(t, "POST", ts.URL+"/v1/admin/keys", formHdr(h), form)
+		resp, body = send(t, "POST", ts.URL+"/v1/admin/keys", formHdr(h), strings.NewReader(form))
 		requireError(t, resp, body, http.StatusForbidden, "forbidden") // a user key on an admin route
 	}
 	// WebDAV's OPTIONS (no Origin) is the engine's, with its DAV header.
-	resp, _ = send(t, "OPTIONS", ts.URL+"/dav/", nil, "")
+	resp, _ = send(t, "OPTIONS", ts.URL+"/dav/", nil, nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "1, 2", resp.Header.Get("DAV"))
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
@@ -105,7 +84,7 @@ func TestCORSAllowsConfiguredOrigins(t *testing.T) {
 		resp, _ := send(t, "OPTIONS", ts.URL+"/v1/admin/keys", map[string]string{
 			"Origin": origin, "Access-Control-Request-Method": method,
 			"Access-Control-Request-Headers": "authorization,content-type",
-		}, "")
+		}, nil)
 		return resp
 	}
 	resp := preflight(ui, "POST")
@@ -119,13 +98,13 @@ func TestCORSAllowsConfiguredOrigins(t *testing.T) {
 
 	hdr := map[string]string{"Authorization": "Bearer " + adminKey, "Content-Type": "application/json",
 		"Origin": ui, "Sec-Fetch-Site": "cross-site"}
-	resp, body := send(t, "POST", ts.URL+"/v1/admin/keys", hdr, `{"user_id":"alice"}`)
+	resp, body := send(t, "POST", ts.URL+"/v1/admin/keys", hdr, strings.NewReader(`{"user_id":"alice"}`))
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	require.Equal(t, ui, resp.Header.Get("Access-Control-Allow-Origin"))
 	require.Contains(t, resp.Header.Get("Access-Control-Expose-Headers"), "Retry-After")
 
 	hdr["Origin"] = "https://evil.example"
-	resp, body = send(t, "POST", ts.URL+"/v1/admin/keys", hdr, `{"user_id":"alice"}`)
+	resp, body = send(t, "POST", ts.URL+"/v1/admin/keys", hdr, strings.NewReader(`{"user_id":"alice"}`))
 	requireError(t, resp, body, http.StatusForbidden, "cross_origin_request")
 	require.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"))
 }

@@ -3,55 +3,22 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/auth"
-	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
 
-// replica is one API server over pool, as one of several `serve` replicas
-// behind a load balancer would be; configure adjusts the defaults.
-func replica(t *testing.T, pool *pgxpool.Pool, configure func(*config.Config)) *httptest.Server {
-	t.Helper()
-	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
-	require.NoError(t, err)
-	cfg.UploadDir = t.TempDir()
-	if configure != nil {
-		configure(&cfg)
-	}
-	srv, err := api.New(api.Deps{Config: cfg, Pool: pool})
-	require.NoError(t, err)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts
-}
-
 // doJSON is do with a JSON body.
 func doJSON(t *testing.T, method, url, key, body string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
+	return send(t, method, url, map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + key}, strings.NewReader(body))
 }
 
 type keyView struct {

@@ -32,14 +32,24 @@ func baseServer(t *testing.T) (*httptest.Server, *auth.Store) {
 func baseServerPool(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool, _ := testenv.Database(t)
+	return replica(t, pool, nil), pool
+}
+
+// replica is one API server over pool, as one of several `serve` replicas
+// behind a load balancer would be; configure adjusts the defaults.
+func replica(t *testing.T, pool *pgxpool.Pool, configure func(*config.Config)) *httptest.Server {
+	t.Helper()
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.UploadDir = t.TempDir() // never the default, which is relative to the package dir
+	cfg.UploadDir = t.TempDir()
+	if configure != nil {
+		configure(&cfg)
+	}
 	srv, err := api.New(api.Deps{Config: cfg, Pool: pool})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts, pool
+	return ts
 }
 
 type apiError struct {
@@ -51,10 +61,21 @@ type apiError struct {
 
 func do(t *testing.T, method, url, key string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
+	var hdr map[string]string
+	if key != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + key}
+	}
+	return send(t, method, url, hdr, body)
+}
+
+// send sends a request with the given headers (body may be nil) and
+// returns its response and body.
+func send(t *testing.T, method, url string, hdr map[string]string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	require.NoError(t, err)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -3,11 +3,11 @@ package auth_test
 import (
 	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/auth"
@@ -123,26 +123,21 @@ func TestListAndRevokeByID(t *testing.T) {
 	require.NotNil(t, info.RevokedAt)
 }
 
-// fakeClock is a settable clock for the cache.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// cacheFixture is a key store over a fresh database and a cache over it on
+// a clock the test moves.
+func cacheFixture(t *testing.T) (*pgxpool.Pool, *auth.Store, *auth.Cache, *testenv.Clock) {
+	t.Helper()
+	pool, _ := testenv.Database(t)
+	store := auth.NewStore(db.New(pool))
+	clock := testenv.NewClock(time.Now())
+	cache := auth.NewCache(store, nil, clock.Now)
+	t.Cleanup(cache.Close)
+	return pool, store, cache, clock
 }
 
 func TestCacheTrustsAVerificationForAtMostCacheTTL(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.Database(t)
-	store := auth.NewStore(db.New(pool))
-	clock := &fakeClock{t: time.Now()}
-	cache := auth.NewCache(store, nil, clock.Now)
-	t.Cleanup(cache.Close)
+	_, store, cache, clock := cacheFixture(t)
 
 	key, row, err := store.Create(ctx, "alice", false)
 	require.NoError(t, err)
@@ -171,30 +166,22 @@ func TestCacheTrustsAVerificationForAtMostCacheTTL(t *testing.T) {
 
 func TestCacheEntryEndsAtTheKeysExpiry(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.Database(t)
-	store := auth.NewStore(db.New(pool))
-	clock := &fakeClock{t: time.Now()}
-	cache := auth.NewCache(store, nil, clock.Now)
-	t.Cleanup(cache.Close)
+	_, store, cache, clock := cacheFixture(t)
 
 	expiry := time.Now().Add(time.Hour)
 	key, _, err := store.Issue(ctx, auth.Spec{UserID: "alice", ExpiresAt: expiry})
 	require.NoError(t, err)
-	clock.t = expiry.Add(-auth.CacheTTL / 10)
+	clock.Set(expiry.Add(-auth.CacheTTL / 10))
 	_, err = cache.Verify(ctx, key)
 	require.NoError(t, err)
-	clock.t = expiry
+	clock.Set(expiry)
 	_, err = cache.Verify(ctx, key)
 	require.ErrorIs(t, err, auth.ErrInvalidKey, "a cached key is not trusted past its expiry")
 }
 
 func TestLastUsedIsRecordedAtMostOnceAMinute(t *testing.T) {
 	ctx := context.Background()
-	pool, _ := testenv.Database(t)
-	store := auth.NewStore(db.New(pool))
-	clock := &fakeClock{t: time.Now()}
-	cache := auth.NewCache(store, nil, clock.Now)
-	t.Cleanup(cache.Close)
+	pool, store, cache, clock := cacheFixture(t)
 	key, row, err := store.Create(ctx, "alice", false)
 	require.NoError(t, err)
 
