@@ -113,7 +113,10 @@ func (c *Controller) CreateThread(ctx context.Context, userID, threadID string) 
 // ones and those other requests are starting) are counted; past a limit the
 // answer is an *Error, else a claim makes this start count until release
 // is called (when the ensure is over: by then the workflow has recorded the
-// sandbox running, or it failed).
+// sandbox running, or it failed). One gap is accepted: a client that gives
+// up while its ensure is shared with others releases its claim early, so
+// until the workflow records the sandbox running one more start may be
+// admitted.
 func (c *Controller) AdmitSandbox(ctx context.Context, ref entity.Ref) (release func(), err error) {
 	perUser := ref.Kind == entity.KindThread && c.limits.RunningPerUser > 0
 	if !perUser && c.limits.RunningTotal <= 0 {
