@@ -161,9 +161,16 @@ func (c *Client) margin(k entity.Kind) time.Duration {
 	return min(max(c.config(k).AutoStop/10, 100*time.Millisecond), 5*time.Second)
 }
 
-// touchEvery is the debounce window of touch signals per workflow.
+// touchEvery is the debounce window of touch signals per workflow: a tenth
+// of the idle interval (90 s at the default 15 min). That is as safe as any
+// shorter window — a pending use is delivered long before the workflow's
+// idle timer could fire, and the cached horizon it extends stays at least
+// 9/10 of the interval ahead — while every signal is a billable Temporal
+// action with its workflow task: a busy thread costs about 160 history
+// events an hour instead of about 14,000 with a 1 s window
+// (docs/BENCHMARKS.md, BenchmarkBusyThreadHistory).
 func (c *Client) touchEvery(k entity.Kind) time.Duration {
-	return min(c.config(k).AutoStop/10, time.Second)
+	return c.config(k).AutoStop / 10
 }
 
 // Forget drops the cached sandbox, so the next use asks the workflow: after

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +110,8 @@ func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *co
 	if err != nil {
 		return nil, err
 	}
+	// A fresh key per run: the emulator refuses every other one.
+	cfg.DaytonaAPIKey = "emu_" + rand.Text()
 	opts.StateDir, opts.APIKey = filepath.Join(o.stateDir, "emulator"), cfg.DaytonaAPIKey
 	opts.PublicURL, opts.Logger = "http://"+o.emulatorAddr, log.With("component", "emulator")
 	emu, err := emulator.New(ctx, opts)

@@ -115,4 +115,14 @@ func TestDevBringsUpTheWholeStack(t *testing.T) {
 	require.Equal(t, 200, status)
 	status, _ = get(base+"/v1/whoami", "tb_wrong")
 	require.Equal(t, 401, status)
+
+	// The emulator has a key of its own, generated for this run (readyz
+	// above shows the gateway has it): no other key, and no key, gets in.
+	emu := fmt.Sprintf("http://127.0.0.1:%d", emuPort)
+	for _, key := range []string{"", "wrong", keys["user"]} {
+		status, _ = get(emu+"/api/sandbox", key)
+		require.Equal(t, 401, status, "emulator API with key %q", key)
+		status, _ = get(emu+"/toolbox/x/files", key)
+		require.Equal(t, 401, status, "emulator toolbox with key %q", key)
+	}
 }
