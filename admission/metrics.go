@@ -16,10 +16,14 @@ type controllerMetrics struct {
 }
 
 func newControllerMetrics() *controllerMetrics {
-	return &controllerMetrics{refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: metrics.AdmissionRefused,
 		Help: "Requests refused with 429 by an admission limit, by limit.",
-	}, []string{"limit"})}
+	}, []string{"limit"})
+	for _, l := range []string{ThreadLimit, SandboxLimit, TotalSandboxLimit, RateLimit} {
+		refused.WithLabelValues(l) // exported at 0 before the first refusal, so rates start from it
+	}
+	return &controllerMetrics{refused: refused}
 }
 
 // usageQueryTimeout bounds the usage query of one scrape.
