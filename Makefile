@@ -4,7 +4,7 @@ BIN     := $(CURDIR)/.bin
 TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
 
-.PHONY: run test tools bwrap sqlc sqlc-check vet build bench
+.PHONY: run test tools bwrap sqlc sqlc-check vet build bench api-docs
 
 ## run: the whole system on this machine (emulator, Temporal dev server + UI, API, worker)
 run: tools bwrap
@@ -42,6 +42,10 @@ sqlc-check: $(BIN)/sqlc
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . && echo "gofmt needed" && exit 1)
+
+## api-docs: regenerate docs/API.md from api/openapi/openapi.yaml (a test fails when it is stale)
+api-docs:
+	$(GO) generate ./api/openapi
 
 build:
 	$(GO) build -o threadbox ./cmd/threadbox

@@ -59,6 +59,8 @@ type apiError struct {
 	} `json:"error"`
 }
 
+// do sends one request through a client that checks the exchange against
+// the OpenAPI document.
 func do(t *testing.T, method, url, key string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
 	var hdr map[string]string
@@ -77,7 +79,7 @@ func send(t *testing.T, method, url string, hdr map[string]string, body io.Reade
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -132,7 +134,7 @@ func TestAuthentication(t *testing.T) {
 	// The scheme is case-insensitive.
 	req0, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
 	req0.Header.Set("Authorization", "bearer "+userKey)
-	r0, err := http.DefaultClient.Do(req0)
+	r0, err := testenv.APIClient(t).Do(req0)
 	require.NoError(t, err)
 	r0.Body.Close()
 	require.Equal(t, 200, r0.StatusCode)
@@ -140,7 +142,7 @@ func TestAuthentication(t *testing.T) {
 	// HTTP Basic with the key as password (WebDAV clients), any user name.
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
 	req.SetBasicAuth("whoever", userKey)
-	r, err := http.DefaultClient.Do(req)
+	r, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	r.Body.Close()
 	require.Equal(t, 200, r.StatusCode)

@@ -20,6 +20,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 15*time.Minute, cfg.AutoStopInterval.Duration())
 	require.Equal(t, 120*time.Minute, cfg.AutoDeleteInterval.Duration())
 	require.Equal(t, 60*time.Minute, cfg.FilesAutoStopInterval.Duration())
+	require.Equal(t, 7*24*time.Hour, cfg.FilesAutoArchive.Duration())
 	require.EqualValues(t, 10, cfg.VolumeSizeGB)
 	require.EqualValues(t, 10<<30, cfg.VolumeQuotaBytes())
 	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
@@ -45,6 +46,7 @@ func TestEveryVariable(t *testing.T) {
 		"DAYTONA_AUTO_STOP_INTERVAL":               "30s",
 		"DAYTONA_AUTO_DELETE_INTERVAL":             "7",
 		"DAYTONA_FILES_SANDBOX_AUTO_STOP":          "1h30m",
+		"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE":       "1440",
 		"DAYTONA_VOLUME_SIZE_GB":                   "3",
 		"DAYTONA_BASE_SNAPSHOT":                    "base:1",
 		"DAYTONA_VOLUME_STRATEGY":                  "shared",
@@ -79,6 +81,7 @@ func TestEveryVariable(t *testing.T) {
 		AutoStopInterval:           Interval(30 * time.Second),
 		AutoDeleteInterval:         Interval(7 * time.Minute),
 		FilesAutoStopInterval:      Interval(90 * time.Minute),
+		FilesAutoArchive:           Interval(24 * time.Hour),
 		VolumeSizeGB:               3,
 		BaseSnapshot:               "base:1",
 		VolumeStrategy:             VolumeShared,

@@ -44,7 +44,7 @@ type Options struct {
 	// its release runs once that ensure is over, successful or not.
 	Admit func(ctx context.Context, ref entity.Ref) (release func(), err error)
 	// EnsureTimeout bounds one ensure-running round trip that several
-	// requests share (default 2 minutes: a cold create plus a start).
+	// requests share (default entity.MaxEnsureWait + 30 s).
 	EnsureTimeout time.Duration
 	// Now is the clock (tests); time.Now when nil. Every decision about
 	// windows and deadlines reads it.
@@ -106,7 +106,9 @@ func New(o Options) *Client {
 		o.Logger = slog.Default()
 	}
 	if o.EnsureTimeout <= 0 {
-		o.EnsureTimeout = 2 * time.Minute
+		// Longer than the workflow's own bound on one ensure, so its answer
+		// ("still being brought up; retry") reaches the caller.
+		o.EnsureTimeout = entity.MaxEnsureWait + 30*time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now

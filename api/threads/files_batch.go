@@ -27,12 +27,29 @@ const (
 	maxBatchDownloadBytes = 64 << 20
 )
 
+// threadBatchFile is one file's result. A failed file has a stable Code (the
+// single-file routes' codes, or a batch one) so clients branch on it, and a
+// human Error.
 type threadBatchFile struct {
 	Path    string  `json:"path"`
 	Size    *int64  `json:"size,omitempty"`
 	Content *string `json:"content,omitempty"` // base64
+	Code    string  `json:"code,omitempty"`
 	Error   string  `json:"error,omitempty"`
 }
+
+// fail records err as the file's failure, with the code and message apierr
+// gives it (a server-side failure shows as "internal").
+func (f *threadBatchFile) fail(err error) {
+	e := apierr.Classify(err)
+	f.Code, f.Error = e.Code, apierr.Message(err)
+	if e.Status >= 500 {
+		f.Code = "internal"
+	}
+}
+
+// refuse records a failure decided here.
+func (f *threadBatchFile) refuse(code, msg string) { f.Code, f.Error = code, msg }
 
 type threadBatchResult struct {
 	Files []threadBatchFile `json:"files"`
@@ -78,7 +95,7 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 		case full:
 		case len(out.Files) >= maxBatchFiles:
 			full = true
-			f.Error = "too many files in one batch (at most 1000); this and every later part were skipped"
+			f.refuse("too_many_files", "too many files in one batch (at most 1000); this and every later part were skipped")
 			out.Files = append(out.Files, f)
 		default:
 			out.Files = append(out.Files, f)
@@ -112,18 +129,18 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 				return apierr.BadRequest("malformed_multipart", "the multipart body is malformed")
 			}
 			if havePath {
-				add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
+				add(threadBatchFile{Path: pending, Code: "missing_file", Error: "no file part followed this path"})
 			}
 			pending, havePath = string(v), true
 		case "file":
 			res := threadBatchFile{Path: pending}
 			switch {
 			case !havePath:
-				res.Error = "file part without a preceding path field"
+				res.refuse("missing_path", "file part without a preceding path field")
 			case len(out.Files) >= maxBatchFiles:
 				// add reports it
 			default:
-				res.Path, res.Error = t.uploadPart(ctx, ref, pending, part, body)
+				res = t.uploadPart(ctx, ref, pending, part, body)
 			}
 			part.Close()
 			if body.over.Load() {
@@ -136,7 +153,7 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 		}
 	}
 	if havePath {
-		add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
+		add(threadBatchFile{Path: pending, Code: "missing_file", Error: "no file part followed this path"})
 	}
 	if len(out.Files) == 0 {
 		return apierr.BadRequest("missing_files", "the body holds no path/file pairs")
@@ -144,15 +161,19 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// uploadPart streams one part to its validated path; it returns the resolved
-// path and an error text for the client ("" on success).
-func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) (string, string) {
+// uploadPart streams one part to its validated path; it returns the file's
+// result (the resolved path, and the failure if any).
+func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) threadBatchFile {
+	res := threadBatchFile{Path: raw}
 	p, err := clientpath.Thread(raw)
 	if err != nil {
-		return raw, apierr.Message(err)
+		res.fail(err)
+		return res
 	}
+	res.Path = p
 	if clientpath.Protected(p) {
-		return p, "cannot write to " + p
+		res.refuse("invalid_path", "cannot write to "+p)
+		return res
 	}
 	before := body.n.Load()
 	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{
@@ -163,12 +184,13 @@ func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, par
 	})
 	if err != nil {
 		if body.over.Load() {
-			return p, "request body too large"
+			res.refuse("too_large", "request body too large")
+			return res
 		}
 		t.Logger.WarnContext(ctx, "batch upload item failed", "path", p, "err", err)
-		return p, apierr.Message(err)
+		res.fail(err)
 	}
-	return p, ""
+	return res
 }
 
 type threadDownloadRequest struct {
@@ -200,7 +222,7 @@ func (t *Routes) downloadFiles(c echo.Context) error {
 		out.Files[i].Path = raw
 		p, err := clientpath.Thread(raw)
 		if err != nil {
-			out.Files[i].Error = apierr.Message(err)
+			out.Files[i].fail(err)
 			continue
 		}
 		resolved[i] = p
@@ -217,20 +239,20 @@ func (t *Routes) downloadFiles(c echo.Context) error {
 				if sb.Gone(ctx, err) {
 					return err // the sandbox, not the file: Use ensures it again
 				}
-				out.Files[i].Error = apierr.Message(err)
+				out.Files[i].fail(err)
 				continue
 			}
 			if info.IsDir {
-				out.Files[i].Error = "is a directory: " + p
+				out.Files[i].refuse("is_a_directory", "is a directory: "+p)
 				continue
 			}
 			if info.Size > budget {
-				out.Files[i].Error = "batch size limit (64 MiB) reached; download this file on its own"
+				out.Files[i].refuse("batch_too_large", "batch size limit (64 MiB) reached; download this file on its own")
 				continue
 			}
 			data, err := readWholeFile(ctx, sb, p, budget)
 			if err != nil {
-				out.Files[i].Error = apierr.Message(err)
+				out.Files[i].fail(err)
 				continue
 			}
 			budget -= int64(len(data))

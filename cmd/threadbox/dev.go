@@ -104,7 +104,8 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 }
 
 // startEmulator serves the Daytona emulator on o.emulatorAddr, keeping its
-// state under the state directory, and points cfg at it.
+// state under the state directory, and points cfg at it. The EMULATOR_*
+// settings (faults, limits) apply.
 func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *config.Config, log *slog.Logger) (func(), error) {
 	opts, err := emulator.OptionsFromEnv(os.Getenv) // EMULATOR_* faults and limits
 	if err != nil {

@@ -36,9 +36,11 @@ var layers = map[string]int{
 	"volume": 5, "worker": 5,
 	// The HTTP edge: the one error mapping, shared conventions, route groups,
 	// the server that wires them.
-	"api/apierr": 6, "api/httpio": 7,
+	"api/apierr": 6, "api/httpio": 7, "api/openapi": 7,
 	"api/dav": 8, "api/files": 8, "api/threads": 8, "api/uploads": 8, "api/admin": 8,
-	"api":           9,
+	"api": 9,
+	// The OpenAPI document's Markdown rendering and its generator.
+	"api/openapi/apidoc": 8, "api/openapi/apidoc/gen": 9,
 	"cmd/threadbox": 10, "internal/testenv": 10,
 	"internal/archtest": 11, "internal/deploycheck": 11,
 }
