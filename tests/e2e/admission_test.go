@@ -87,7 +87,7 @@ func TestSandboxLimitHoldsAcrossReplicas(t *testing.T) {
 	require.NoError(t, err)
 	ts := httptest.NewServer(second.Handler())
 	t.Cleanup(func() { ts.Close(); second.Close() })
-	replicas := []tc{newTC(t, env, env.UserKey), {t: t, env: &testenv.Env{URL: ts.URL}, key: env.UserKey}}
+	replicas := []tc{newTC(t, env, env.UserKey), {t: t, env: &testenv.Env{URL: ts.URL, HTTP: env.HTTP}, key: env.UserKey}}
 
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -133,4 +133,30 @@ func TestThreadLimit(t *testing.T) {
 	require.Contains(t, []int{http.StatusNoContent, http.StatusAccepted}, resp.StatusCode, string(body))
 	status, _ = alice.create("t3")
 	require.Equal(t, http.StatusCreated, status)
+}
+
+// Every request that would start a stopped thread's sandbox is admitted:
+// an exec and a lease on a stopped thread of a user at the limit get 429
+// sandbox_limit, and the stopped sandbox stays stopped.
+func TestStartingAStoppedThreadIsAdmitted(t *testing.T) {
+	env := testenv.New(t, testenv.Options{AutoStop: 3 * time.Second, AutoDelete: 5 * time.Minute,
+		Configure: func(c *config.Config) { c.MaxRunningSandboxesPerUser = 1 }})
+	alice := newTC(t, env, env.UserKey)
+	_, a1 := alice.create("a1")
+	testenv.Eventually(t, 30*time.Second, "a1 stopped", func() bool {
+		return sandboxState(t, env, *a1.SandboxID) == daytona.StateStopped
+	})
+	alice.create("a2")
+	resp, body := alice.call(http.MethodPost, "/v1/threads/a2/leases", map[string]any{"ttl_s": 120})
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "a lease on the running thread: %s", body)
+
+	resp, body = alice.call(http.MethodPost, "/v1/threads/a1/leases", map[string]any{"ttl_s": 120})
+	requireErr(t, resp, body, http.StatusTooManyRequests, "sandbox_limit")
+	requireRetryAfter(t, resp)
+	resp, body = alice.call(http.MethodPost, "/v1/threads/a1/exec", map[string]any{"command": "true"})
+	requireErr(t, resp, body, http.StatusTooManyRequests, "sandbox_limit")
+	resp, body = alice.call(http.MethodGet, "/v1/threads/a1/files?path=/home/daytona", nil)
+	requireErr(t, resp, body, http.StatusTooManyRequests, "sandbox_limit")
+	require.Equal(t, daytona.StateStopped, sandboxState(t, env, *a1.SandboxID))
+	require.Equal(t, "stopped", alice.get("a1").State, "the refused thread is still there, stopped")
 }
