@@ -80,11 +80,18 @@ func TestCORSAllowsConfiguredOrigins(t *testing.T) {
 	adminKey, _, err := auth.NewStore(db.New(pool)).Create(context.Background(), "root", true)
 	require.NoError(t, err)
 
+	// A preflight is the browser's question about CORS, answered before any
+	// route: it is no operation of the API, so it bypasses the OpenAPI
+	// validator of send.
 	preflight := func(origin, method string) *http.Response {
-		resp, _ := send(t, "OPTIONS", ts.URL+"/v1/admin/keys", map[string]string{
-			"Origin": origin, "Access-Control-Request-Method": method,
-			"Access-Control-Request-Headers": "authorization,content-type",
-		}, nil)
+		req, err := http.NewRequest("OPTIONS", ts.URL+"/v1/admin/keys", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", method)
+		req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
 		return resp
 	}
 	resp := preflight(ui, "POST")
