@@ -28,6 +28,7 @@ import (
 	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/davlock"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
@@ -139,10 +140,15 @@ func New(d Deps) (*Server, error) {
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
 	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))
 
-	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
+	davLocks := &davlock.Store{Pool: d.Pool, Logger: d.Logger.With("component", "webdav")}
+	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: davLocks, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
 	e.Match(dav.Methods, "/dav", davHandler)
 	e.Match(dav.Methods, "/dav/*", davHandler)
 
+	spool, err := uploadSpool(d)
+	if err != nil {
+		return nil, err
+	}
 	up, err := uploads.New(uploads.Config{
 		Dir:        d.Config.UploadDir,
 		BasePath:   "/v1/uploads/",
@@ -151,6 +157,7 @@ func New(d Deps) (*Server, error) {
 		Queries:    q,
 		Logger:     d.Logger.With("component", "uploads"),
 		Volumes:    volumes,
+		Spool:      spool,
 	})
 	if err != nil {
 		return nil, err

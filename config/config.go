@@ -102,8 +102,16 @@ type Config struct {
 	ExecOutputLimit   int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
 	MaxExecTimeout    time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
 	UploadDir         string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
-	ReconcileInterval Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
-	WorkerMetricsAddr string         `env:"THREADBOX_WORKER_METRICS_ADDR"`
+	// The tus spool in an S3-compatible bucket, shared by every serve
+	// replica (uploadspool.S3); empty bucket: the local UploadDir.
+	UploadS3Bucket    string   `env:"THREADBOX_UPLOAD_S3_BUCKET"`
+	UploadS3Endpoint  string   `env:"THREADBOX_UPLOAD_S3_ENDPOINT"`
+	UploadS3Region    string   `env:"THREADBOX_UPLOAD_S3_REGION" envDefault:"us-east-1"`
+	UploadS3Prefix    string   `env:"THREADBOX_UPLOAD_S3_PREFIX" envDefault:"threadbox-uploads/"`
+	UploadS3AccessKey string   `env:"THREADBOX_UPLOAD_S3_ACCESS_KEY"`
+	UploadS3SecretKey string   `env:"THREADBOX_UPLOAD_S3_SECRET_KEY"`
+	ReconcileInterval Interval `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	WorkerMetricsAddr string   `env:"THREADBOX_WORKER_METRICS_ADDR"`
 	// Admission limits (package admission); 0 turns a limit off.
 	MaxThreadsPerUser          int      `env:"THREADBOX_MAX_THREADS_PER_USER" envDefault:"1000"`
 	MaxRunningSandboxesPerUser int      `env:"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER" envDefault:"5"`
@@ -163,7 +171,9 @@ func Names() []string {
 		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
 		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
-		"THREADBOX_UPLOAD_DIR", "THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR",
+		"THREADBOX_UPLOAD_DIR", "THREADBOX_UPLOAD_S3_BUCKET", "THREADBOX_UPLOAD_S3_ENDPOINT", "THREADBOX_UPLOAD_S3_REGION",
+		"THREADBOX_UPLOAD_S3_PREFIX", "THREADBOX_UPLOAD_S3_ACCESS_KEY", "THREADBOX_UPLOAD_S3_SECRET_KEY",
+		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR",
 		"THREADBOX_MAX_THREADS_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES",
 		"THREADBOX_RATE_LIMIT", "THREADBOX_RATE_BURST", "THREADBOX_CORS_ORIGINS",
 		"LOG_LEVEL", "LOG_FORMAT",
@@ -224,6 +234,12 @@ func (c Config) validate() error {
 		if err := validOrigin(o); err != nil {
 			bad("THREADBOX_CORS_ORIGINS", "%v", err)
 		}
+	}
+	if c.UploadS3Bucket != "" && (c.UploadS3AccessKey == "" || c.UploadS3SecretKey == "") {
+		bad("THREADBOX_UPLOAD_S3_ACCESS_KEY", "and THREADBOX_UPLOAD_S3_SECRET_KEY are required with THREADBOX_UPLOAD_S3_BUCKET")
+	}
+	if c.UploadS3Endpoint != "" && !strings.HasPrefix(c.UploadS3Endpoint, "http://") && !strings.HasPrefix(c.UploadS3Endpoint, "https://") {
+		bad("THREADBOX_UPLOAD_S3_ENDPOINT", "%q is not an http(s) URL", c.UploadS3Endpoint)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

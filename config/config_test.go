@@ -60,6 +60,12 @@ func TestEveryVariable(t *testing.T) {
 		"THREADBOX_EXEC_OUTPUT_LIMIT":              "2048",
 		"THREADBOX_MAX_EXEC_TIMEOUT":               "10m",
 		"THREADBOX_UPLOAD_DIR":                     "/var/spool/tb",
+		"THREADBOX_UPLOAD_S3_BUCKET":               "uploads",
+		"THREADBOX_UPLOAD_S3_ENDPOINT":             "http://minio:9000",
+		"THREADBOX_UPLOAD_S3_REGION":               "eu-west-1",
+		"THREADBOX_UPLOAD_S3_PREFIX":               "tb/",
+		"THREADBOX_UPLOAD_S3_ACCESS_KEY":           "ak",
+		"THREADBOX_UPLOAD_S3_SECRET_KEY":           "sk",
 		"THREADBOX_RECONCILE_INTERVAL":             "5m",
 		"THREADBOX_WORKER_METRICS_ADDR":            "0.0.0.0:9090",
 		"THREADBOX_MAX_THREADS_PER_USER":           "20",
@@ -95,6 +101,12 @@ func TestEveryVariable(t *testing.T) {
 		ExecOutputLimit:            2048,
 		MaxExecTimeout:             10 * time.Minute,
 		UploadDir:                  "/var/spool/tb",
+		UploadS3Bucket:             "uploads",
+		UploadS3Endpoint:           "http://minio:9000",
+		UploadS3Region:             "eu-west-1",
+		UploadS3Prefix:             "tb/",
+		UploadS3AccessKey:          "ak",
+		UploadS3SecretKey:          "sk",
 		ReconcileInterval:          Interval(5 * time.Minute),
 		WorkerMetricsAddr:          "0.0.0.0:9090",
 		MaxThreadsPerUser:          20,
@@ -153,6 +165,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"THREADBOX_CORS_ORIGINS":                   "https://ui.example.com/app",
 		"LOG_LEVEL":                                "loud",
 		"LOG_FORMAT":                               "xml",
+		"THREADBOX_UPLOAD_S3_ENDPOINT":             "minio:9000",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -167,6 +180,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 	}
 	_, err := Load("", lookupFrom(map[string]string{"THREADBOX_RATE_BURST": "0"}))
 	require.ErrorContains(t, err, "THREADBOX_RATE_BURST")
+	t.Run("a bucket without keys", func(t *testing.T) {
+		_, err := Load("", lookupFrom(map[string]string{"THREADBOX_UPLOAD_S3_BUCKET": "b", "THREADBOX_UPLOAD_S3_ACCESS_KEY": "ak"}))
+		require.ErrorContains(t, err, "THREADBOX_UPLOAD_S3_SECRET_KEY")
+	})
 	t.Run("zero volume size", func(t *testing.T) {
 		_, err := Load("", lookupFrom(map[string]string{"DAYTONA_VOLUME_SIZE_GB": "0"}))
 		require.ErrorContains(t, err, "DAYTONA_VOLUME_SIZE_GB")

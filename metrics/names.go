@@ -62,6 +62,15 @@ const (
 	// AdmissionRefused counts requests refused with 429, by limit.
 	AdmissionRefused = "threadbox_admission_refused_total"
 
+	// SandboxSeconds counts the seconds sandboxes ran, by kind (agent,
+	// files), from the lifecycle ledger as each running interval ends (the
+	// usage report's numbers; activities.Metrics).
+	SandboxSeconds = "threadbox_sandbox_seconds_total"
+	// SandboxStopDelay is how long after its policy deadline (last use +
+	// auto-stop, or the last lease) an idle sandbox was stopped, by kind:
+	// the ledger's "late stops".
+	SandboxStopDelay = "threadbox_sandbox_stop_delay_seconds"
+
 	// TemporalWorkflowTaskFailures is the Temporal SDK's count of failed
 	// workflow tasks (a panic, a non-determinism error), exported by the
 	// worker through TemporalHandler.
@@ -79,16 +88,9 @@ const (
 	// kind (thread, files) and result (hit, miss); a hit is an exec or file
 	// call that skipped Temporal. To be recorded in the API's sandbox client.
 	HotPathCacheLookups = "threadbox_hotpath_cache_lookups_total"
-	// SandboxSeconds counts the seconds sandboxes ran, by kind (agent, files),
-	// from the lifecycle ledger (the usage report's numbers).
-	SandboxSeconds = "threadbox_sandbox_seconds_total"
-	// SandboxStopDelay is how long after its policy deadline (last use +
-	// auto-stop, or the last lease) a sandbox was stopped, by kind: the
-	// ledger's "late stops".
-	SandboxStopDelay = "threadbox_sandbox_stop_delay_seconds"
 )
 
 // Pending lists the names above that no process exports yet.
 func Pending() []string {
-	return []string{HotPathCacheLookups, SandboxSeconds, SandboxStopDelay}
+	return []string{HotPathCacheLookups}
 }

@@ -117,13 +117,19 @@ func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, err
 	return row, nil
 }
 
-// guard is the existence check the sandbox client runs before it talks to
-// Temporal; the cached path needs none because its entry was made after one
-// (and is dropped on delete).
-func (t *Routes) guard(ref entity.Ref) func(context.Context) error {
-	return func(ctx context.Context) error {
-		_, err := t.liveThread(ctx, ref)
-		return err
+// guard is the existence check the sandbox client runs before every use,
+// cached ones included: a thread deleted through any replica answers 404 at
+// once on every other, whose cached window the delete ended early. The
+// row's created_at (reset when a deleted thread is created again) names the
+// thread's life, so a window cached for an earlier life is not reused.
+// One primary-key read per use; Temporal stays off the warm path.
+func (t *Routes) guard(ref entity.Ref) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		row, err := t.liveThread(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		return row.CreatedAt.UTC().Format(time.RFC3339Nano), nil
 	}
 }
 

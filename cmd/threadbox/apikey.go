@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/threadbox/threadbox/auth"
-	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 )
 
@@ -27,11 +26,7 @@ func newAPIKeyCommand() *cobra.Command {
 
 // withKeyStore runs fn with the key store of the configured database.
 func withKeyStore(ctx context.Context, fn func(*auth.Store) error) error {
-	cfg, err := config.FromEnvironment()
-	if err != nil {
-		return err
-	}
-	pool, err := openDatabase(ctx, cfg, newLogger(cfg))
+	pool, err := environmentDatabase(ctx)
 	if err != nil {
 		return err
 	}

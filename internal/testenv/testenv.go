@@ -275,6 +275,25 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// Replica starts another API server over the same database, Temporal and
+// Daytona, as a second `threadbox serve` would be: its own caches, lock
+// store handle and upload handler. configure may adjust its configuration
+// (nil: the same as the first). It returns the replica's base URL.
+func (e *Env) Replica(configure func(*config.Config)) string {
+	e.t.Helper()
+	cfg := e.Config
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := api.New(api.Deps{Config: cfg, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger})
+	if err != nil {
+		e.t.Fatalf("api replica: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	e.t.Cleanup(func() { hs.Close(); srv.Close() })
+	return hs.URL
+}
+
 // Key creates an API key for user.
 func (e *Env) Key(user string, admin bool) string {
 	e.t.Helper()
