@@ -11,13 +11,15 @@ import (
 )
 
 type ApiKey struct {
-	ID        uuid.UUID  `json:"id"`
-	UserID    string     `json:"user_id"`
-	KeyHash   []byte     `json:"key_hash"`
-	KeyPrefix string     `json:"key_prefix"`
-	IsAdmin   bool       `json:"is_admin"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
+	ID         uuid.UUID  `json:"id"`
+	UserID     string     `json:"user_id"`
+	KeyHash    []byte     `json:"key_hash"`
+	KeyPrefix  string     `json:"key_prefix"`
+	IsAdmin    bool       `json:"is_admin"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 type DavLock struct {
@@ -56,6 +58,12 @@ type LifecycleEvent struct {
 	StopDeadline *time.Time `json:"stop_deadline"`
 }
 
+type RunningSandbox struct {
+	SandboxType string `json:"sandbox_type"`
+	UserID      string `json:"user_id"`
+	ThreadID    string `json:"thread_id"`
+}
+
 type Sandbox struct {
 	SandboxID   string     `json:"sandbox_id"`
 	Name        string     `json:"name"`
@@ -68,6 +76,14 @@ type Sandbox struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	DeletedAt   *time.Time `json:"deleted_at"`
+}
+
+type SandboxClaim struct {
+	Token       uuid.UUID `json:"token"`
+	SandboxType string    `json:"sandbox_type"`
+	UserID      string    `json:"user_id"`
+	ThreadID    string    `json:"thread_id"`
+	ExpiresAt   time.Time `json:"expires_at"`
 }
 
 type Skill struct {

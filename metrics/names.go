@@ -47,6 +47,21 @@ const (
 	// VolumeQuotaBytes is the per-user quota (DAYTONA_VOLUME_SIZE_GB).
 	VolumeQuotaBytes = "threadbox_volume_quota_bytes"
 
+	// AdmissionLimit is each admission limit's configured value, by limit
+	// (thread_limit and sandbox_limit per user, total_sandbox_limit,
+	// rate_limited in requests per second per key and replica); a limit
+	// that is off is left out.
+	AdmissionLimit = "threadbox_admission_limit"
+	// AdmissionUsage is the usage each limit is compared with, read from
+	// PostgreSQL at scrape time: running sandboxes in total
+	// (total_sandbox_limit), the most running agent sandboxes of any user
+	// (sandbox_limit), the most live threads of any user (thread_limit).
+	AdmissionUsage = "threadbox_admission_usage"
+	// AdmissionUsersAtLimit is the number of users at a per-user limit.
+	AdmissionUsersAtLimit = "threadbox_admission_users_at_limit"
+	// AdmissionRefused counts requests refused with 429, by limit.
+	AdmissionRefused = "threadbox_admission_refused_total"
+
 	// SandboxSeconds counts the seconds sandboxes ran, by kind (agent,
 	// files), from the lifecycle ledger as each running interval ends (the
 	// usage report's numbers; activities.Metrics).

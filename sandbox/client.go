@@ -38,6 +38,11 @@ type Options struct {
 	Thread entity.Config
 	Files  entity.Config
 	Logger *slog.Logger
+	// Admit, when set, runs before an ensure-running that goes to the
+	// workflow (never on the cached path), after the use's Guard: it may
+	// refuse the use (a limit on running sandboxes, package admission), and
+	// its release runs once that ensure is over, successful or not.
+	Admit func(ctx context.Context, ref entity.Ref) (release func(), err error)
 	// EnsureTimeout bounds one ensure-running round trip that several
 	// requests share (default entity.MaxEnsureWait + 30 s).
 	EnsureTimeout time.Duration

@@ -144,6 +144,13 @@ func (c *Client) ensure(ctx context.Context, ref entity.Ref, need time.Duration,
 				return nil, err
 			}
 		}
+		if attempt == 0 && c.opts.Admit != nil {
+			release, err := c.opts.Admit(ctx, ref)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+		}
 		out, err := c.ensureCold(ctx, ref, need, margin)
 		if err == nil {
 			c.setIncarnation(ref, incarnation)

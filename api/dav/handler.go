@@ -51,7 +51,8 @@ const DefaultMaxLockTimeout = time.Hour
 //   - An XML body binding a prefix to the empty namespace is 400 (the
 //     engine's XML decoder accepts it).
 //   - GET/HEAD get a Content-Type from the extension, so the engine never
-//     reads 512 bytes to sniff one.
+//     reads 512 bytes to sniff one, and the headers that keep user content
+//     from running on the API's origin (httpio.UserContentHeaders).
 //   - Failures the engine flattens into 405/403/500 (quota, sandbox down) are
 //     answered with their real status, in the API's JSON error shape.
 //   - A files sandbox found stopped behind the cache is started again and the
@@ -178,6 +179,7 @@ const evaluatedIf = "urn:threadbox:if-header-evaluated"
 // fail answers err in the API's JSON error shape (its status from apierr).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Del("ETag")
+	w.Header().Del("Content-Disposition")
 	apierr.Respond(w, r, err, h.logger(), "component", "webdav")
 }
 
@@ -284,7 +286,7 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		}
 		r.Header.Set("Timeout", clampTimeout(r.Header.Get("Timeout"), max))
 	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", httpio.ContentType(src))
+		httpio.UserContentHeaders(w.Header(), src)
 	}
 	return dst, true
 }
@@ -337,6 +339,9 @@ func (g *statusGuard) WriteHeader(code int) {
 			g.failure = err
 			return
 		}
+	}
+	if code >= 400 {
+		g.Header().Del("Content-Disposition") // an error text is no download
 	}
 	g.wroteHead = true
 	g.ResponseWriter.WriteHeader(code)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,6 +240,11 @@ func New(t testing.TB, opts Options) *Env {
 	cfg.AutoDeleteInterval = config.Interval(opts.AutoDelete)
 	cfg.FilesAutoStopInterval = config.Interval(opts.FilesAutoStop)
 	cfg.UploadDir = t.TempDir()
+	// The suites and benchmarks ask more of one user than a deployment's
+	// defaults allow; the limits stay on (so every cold ensure goes through
+	// admission) but out of the way. Admission tests configure their own.
+	cfg.MaxThreadsPerUser, cfg.MaxRunningSandboxesPerUser, cfg.MaxRunningSandboxes = 10_000, 10_000, 10_000
+	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -343,4 +349,35 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// Clock is a settable clock for code that takes a `now func() time.Time`
+// (caches, limiters): tests move it instead of sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Set puts the clock at t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
 }
