@@ -15,10 +15,10 @@ import (
 	"github.com/threadbox/threadbox/sandbox"
 )
 
-// Guard checks, before any Temporal call, that the thread may be used (the
-// thread routes check its row: a deleted thread answers 404 instead of
-// coming back). It is sandbox.UseOptions.Guard.
-type Guard = func(context.Context) error
+// Guard checks that the thread may be used (the thread routes check its
+// row: a deleted thread answers 404 instead of coming back) and names its
+// incarnation. It is sandbox.UseOptions.Guard.
+type Guard = func(context.Context) (incarnation string, err error)
 
 // cleanupTimeout bounds the work done after a client may have left: the
 // record of a started command, a session's deletion, a lease's release.
@@ -28,7 +28,7 @@ const cleanupTimeout = 30 * time.Second
 // needed) and returns as soon as Daytona accepted it. From then on the
 // command belongs to the sandbox: a client that leaves does not stop it.
 func (s *Service) Start(ctx context.Context, ref entity.Ref, guard Guard, r Request) (Command, error) {
-	if err := guard(ctx); err != nil {
+	if _, err := guard(ctx); err != nil {
 		return Command{}, err
 	}
 	n, err := s.opts.Queries.CommandCountRunning(ctx, db.CommandCountRunningParams{UserID: ref.UserID, ThreadID: ref.ThreadID})

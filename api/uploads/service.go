@@ -4,23 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
-	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/uploadspool"
 	"github.com/threadbox/threadbox/volume"
 )
 
@@ -53,11 +50,15 @@ type Config struct {
 	// Volumes opens the owner's volume to check room at creation and to push
 	// a finished upload into it.
 	Volumes volume.Opener
+	// Spool holds uploads in progress and their locks: nil spools into Dir
+	// (one machine), an S3 spool lets every replica resume every upload.
+	Spool uploadspool.Spool
 }
 
 // Service is the tus endpoint plus its janitor.
 type Service struct {
 	cfg     Config
+	spool   uploadspool.Spool
 	handler http.Handler
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -65,20 +66,25 @@ type Service struct {
 
 // New builds the service and starts its janitor; Close stops it.
 func New(cfg Config) (*Service, error) {
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("upload spool %s: %w", cfg.Dir, err)
-	}
 	if cfg.SpoolTTL <= 0 {
 		cfg.SpoolTTL = 24 * time.Hour
 	}
-	s := &Service{cfg: cfg, done: make(chan struct{})}
-	st := &store{fs: filestore.New(cfg.Dir), queries: cfg.Queries}
+	spool := cfg.Spool
+	if spool == nil {
+		local, err := uploadspool.NewLocal(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		spool = local
+	}
+	s := &Service{cfg: cfg, spool: spool, done: make(chan struct{})}
+	st := &store{fs: spool, queries: cfg.Queries}
 	composer := handler.NewStoreComposer()
 	// Core and termination only: deferred length would bypass the quota
 	// check at creation, concatenation is not needed by our clients.
 	composer.UseCore(st)
 	composer.UseTerminater(st)
-	memorylocker.New().UseIn(composer)
+	composer.UseLocker(spool.Locker())
 	h, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,
@@ -105,10 +111,11 @@ func New(cfg Config) (*Service, error) {
 // API's JSON error shape.
 func (s *Service) Handler() http.Handler { return jsonErrors(s.handler) }
 
-// Close stops the janitor.
+// Close stops the janitor and the spool's background work.
 func (s *Service) Close() {
 	s.stop()
 	<-s.done
+	s.spool.Close()
 }
 
 func newID() string {
@@ -203,7 +210,9 @@ func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) 
 	if derr := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: info.ID, State: state}); derr != nil && err == nil {
 		err = fmt.Errorf("recording upload %s: %w", info.ID, derr)
 	}
-	s.removeSpool(info)
+	if rerr := s.spool.Remove(ctx, info.ID); rerr != nil {
+		s.cfg.Logger.WarnContext(ctx, "removing upload spool", "upload", info.ID, "err", rerr)
+	}
 	if err != nil {
 		s.cfg.Logger.WarnContext(ctx, "upload push failed", "upload", info.ID, "user", user, "path", p, "err", err)
 		return handler.HTTPResponse{}, s.reject(ctx, err)
@@ -212,27 +221,16 @@ func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) 
 	return handler.HTTPResponse{Header: handler.HTTPHeader{"Upload-Stored": "true"}}, nil
 }
 
+// push copies the finished upload from the spool into the volume; a retry
+// (the files sandbox was found stopped) reads the spool again from the start.
 func (s *Service) push(ctx context.Context, user, p string, info handler.FileInfo) error {
-	f, err := os.Open(info.Storage["Path"])
-	if err != nil {
-		return fmt.Errorf("opening spool of %s: %w", info.ID, err)
-	}
-	defer f.Close()
-	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{Replayable: func() bool {
-		_, err := f.Seek(0, io.SeekStart) // the spool is on disk: a retry starts over
-		return err == nil
-	}}, func(ctx context.Context, v *volume.Volume) error {
-		_, err := v.Put(ctx, p, f, info.Size)
+	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{}, func(ctx context.Context, v *volume.Volume) error {
+		r, err := s.spool.Open(ctx, info.ID)
+		if err != nil {
+			return fmt.Errorf("opening spool of %s: %w", info.ID, err)
+		}
+		defer r.Close()
+		_, err = v.Put(ctx, p, r, info.Size)
 		return err
 	})
-}
-
-func (s *Service) removeSpool(info handler.FileInfo) {
-	for _, k := range []string{"Path", "InfoPath"} {
-		if p := info.Storage[k]; p != "" {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				s.cfg.Logger.Warn("removing upload spool", "path", p, "err", err)
-			}
-		}
-	}
 }

@@ -7,11 +7,11 @@ import (
 	"regexp"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/uploadspool"
 )
 
 // Metadata keys: path is the client's destination; owner is set by the
@@ -26,10 +26,10 @@ const (
 // "not found" before it can reach the filestore as a file name.
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// store wraps the filestore with the owner check and the "finished" view of
+// store wraps the spool with the owner check and the "finished" view of
 // uploads already pushed into the volume.
 type store struct {
-	fs      filestore.FileStore
+	fs      uploadspool.Spool
 	queries *db.Queries
 }
 
