@@ -15,11 +15,19 @@ import (
 // Get is one of the thread's commands, as it is now: a running one is
 // asked about in the sandbox.
 func (s *Service) Get(ctx context.Context, ref entity.Ref, guard Guard, id string) (Command, error) {
+	row, err := s.current(ctx, ref, guard, id)
+	return view(row), err
+}
+
+// current is one of the thread's commands, a running one settled against
+// the sandbox first (see refresh: a command past its deadline whose
+// sandbox has stopped is not worth starting it again).
+func (s *Service) current(ctx context.Context, ref entity.Ref, guard Guard, id string) (db.ThreadCommand, error) {
 	row, err := s.row(ctx, ref, id)
 	if err != nil {
-		return Command{}, err
+		return db.ThreadCommand{}, err
 	}
-	return view(s.refresh(ctx, ref, guard, []db.ThreadCommand{row})[0]), nil
+	return s.refresh(ctx, ref, guard, []db.ThreadCommand{row})[0], nil
 }
 
 // List is the thread's commands, newest first, as they are now.
@@ -39,17 +47,13 @@ func (s *Service) List(ctx context.Context, ref entity.Ref, guard Guard) ([]Comm
 // Output is what a command printed so far (all of it, up to the limit,
 // once it ended).
 func (s *Service) Output(ctx context.Context, ref entity.Ref, guard Guard, id string) (Command, Output, error) {
-	row, err := s.row(ctx, ref, id)
+	row, err := s.current(ctx, ref, guard, id)
 	if err != nil {
 		return Command{}, Output{}, err
 	}
 	var out Output
 	if Status(row.State) == Running {
 		err := s.opts.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: guard}, func(ctx context.Context, sb *sandbox.Sandbox) error {
-			var err error
-			if row, err = s.settle(ctx, sb, row); err != nil || Status(row.State) != Running {
-				return err
-			}
 			logs, err := sb.Toolbox.SessionCommandLogs(ctx, row.CommandID, row.DaytonaCommandID)
 			if errors.Is(err, daytona.ErrNotFound) {
 				// It ended and its session was deleted meanwhile: its record says how.
@@ -85,7 +89,7 @@ type Sink interface {
 // on. It returns early, with ctx's error, when ctx ends (the command runs
 // on), or with out's error.
 func (s *Service) Follow(ctx context.Context, ref entity.Ref, guard Guard, id string, out Sink) (Command, error) {
-	row, err := s.row(ctx, ref, id)
+	row, err := s.current(ctx, ref, guard, id)
 	if err != nil {
 		return Command{}, err
 	}
@@ -129,7 +133,7 @@ func (s *Service) Follow(ctx context.Context, ref entity.Ref, guard Guard, id st
 // KILL ends its whole process group, other signals reach each of its
 // processes). ErrNotRunning when it has ended.
 func (s *Service) Signal(ctx context.Context, ref entity.Ref, guard Guard, id string, sig daytona.Signal) error {
-	row, err := s.row(ctx, ref, id)
+	row, err := s.current(ctx, ref, guard, id)
 	if err != nil {
 		return err
 	}
@@ -181,7 +185,7 @@ func (s *Service) untilStarted(ctx context.Context, sb *sandbox.Sandbox, row *db
 // while if a process that left its group still holds its output. Stopping
 // an ended command changes nothing.
 func (s *Service) Stop(ctx context.Context, ref entity.Ref, guard Guard, id string) (Command, error) {
-	row, err := s.row(ctx, ref, id)
+	row, err := s.current(ctx, ref, guard, id)
 	if err != nil || Status(row.State) != Running {
 		return view(row), err
 	}

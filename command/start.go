@@ -56,7 +56,8 @@ func (s *Service) Start(ctx context.Context, ref entity.Ref, guard Guard, r Requ
 				Timeout: r.Timeout, MaxOutput: int64(s.opts.OutputLimit) + 1,
 			})
 			if err != nil {
-				s.deleteSession(sb, id)
+				// Daytona may have started it all the same (an answer lost).
+				s.discard(sb, id)
 				return err
 			}
 			accepted = true
@@ -72,11 +73,7 @@ func (s *Service) Start(ctx context.Context, ref entity.Ref, guard Guard, r Requ
 				TimeoutS: int32(r.Timeout / time.Second), SandboxID: sb.Result.SandboxID, DaytonaCommandID: res.CommandID,
 			})
 			if err != nil {
-				// Nobody could ever see it: end it.
-				if _, kerr := sb.Toolbox.SignalSessionCommand(rctx, id, daytona.SIGKILL); kerr != nil {
-					s.log.WarnContext(rctx, "killing an unrecorded command failed; its timeout ends it", "command_id", id, "err", kerr)
-				}
-				s.deleteSession(sb, id)
+				s.discard(sb, id) // nobody could ever see it
 				return fmt.Errorf("recording command: %w", err)
 			}
 			return nil
@@ -227,16 +224,35 @@ const (
 	endPollDrain = 500 * time.Millisecond
 )
 
+// discard ends a command nobody will know of (its start failed after
+// Daytona may have run it) and drops its session, in the background: KILL
+// to its process group, which deleting the session would not reach. If that
+// fails too, its timeout ends it.
+func (s *Service) discard(sb *sandbox.Sandbox, id string) {
+	s.goBackground(func(bg context.Context) {
+		ctx, cancel := context.WithTimeout(bg, cleanupTimeout)
+		defer cancel()
+		if _, err := sb.Toolbox.SignalSessionCommand(ctx, id, daytona.SIGKILL); err != nil {
+			s.log.WarnContext(ctx, "killing an unrecorded command failed; its timeout ends it", "command_id", id, "err", err)
+		}
+		s.dropSession(ctx, sb, id)
+	})
+}
+
 // deleteSession drops a command's session (and Daytona's log of it) in the
 // background; a session left behind dies with its sandbox.
 func (s *Service) deleteSession(sb *sandbox.Sandbox, id string) {
 	s.goBackground(func(bg context.Context) {
 		ctx, cancel := context.WithTimeout(bg, cleanupTimeout)
 		defer cancel()
-		if err := sb.Toolbox.DeleteSession(ctx, id); err != nil && !errors.Is(err, daytona.ErrNotFound) {
-			s.log.WarnContext(ctx, "deleting a command's session failed", "command_id", id, "err", err)
-		}
+		s.dropSession(ctx, sb, id)
 	})
+}
+
+func (s *Service) dropSession(ctx context.Context, sb *sandbox.Sandbox, id string) {
+	if err := sb.Toolbox.DeleteSession(ctx, id); err != nil && !errors.Is(err, daytona.ErrNotFound) {
+		s.log.WarnContext(ctx, "deleting a command's session failed", "command_id", id, "err", err)
+	}
 }
 
 // releaseLease releases a command's lease in the background; one that
