@@ -58,7 +58,7 @@ func newDavServer(t *testing.T, quota int64) *davServer {
 	v := &volume.Volume{
 		Files: files,
 		Props: &volume.Props{Pool: pool, UserID: testUser},
-		Quota: &volume.Quota{Queries: q, UserID: testUser, Limit: quota, MaxAge: time.Minute,
+		Quota: &volume.Quota{Pool: pool, UserID: testUser, Limit: quota, MaxAge: time.Minute,
 			Measure: func(ctx context.Context) (int64, error) { return volume.Measure(ctx, files) }},
 	}
 	h := &dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Volumes: directOpener{v}}

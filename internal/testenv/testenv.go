@@ -183,15 +183,17 @@ type Env struct {
 	DatabaseURL string
 	Emulator    *emulator.Server
 	EmulatorURL string
-	Gateway     *daytona.Gateway
-	Temporal    client.Client
-	Activities  *activities.Activities
-	API         *api.Server
-	URL         string // API base URL
-	UserID      string
-	UserKey     string
-	AdminKey    string
-	Logger      *slog.Logger
+	// Calls counts the emulator's requests and takes faults (Intercept).
+	Calls      *Calls
+	Gateway    *daytona.Gateway
+	Temporal   client.Client
+	Activities *activities.Activities
+	API        *api.Server
+	URL        string // API base URL
+	UserID     string
+	UserKey    string
+	AdminKey   string
+	Logger     *slog.Logger
 
 	t      testing.TB
 	worker sdkworker.Worker
@@ -216,8 +218,8 @@ func New(t testing.TB, opts Options) *Env {
 	e := &Env{t: t, Logger: log}
 	e.Pool, e.DatabaseURL = Database(t)
 
-	emu, _, emuURL, _ := Emulator(t, opts.Faults, log)
-	e.Emulator, e.EmulatorURL = emu, emuURL
+	emu, _, emuURL, calls := Emulator(t, opts.Faults, log)
+	e.Emulator, e.EmulatorURL, e.Calls = emu, emuURL, calls
 
 	tc, addr := Temporal(t)
 	e.Temporal = tc
