@@ -25,11 +25,13 @@ import (
 
 // Routes serve /v1/threads: threads, exec, their files and leases. Every use
 // of a thread's sandbox goes through Sandboxes.Use; the thread row (Queries)
-// is the authority on whether a thread exists.
+// is the authority on whether a thread exists. Writes under the volume mount
+// go through Volumes.
 type Routes struct {
 	Config    config.Config
 	Queries   *db.Queries
 	Sandboxes *sandbox.Client
+	Volumes   VolumeViews
 	Logger    *slog.Logger
 }
 
