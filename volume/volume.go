@@ -126,6 +126,9 @@ func Measure(ctx context.Context, files sandboxfs.FS) (int64, error) {
 var (
 	// ErrQuotaExceeded: the write would take the volume past its quota.
 	ErrQuotaExceeded = errors.New("volume quota exceeded")
+	// ErrTooLarge: the write announced more bytes than the whole quota; it
+	// can never fit.
+	ErrTooLarge = errors.New("larger than the whole volume quota")
 	// ErrIncompleteBody: a write whose request body broke off (the client
 	// went away or sent less than it announced): the client's fault.
 	ErrIncompleteBody = errors.New("the request body ended before it was complete")
@@ -217,6 +220,9 @@ const growStep = 256 << 10
 func (v *Volume) put(ctx context.Context, name string, r io.Reader, size int64, reserved string) (int64, error) {
 	if name == "/" {
 		return 0, rootErr("write")
+	}
+	if v.Quota != nil && size > v.Quota.Limit {
+		return 0, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
 	}
 	var replacing int64
 	old, err := v.Stat(ctx, name)

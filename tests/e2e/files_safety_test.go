@@ -88,7 +88,9 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 		func(i int) outcome { return put(fmt.Sprintf("/v1/files?path=edge/%d", i), chunked(body)) },
 		func(i int) outcome { return put(fmt.Sprintf("/dav/edge/%d", i), bytes.NewReader(body)) },
 		func(i int) outcome { return put(fmt.Sprintf("/dav/edge/%d", i), chunked(body)) },
-		func(i int) outcome { return put(fmt.Sprintf("/v1/threads/edge/files?path=volume/edge/%d", i), bytes.NewReader(body)) },
+		func(i int) outcome {
+			return put(fmt.Sprintf("/v1/threads/edge/files?path=volume/edge/%d", i), bytes.NewReader(body))
+		},
 		func(i int) outcome {
 			return put(fmt.Sprintf("/v1/threads/edge/files?path=/home/daytona/volume/edge/%d", i), chunked(body))
 		},
