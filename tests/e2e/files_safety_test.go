@@ -68,6 +68,8 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 	limit := env.Config.VolumeQuotaBytes()
 	body := make([]byte, size)
 	_, _ = rand.Read(body)
+	resp, b := fdo(t, env, key, "MKCOL", "/dav/edge/", nil, nil) // WebDAV writes need their collection
+	require.Equal(t, 201, resp.StatusCode, b)
 
 	// Each writer answers whether it stored its file, or else whether it was
 	// refused for want of room (507 quota_exceeded; in a batch upload, the
@@ -118,12 +120,43 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 			return status(resp, b, 204)
 		},
 	}
+	// A gate in front of the emulator holds every write that got as far as
+	// sending its bytes until all ten are there (or none came for 3 s), so
+	// they overlap for sure: each has made its quota decision before any
+	// lands.
+	gate := make(chan struct{})
+	var (
+		gateMu  sync.Mutex
+		arrived int
+		idle    *time.Timer
+		open    sync.Once
+	)
+	openGate := func() { open.Do(func() { close(gate) }) }
+	env.Calls.Intercept(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if testenv.Route(r.URL.Path) != "files/upload" || !strings.Contains(r.URL.Query().Get("path"), "/volume/edge/") {
+			return false
+		}
+		gateMu.Lock()
+		arrived++
+		if idle == nil {
+			idle = time.AfterFunc(3*time.Second, openGate)
+		} else {
+			idle.Reset(3 * time.Second)
+		}
+		if arrived == 10 {
+			openGate()
+		}
+		gateMu.Unlock()
+		<-gate
+		return false
+	})
 	var wg sync.WaitGroup
 	outcomes := make([]outcome, 10)
 	for i := range outcomes {
 		wg.Go(func() { outcomes[i] = writers[i%len(writers)](i) })
 	}
 	wg.Wait()
+	env.Calls.Intercept(nil)
 	n := 0
 	for i, o := range outcomes {
 		if o.stored {
@@ -139,13 +172,15 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 	require.Equal(t, limit-room+int64(n)*size, used, "every write reported stored is there")
 	require.False(t, hidden, "no spool left behind")
 
-	// Each path alone, with no room left.
-	execIn(t, env, key, "edge", "truncate -s "+strconv.FormatInt(limit-used+(limit-room)-100, 10)+" /home/daytona/volume/filler")
+	// Each path alone, with no room left (filled up by a counted write: an
+	// agent's own writes are only seen at the next measurement).
+	resp, b = fdo(t, env, key, http.MethodPut, "/v1/files?path=rest-of-room", bytes.NewReader(make([]byte, limit-used-100)), nil)
+	require.Equal(t, 201, resp.StatusCode, b)
 	for i, w := range writers {
 		o := w(100 + i)
 		require.True(t, o.noRoom, "writer %d with no room: %s", i, o.answer)
 	}
-	resp, b := fdo(t, env, key, http.MethodPut, "/v1/threads/edge/files?path=/tmp/outside.bin", bytes.NewReader(body), nil)
+	resp, b = fdo(t, env, key, http.MethodPut, "/v1/threads/edge/files?path=/tmp/outside.bin", bytes.NewReader(body), nil)
 	require.Equal(t, 201, resp.StatusCode, "a thread's own disk is not the volume: %s", b)
 	_, hidden = volumeUsage(t, env, key, "edge")
 	require.False(t, hidden)
