@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/daytona"
@@ -288,6 +289,12 @@ func (v *Volume) reserve(ctx context.Context, st commitState, size, replacing in
 			Spool: st.Spool, Target: st.Target, KeepAlive: true})
 	}
 	res, err := v.Quota.Adopt(ctx, reserved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The reservation expired (its upload sat idle for its whole TTL):
+		// the write reserves again, and fits only if there is room now.
+		return v.Quota.Reserve(ctx, ReserveOptions{ID: reserved, Need: size, Want: size, Credit: replacing,
+			Spool: st.Spool, Target: st.Target, KeepAlive: true})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -123,3 +123,28 @@ func TestCancelledUploadFreesItsQuota(t *testing.T) {
 		`SELECT COALESCE(SUM(bytes), 0) FROM volume_reservations WHERE user_id = 'u1'`).Scan(&reserved))
 	require.Zero(t, reserved)
 }
+
+// An upload whose reservation is gone (it sat idle until the reservation
+// expired and was swept) reserves again when it is finished: it is stored
+// when there is room, and refused with 507 when there is not.
+func TestPushAfterItsReservationExpired(t *testing.T) {
+	r := newRig(t)
+	r.quota = 1000
+	svc, srv := r.start(t)
+	defer func() { srv.Close(); svc.Close() }()
+	ctx := context.Background()
+	resp, id := createUpload(t, srv.URL, "u1", "late.bin", 600)
+	require.Equal(t, 201, resp.StatusCode)
+	_, err := r.pool.Exec(ctx, `DELETE FROM volume_reservations WHERE id = $1`, id)
+	require.NoError(t, err)
+	resp, other := createUpload(t, srv.URL, "u1", "other.bin", 600)
+	require.Equal(t, 201, resp.StatusCode, "the swept reservation's room went to another upload")
+
+	resp = send(t, "PATCH", srv.URL+"/up/"+id, "u1", make([]byte, 600), patchHeaders)
+	require.Equal(t, http.StatusInsufficientStorage, resp.StatusCode, "no room left for it now")
+	resp = send(t, "DELETE", srv.URL+"/up/"+other, "u1", nil, nil)
+	require.Equal(t, 204, resp.StatusCode)
+	resp = send(t, "HEAD", srv.URL+"/up/"+id, "u1", nil, nil)
+	require.Equal(t, 200, resp.StatusCode, "with room again, the next request stores it")
+	require.Len(t, r.stored(t, "u1", "/late.bin"), 600)
+}
