@@ -216,10 +216,16 @@ const (
 )
 
 func (v *Volume) retry(ctx context.Context, step func() error) error {
-	backoff := stepBackoff
+	return Retry(ctx, stepAttempts, stepBackoff, transient, step)
+}
+
+// Retry runs step up to attempts times while it fails with an error that
+// retryable accepts, waiting backoff between tries (doubling each time); ctx
+// ending cuts the wait short. It returns step's last error.
+func Retry(ctx context.Context, attempts int, backoff time.Duration, retryable func(error) bool, step func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := step()
-		if err == nil || attempt == stepAttempts || !transient(err) {
+		if err == nil || attempt >= attempts || !retryable(err) {
 			return err
 		}
 		select {

@@ -207,8 +207,7 @@ type Reservation struct {
 	ttl      time.Duration
 	leftover *commitState
 
-	stopKeep context.CancelFunc
-	kept     chan struct{}
+	stopKeep func()
 }
 
 // ID names the reservation.
@@ -400,29 +399,15 @@ func (r *Reservation) renew(ctx context.Context) error {
 	return nil
 }
 
-// keepAlive renews the reservation every ttl/4 until stop.
+// keepAlive renews the reservation every ttl/4 until stop (a missed
+// renewal is made up by the next; the TTL allows three).
 func (r *Reservation) keepAlive() {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stopKeep, r.kept = cancel, make(chan struct{})
-	go func() {
-		defer close(r.kept)
-		t := time.NewTicker(r.ttl / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_ = r.renew(ctx) // a missed renewal is made up by the next; the TTL allows three
-			}
-		}
-	}()
+	r.stopKeep = every(r.ttl/4, func(ctx context.Context) { _ = r.renew(ctx) })
 }
 
 func (r *Reservation) stop() {
 	if r.stopKeep != nil {
 		r.stopKeep()
-		<-r.kept
 		r.stopKeep = nil
 	}
 }

@@ -70,25 +70,33 @@ func Sweep(ctx context.Context, pool *pgxpool.Pool, volumes Opener, now time.Tim
 }
 
 // StartJanitor sweeps every interval until the returned stop is called.
-func (s *Service) StartJanitor(every time.Duration, log *slog.Logger) (stop func()) {
+func (s *Service) StartJanitor(interval time.Duration, log *slog.Logger) (stop func()) {
+	return every(interval, func(ctx context.Context) {
+		n, err := Sweep(ctx, s.Pool, s, time.Now())
+		if err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "sweeping abandoned writes", "err", err)
+		}
+		if n > 0 {
+			log.InfoContext(ctx, "settled abandoned writes", "count", n)
+		}
+	})
+}
+
+// every runs fn every interval, in a goroutine of its own, until the
+// returned stop is called (stop waits for a run in progress).
+func every(interval time.Duration, fn func(ctx context.Context)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(every)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-			}
-			n, err := Sweep(ctx, s.Pool, s, time.Now())
-			if err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "sweeping abandoned writes", "err", err)
-			}
-			if n > 0 {
-				log.InfoContext(ctx, "settled abandoned writes", "count", n)
+				fn(ctx)
 			}
 		}
 	}()

@@ -221,23 +221,14 @@ func (s *Service) finish(ctx context.Context, info handler.FileInfo) error {
 	user, p := info.MetaData[metaOwner], info.MetaData[metaPath]
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
 	defer cancel()
-	backoff := s.cfg.PushBackoff
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = s.push(ctx, user, p, info); err == nil {
-			break
-		}
-		if attempt == s.cfg.PushAttempts || !apierr.ServerFault(apierr.Classify(err)) {
-			s.cfg.Logger.WarnContext(ctx, "upload push failed; the spool is kept for the next try",
-				"upload", info.ID, "user", user, "path", p, "attempts", attempt, "err", err)
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff *= 2
+	attempts := 0
+	err := volume.Retry(ctx, s.cfg.PushAttempts, s.cfg.PushBackoff,
+		func(err error) bool { return apierr.ServerFault(apierr.Classify(err)) },
+		func() error { attempts++; return s.push(ctx, user, p, info) })
+	if err != nil {
+		s.cfg.Logger.WarnContext(ctx, "upload push failed; the spool is kept for the next try",
+			"upload", info.ID, "user", user, "path", p, "attempts", attempts, "err", err)
+		return err
 	}
 	if err := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: info.ID, State: stateStored}); err != nil {
 		return fmt.Errorf("recording upload %s: %w", info.ID, err)
