@@ -4,15 +4,23 @@ BIN     := $(CURDIR)/.bin
 TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
 
-.PHONY: run test tools sqlc sqlc-check vet build bench
+.PHONY: run test tools bwrap sqlc sqlc-check vet build bench api-docs
 
 ## run: the whole system on this machine (emulator, Temporal dev server + UI, API, worker)
-run: tools
+run: tools bwrap
 	$(GO) run ./cmd/threadbox dev
 
 ## test: the full test suite (unit, PostgreSQL, Temporal dev server, emulator, WebDAV/tus clients)
-test: tools sqlc-check vet
+test: tools bwrap sqlc-check vet
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## bwrap: install bubblewrap when missing, as .ci/run does: the emulator runs every
+## sandbox's commands in bubblewrap namespaces and refuses to start without it
+bwrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "make: installing bubblewrap (the emulator's sandbox isolation)"; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends bubblewrap; }
 
 ## tools: install the Temporal CLI and sqlc into .bin/ when missing
 tools: $(BIN)/temporal $(BIN)/sqlc
@@ -34,6 +42,10 @@ sqlc-check: $(BIN)/sqlc
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || (gofmt -l . && echo "gofmt needed" && exit 1)
+
+## api-docs: regenerate docs/API.md from api/openapi/openapi.yaml (a test fails when it is stale)
+api-docs:
+	$(GO) generate ./api/openapi
 
 build:
 	$(GO) build -o threadbox ./cmd/threadbox

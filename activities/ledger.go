@@ -26,50 +26,36 @@ const (
 // is updated in the same transaction as the ledger.
 type LifecycleEvent struct {
 	// DedupKey makes a retried write a no-op (workflow id, run id, sequence).
-	DedupKey   string
-	Kind       entity.Kind
-	UserID     string
-	ThreadID   string
-	SandboxID  string
-	Event      string // created, started, stopped, deleted, failed, …
-	Cause      string // one of the Cause* constants
-	Detail     string
-	OccurredAt time.Time
+	DedupKey   string      `json:"DedupKey"`
+	Kind       entity.Kind `json:"Kind"`
+	UserID     string      `json:"UserID"`
+	ThreadID   string      `json:"ThreadID"`
+	SandboxID  string      `json:"SandboxID"`
+	Event      string      `json:"Event"` // created, started, stopped, deleted, failed, …
+	Cause      string      `json:"Cause"` // one of the Cause* constants
+	Detail     string      `json:"Detail"`
+	OccurredAt time.Time   `json:"OccurredAt"`
 
 	// Thread row after the transition (threads only).
-	State          string // creating, running, stopped, deleted, error
-	Generation     int
-	Snapshot       string
-	LastActivityAt time.Time
-	AutoStopAt     time.Time
-	AutoDeleteAt   time.Time
-	ErrorMessage   string
+	State          string    `json:"State"` // creating, running, stopped, deleted, error
+	Generation     int       `json:"Generation"`
+	Snapshot       string    `json:"Snapshot"`
+	LastActivityAt time.Time `json:"LastActivityAt"`
+	AutoStopAt     time.Time `json:"AutoStopAt"`
+	AutoDeleteAt   time.Time `json:"AutoDeleteAt"`
+	ErrorMessage   string    `json:"ErrorMessage"`
 }
 
 // RecordLifecycleEvent writes a transition to the lifecycle ledger and, for
 // threads, the thread's new state, in one transaction. It is idempotent: a
 // retry with the same DedupKey changes nothing.
 func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent) error {
-	entityID := ev.ThreadID
-	if ev.Kind == entity.KindFiles {
-		entityID = ev.UserID
-	}
 	recorded := false
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
-		n, err := q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
-			DedupKey:   ev.DedupKey,
-			EntityKind: string(ev.Kind),
-			UserID:     ev.UserID,
-			EntityID:   entityID,
-			SandboxID:  ev.SandboxID,
-			Event:      ev.Event,
-			Cause:      ev.Cause,
-			Detail:     ev.Detail,
-			OccurredAt: ev.OccurredAt,
-		})
+		n, err := insertLedgerRow(ctx, q, ev)
 		if err != nil {
-			return fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+			return err
 		}
 		recorded = n > 0
 		if n == 0 || ev.Kind != entity.KindThread {
@@ -102,4 +88,30 @@ func optionalTime(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// insertLedgerRow writes the ledger row of ev alone; n is 0 when an earlier
+// attempt already wrote it. The orphan reconciler uses it directly: an orphan
+// is not a transition of its thread, whose row (live or not) it must leave
+// alone.
+func insertLedgerRow(ctx context.Context, q *db.Queries, ev LifecycleEvent) (n int64, err error) {
+	entityID := ev.ThreadID
+	if ev.Kind == entity.KindFiles {
+		entityID = ev.UserID
+	}
+	n, err = q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
+		DedupKey:   ev.DedupKey,
+		EntityKind: string(ev.Kind),
+		UserID:     ev.UserID,
+		EntityID:   entityID,
+		SandboxID:  ev.SandboxID,
+		Event:      ev.Event,
+		Cause:      ev.Cause,
+		Detail:     ev.Detail,
+		OccurredAt: ev.OccurredAt,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger %s: %w", ev.DedupKey, err)
+	}
+	return n, nil
 }

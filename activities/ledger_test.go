@@ -15,7 +15,7 @@ import (
 func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
 	f := newFixture(t)
 	ctx := testCtx(t)
-	_, err := f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "u1", ThreadID: "t1"})
+	_, err := f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "u1", ThreadID: "t1"})
 	require.NoError(t, err)
 	at := time.Date(2026, 3, 1, 14, 0, 0, 0, time.UTC)
 	ev := activities.LifecycleEvent{
@@ -30,7 +30,7 @@ func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	assert.Equal(t, "use", rows[0].Cause)
-	th, err := f.q.GetThread(ctx, db.GetThreadParams{UserID: "u1", ThreadID: "t1"})
+	th, err := f.q.APIGetThread(ctx, db.APIGetThreadParams{UserID: "u1", ThreadID: "t1"})
 	require.NoError(t, err)
 	assert.Equal(t, "running", th.State)
 	require.NotNil(t, th.SandboxID)
@@ -46,11 +46,11 @@ func TestRecordLifecycleEventIsDeduplicated(t *testing.T) {
 	late := ev
 	late.DedupKey, late.Event, late.State = "thread:u1:t1/run/3", "stopped", "stopped"
 	require.NoError(t, f.acts.RecordLifecycleEvent(ctx, late))
-	th, err = f.q.GetThread(ctx, db.GetThreadParams{UserID: "u1", ThreadID: "t1"})
+	th, err = f.q.APIGetThread(ctx, db.APIGetThreadParams{UserID: "u1", ThreadID: "t1"})
 	require.NoError(t, err)
 	assert.Equal(t, "deleted", th.State)
 
-	revived, err := f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "u1", ThreadID: "t1"})
+	revived, err := f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "u1", ThreadID: "t1"})
 	require.NoError(t, err, "a deleted thread can be created again")
 	assert.Equal(t, "creating", revived.State)
 

@@ -26,7 +26,7 @@ func TestLifecycleTransitionsCountEachLedgerRowOnce(t *testing.T) {
 	m, err := activities.NewMetrics(reg)
 	require.NoError(t, err)
 	f.acts.Metrics = m
-	_, err = f.q.CreateThread(ctx, db.CreateThreadParams{UserID: "u1", ThreadID: "t1"})
+	_, err = f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "u1", ThreadID: "t1"})
 	require.NoError(t, err)
 	at := time.Now()
 	ev := activities.LifecycleEvent{DedupKey: "thread:u1:t1/run/1", Kind: entity.KindThread, UserID: "u1", ThreadID: "t1",

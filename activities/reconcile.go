@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -19,27 +21,33 @@ import (
 type ReconcileInput struct {
 	// GracePeriod protects young sandboxes: one created less than this long
 	// ago may belong to a create whose result its workflow has not seen yet.
-	GracePeriod time.Duration
+	GracePeriod time.Duration `json:"GracePeriod"`
 }
 
 // ReconcileResult reports a pass.
 type ReconcileResult struct {
-	Checked int
-	Deleted []string // sandbox ids deleted as orphans
-	Skipped int      // young, foreign-kind or undecidable sandboxes left alone
+	Checked int      `json:"Checked"`
+	Deleted []string `json:"Deleted"` // sandbox ids deleted as orphans
+	Skipped int      `json:"Skipped"` // young, foreign-kind or undecidable sandboxes left alone
 }
 
 // ReconcileSandboxes finds sandboxes threadbox created that no entity tracks
 // any more and deletes them: every Daytona sandbox labelled
-// managed-by=threadbox whose thread or files workflow is not running, or runs
-// but tracks another sandbox (a stale generation), once it is older than the
-// grace period. Sandboxes of other kinds (e.g. skill validation scratch
-// sandboxes) belong to their own workflows and are left alone.
+// managed-by=threadbox, once it is older than the grace period, whose thread
+// or files workflow is not running, or runs but can never use it again (see
+// owned). Sandboxes of other kinds (e.g. skill validation scratch sandboxes)
+// belong to their own workflows and are left alone.
+//
+// It heartbeats for every sandbox and all through each delete (one Daytona
+// delete can take longer than the heartbeat timeout), so a dead worker is
+// noticed and the retry starts over on a fresh listing.
 func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) (ReconcileResult, error) {
 	if a.Temporal == nil {
 		return ReconcileResult{}, errors.New("reconcile: no Temporal client configured")
 	}
-	list, err := a.Daytona.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue})
+	// Oldest first: Daytona's default order is by last activity, which
+	// shifts under a long pass (pages would skip or repeat sandboxes).
+	list, err := a.Daytona.ListSandboxes(ctx, map[string]string{daytona.LabelManagedBy: daytona.LabelManagedByValue}, daytona.OldestFirst)
 	if err != nil {
 		return ReconcileResult{}, temporalError("reconcile: list sandboxes", err)
 	}
@@ -59,16 +67,19 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 			res.Skipped++
 			continue
 		}
-		tracked, err := a.tracks(ctx, wfID, sb.ID)
+		owned, err := a.owned(ctx, ref, sb)
 		if err != nil {
 			a.Logger.WarnContext(ctx, "reconcile: cannot tell who owns sandbox; leaving it", "sandbox", sb.ID, "workflow", wfID, "err", err)
 			res.Skipped++
 			continue
 		}
-		if tracked {
+		if owned {
 			continue
 		}
-		if err := a.Daytona.DeleteSandbox(ctx, sb.ID); err != nil {
+		stop := keepAlive(ctx, "deleting orphan "+sb.ID)
+		err = a.Daytona.DeleteSandbox(ctx, sb.ID)
+		stop()
+		if err != nil {
 			a.Logger.WarnContext(ctx, "reconcile: deleting orphan failed", "sandbox", sb.ID, "err", err)
 			res.Skipped++
 			continue
@@ -79,7 +90,7 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: sb.ID, State: "deleted"}); err != nil {
 			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
 		}
-		if err := a.RecordLifecycleEvent(ctx, LifecycleEvent{
+		if _, err := insertLedgerRow(ctx, a.Queries, LifecycleEvent{
 			DedupKey:   "reconcile/" + sb.ID,
 			Kind:       ref.Kind,
 			UserID:     sb.Labels[daytona.LabelUser],
@@ -87,19 +98,28 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 			SandboxID:  sb.ID,
 			Event:      "orphan_deleted",
 			Cause:      CauseReconcile,
-			Detail:     "no running workflow " + wfID + " tracks sandbox " + sb.Name,
+			Detail:     "no running workflow " + wfID + " can use sandbox " + sb.Name,
 			OccurredAt: time.Now(),
 		}); err != nil {
-			return res, err
+			return res, fmt.Errorf("recording orphan %s: %w", sb.ID, err)
 		}
 	}
 	return res, nil
 }
 
-// tracks reports whether the entity workflow wfID is running and holds
-// sandboxID (or is creating, when the id may not be recorded yet).
-func (a *Activities) tracks(ctx context.Context, wfID, sandboxID string) (bool, error) {
-	desc, err := a.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
+// owned reports whether the entity workflow of ref runs and may still use
+// sb. Describe answers for almost every sandbox without running the
+// workflow: a closed or missing workflow owns nothing, and the SandboxId
+// search attribute names the sandbox a running one holds. Only for another
+// sandbox of a running workflow is the workflow asked (a query, which may
+// replay its history): it owns a sandbox of a generation above its own —
+// one it creates right now, or whose create answered too late, and which its
+// next create adopts by name. A lower generation it can never use again:
+// generations only grow within a run, and a revived thread's new run never
+// adopts its earlier life's sandboxes (the PastGeneration query).
+func (a *Activities) owned(ctx context.Context, ref entity.Ref, sb daytona.Sandbox) (bool, error) {
+	wfID := ref.WorkflowID()
+	desc, err := a.Temporal.DescribeWorkflow(ctx, wfID, "")
 	var nf *serviceerror.NotFound
 	switch {
 	case errors.As(err, &nf):
@@ -107,8 +127,15 @@ func (a *Activities) tracks(ctx context.Context, wfID, sandboxID string) (bool, 
 	case err != nil:
 		return false, fmt.Errorf("describe %s: %w", wfID, err)
 	}
-	if desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if desc.Status != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return false, nil
+	}
+	if id, ok := desc.TypedSearchAttributes.GetKeyword(entity.AttrSandboxID); ok && id == sb.ID {
+		return true, nil
+	}
+	gen, ok := generationOf(ref, sb)
+	if !ok {
+		return false, fmt.Errorf("sandbox %s: name %q is not one of %s's generations", sb.ID, sb.Name, wfID)
 	}
 	v, err := a.Temporal.QueryWorkflow(ctx, wfID, "", entity.QueryState)
 	if err != nil {
@@ -118,7 +145,21 @@ func (a *Activities) tracks(ctx context.Context, wfID, sandboxID string) (bool, 
 	if err := v.Get(&st); err != nil {
 		return false, fmt.Errorf("decode state of %s: %w", wfID, err)
 	}
-	return st.SandboxID == sandboxID || st.Phase == entity.PhaseCreating, nil
+	return st.SandboxID == sb.ID || gen > st.Generation, nil
+}
+
+// generationOf is the generation whose deterministic name sb carries (ok
+// false when the name is not one the entity of ref would create).
+func generationOf(ref entity.Ref, sb daytona.Sandbox) (int, bool) {
+	i := strings.LastIndexByte(sb.Name, '-')
+	if i < 0 {
+		return 0, false
+	}
+	gen, err := strconv.Atoi(sb.Name[i+1:])
+	if err != nil || gen < 1 {
+		return 0, false
+	}
+	return gen, daytona.SandboxName(ref.Kind.SandboxType(), entityKey(ref.Kind, ref.UserID, ref.ThreadID), gen) == sb.Name
 }
 
 // entityOf maps a sandbox's labels to the entity that owns it (ok false for

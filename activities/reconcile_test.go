@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,10 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/workflows"
@@ -23,13 +27,7 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	f := newFixture(t)
 	ctx := testCtx(t)
 	c, _ := testenv.Temporal(t)
-	f.acts.Temporal = c
-	tq := "reconcile-" + uuid.NewString()
-	w := sdkworker.New(c, tq, sdkworker.Options{})
-	workflows.Register(w)
-	w.RegisterActivity(f.acts)
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	tq, _ := startWorker(t, f, c)
 
 	// A tracked sandbox: a real thread workflow created it.
 	in := entity.Input{Kind: entity.KindThread, UserID: "dave", ThreadID: "kept",
@@ -39,17 +37,35 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	// An orphan: created for a thread whose workflow does not exist.
 	orphan, err := f.acts.EnsureSandbox(ctx, threadInput("dave", "gone", 1))
 	require.NoError(t, err)
+	// An orphan of a live thread: the thread row lives on (its workflow will
+	// create the next generation on its next use) while an old generation's
+	// sandbox was left behind. Recording the orphan's deletion must not touch
+	// the live thread's row.
+	live, err := f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "dave", ThreadID: "live"})
+	require.NoError(t, err)
+	liveOrphan, err := f.acts.EnsureSandbox(ctx, threadInput("dave", "live", 1))
+	require.NoError(t, err)
 	// A young orphan inside the grace period is left alone.
 	res, err := f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: time.Hour})
 	require.NoError(t, err)
 	assert.Empty(t, res.Deleted)
-	assert.Equal(t, 2, res.Checked)
+	assert.Equal(t, 3, res.Checked)
 
 	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: 0})
 	require.NoError(t, err)
-	assert.Equal(t, []string{orphan.SandboxID}, res.Deleted)
-	_, err = f.gw.GetSandbox(ctx, orphan.SandboxID)
-	assert.ErrorIs(t, err, daytona.ErrNotFound)
+	assert.ElementsMatch(t, []string{orphan.SandboxID, liveOrphan.SandboxID}, res.Deleted)
+	for _, id := range []string{orphan.SandboxID, liveOrphan.SandboxID} {
+		_, err = f.gw.GetSandbox(ctx, id)
+		assert.ErrorIs(t, err, daytona.ErrNotFound)
+	}
+	after, err := f.q.APIGetThread(ctx, db.APIGetThreadParams{UserID: "dave", ThreadID: "live"})
+	require.NoError(t, err)
+	assert.Equal(t, live, after, "the live thread's row is untouched")
+	events, err := f.q.ListLifecycleEvents(ctx, db.ListLifecycleEventsParams{EntityKind: string(entity.KindThread), UserID: "dave", EntityID: "live"})
+	require.NoError(t, err)
+	require.Len(t, events, 1, "the deletion is in the ledger")
+	assert.Equal(t, "orphan_deleted", events[0].Event)
+	assert.Equal(t, liveOrphan.SandboxID, events[0].SandboxID)
 	sb, err := f.gw.GetSandbox(ctx, tracked.SandboxID)
 	require.NoError(t, err)
 	assert.Equal(t, daytona.StateStarted, sb.State, "the tracked sandbox is untouched")
@@ -87,4 +103,116 @@ func ensureThread(ctx context.Context, t *testing.T, c client.Client, tq string,
 	var res entity.EnsureResult
 	require.NoError(t, h.Get(ctx, &res))
 	return res
+}
+
+// startWorker runs the workflows and f's activities on a fresh task queue of
+// c, until the test ends (or stop is called).
+func startWorker(t *testing.T, f *fixture, c client.Client) (tq string, stop func()) {
+	t.Helper()
+	f.acts.Temporal = c
+	tq = "reconcile-" + uuid.NewString()
+	w := sdkworker.New(c, tq, sdkworker.Options{})
+	workflows.Register(w)
+	w.RegisterWorkflow(reconcileWithShortHeartbeats)
+	f.acts.Register(w)
+	require.NoError(t, w.Start())
+	var once sync.Once
+	stop = func() { once.Do(w.Stop) }
+	t.Cleanup(stop)
+	return tq, stop
+}
+
+// TestReconcilerKeepsGenerationsAWorkflowMayStillAdopt (issue 12, finding
+// 6): a running thread workflow adopts, by its deterministic name, the
+// sandbox of a generation above its own (a create whose result was lost, or
+// that is in flight), so the reconciler must leave it alone; a generation
+// below, which the workflow can never use again, is an orphan.
+func TestReconcilerKeepsGenerationsAWorkflowMayStillAdopt(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	c, _ := testenv.Temporal(t)
+	tq, _ := startWorker(t, f, c)
+
+	// A sandbox of the thread's earlier life, then the thread (re)created.
+	earlier, err := f.acts.EnsureSandbox(ctx, threadInput("fay", "t", 1))
+	require.NoError(t, err)
+	_, err = f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "fay", ThreadID: "t"})
+	require.NoError(t, err)
+	in := entity.Input{Kind: entity.KindThread, UserID: "fay", ThreadID: "t",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	current := ensureThread(ctx, t, c, tq, in)
+	require.Equal(t, 2, current.Generation)
+	// The next generation, as a create whose result was lost leaves it.
+	next, err := f.acts.EnsureSandbox(ctx, threadInput("fay", "t", 3))
+	require.NoError(t, err)
+	require.Equal(t, 3, next.Generation)
+
+	res, err := f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{GracePeriod: 0})
+	require.NoError(t, err)
+	assert.Equal(t, []string{earlier.SandboxID}, res.Deleted)
+	assert.Zero(t, res.Skipped)
+	for _, id := range []string{current.SandboxID, next.SandboxID} {
+		_, err := f.gw.GetSandbox(ctx, id)
+		assert.NoError(t, err, "sandbox %s must be kept", id)
+	}
+}
+
+// TestReconcilerAsksDescribeNotTheWorkflow (issue 12, finding 7): whether a
+// running workflow holds a sandbox is answered by Describe's SandboxId
+// search attribute, without querying the workflow (a query needs a worker
+// and may replay the whole history). With no worker at all the pass still
+// decides every sandbox.
+func TestReconcilerAsksDescribeNotTheWorkflow(t *testing.T) {
+	f := newFixture(t)
+	c, _ := testenv.Temporal(t)
+	tq, stopWorker := startWorker(t, f, c)
+	ctx := testCtx(t)
+	in := entity.Input{Kind: entity.KindThread, UserID: "gus", ThreadID: "kept",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	tracked := ensureThread(ctx, t, c, tq, in)
+	orphan, err := f.acts.EnsureSandbox(ctx, threadInput("gus", "gone", 1))
+	require.NoError(t, err)
+	stopWorker()
+
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := f.acts.ReconcileSandboxes(rctx, activities.ReconcileInput{GracePeriod: 0})
+	require.NoError(t, err)
+	assert.Equal(t, []string{orphan.SandboxID}, res.Deleted)
+	assert.Zero(t, res.Skipped, "every sandbox decided without a worker")
+	_, err = f.gw.GetSandbox(ctx, tracked.SandboxID)
+	assert.NoError(t, err)
+}
+
+// TestReconcilerHeartbeatsWhileDeleting (issue 12, finding 7): one Daytona
+// delete can outlast the reconciler's heartbeat timeout, so the activity must
+// heartbeat all through each delete, not only between sandboxes. Here a
+// delete takes 3 s and the heartbeat timeout is 1.5 s (real Temporal).
+func TestReconcilerHeartbeatsWhileDeleting(t *testing.T) {
+	f := newFixtureWith(t, 3*time.Second)
+	ctx := testCtx(t)
+	c, _ := testenv.Temporal(t)
+	tq, _ := startWorker(t, f, c)
+	orphan, err := f.acts.EnsureSandbox(ctx, threadInput("hal", "gone", 1))
+	require.NoError(t, err)
+
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-" + uuid.NewString(), TaskQueue: tq},
+		reconcileWithShortHeartbeats, activities.ReconcileInput{})
+	require.NoError(t, err)
+	var res activities.ReconcileResult
+	require.NoError(t, run.Get(ctx, &res), "the pass must not time out on its heartbeat while Daytona deletes")
+	assert.Equal(t, []string{orphan.SandboxID}, res.Deleted)
+}
+
+// reconcileWithShortHeartbeats runs one reconcile pass with a heartbeat
+// timeout shorter than one Daytona delete, and no retry.
+func reconcileWithShortHeartbeats(ctx workflow.Context, in activities.ReconcileInput) (activities.ReconcileResult, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    1500 * time.Millisecond,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var res activities.ReconcileResult
+	err := workflow.ExecuteActivity(ctx, activities.NameReconcileSandboxes, in).Get(ctx, &res)
+	return res, err
 }

@@ -8,18 +8,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.temporal.io/sdk/activity"
 
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 )
-
-// heartbeatEvery is how often lifecycle activities heartbeat while the gateway
-// waits for Daytona, so a worker crash is noticed in a minute (the workflow's
-// HeartbeatTimeout) instead of after the whole StartToClose timeout.
-const heartbeatEvery = 10 * time.Second
 
 // EnsureSandbox finds or creates the entity's sandbox of the given generation
 // and waits until it runs: it gets or creates the user's volume, picks the
@@ -61,6 +55,11 @@ func (a *Activities) EnsureSandbox(ctx context.Context, in EnsureSandboxInput) (
 		}
 		if in.AutoDelete <= 0 {
 			params.AutoDeleteMinutes = -1 // files sandboxes are only ever stopped
+		}
+		if in.Kind == entity.KindFiles {
+			// Stopped, they are archived on our schedule, not Daytona's
+			// default (config: DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE).
+			params.AutoArchiveMinutes = int((a.Config.FilesAutoArchive.Duration() + time.Minute - 1) / time.Minute)
 		}
 		sb, err := a.Daytona.FindOrCreateSandbox(ctx, params)
 		if err != nil {
@@ -110,12 +109,13 @@ func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxI
 	case errors.Is(err, daytona.ErrNotFound):
 		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
 		return SandboxInfo{}, goneError(ref.SandboxID, err)
-	case err != nil && sb.State.Failed():
-		if derr := a.Daytona.DeleteSandbox(ctx, ref.SandboxID); derr != nil {
-			return SandboxInfo{}, temporalError("delete failed sandbox", derr)
+	case errors.Is(err, daytona.ErrInvalidState):
+		if gone, derr := a.deleteIfBroken(ctx, ref.SandboxID); derr != nil {
+			return SandboxInfo{}, derr
+		} else if gone {
+			return SandboxInfo{}, goneError(ref.SandboxID, err)
 		}
-		_, _ = a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: ref.SandboxID, State: "deleted"})
-		return SandboxInfo{}, goneError(ref.SandboxID, err)
+		return SandboxInfo{}, temporalError("start sandbox", err)
 	case err != nil:
 		return SandboxInfo{}, temporalError("start sandbox", err)
 	}
@@ -126,14 +126,26 @@ func (a *Activities) StartSandbox(ctx context.Context, ref SandboxRef) (SandboxI
 }
 
 // StopSandbox stops the sandbox and waits until it is stopped; stopping a
-// stopped sandbox is success. A sandbox Daytona no longer has is reported as
-// Gone rather than as an error.
+// stopped sandbox is success, and a sandbox in a recoverable error is
+// recovered into stopped (by the gateway). A sandbox Daytona no longer has,
+// or one broken beyond recovery (deleted here: Daytona refuses to stop it,
+// and it could never run again), is reported as Gone rather than as an
+// error, so the workflow ends the generation instead of retrying forever.
 func (a *Activities) StopSandbox(ctx context.Context, ref SandboxRef) (StopResult, error) {
 	err := heartbeating(ctx, func(ctx context.Context) error { return a.Daytona.StopSandbox(ctx, ref.SandboxID) })
 	state, res := "stopped", StopResult{}
 	switch {
 	case errors.Is(err, daytona.ErrNotFound):
 		state, res = "deleted", StopResult{Gone: true}
+	case errors.Is(err, daytona.ErrInvalidState):
+		gone, derr := a.deleteIfBroken(ctx, ref.SandboxID)
+		if derr != nil {
+			return StopResult{}, derr
+		}
+		if !gone {
+			return StopResult{}, temporalError("stop sandbox", err)
+		}
+		return StopResult{Gone: true}, nil
 	case err != nil:
 		return StopResult{}, temporalError("stop sandbox", err)
 	}
@@ -141,6 +153,31 @@ func (a *Activities) StopSandbox(ctx context.Context, ref SandboxRef) (StopResul
 		return StopResult{}, fmt.Errorf("recording sandbox %s: %w", ref.SandboxID, err)
 	}
 	return res, nil
+}
+
+// deleteIfBroken deletes the sandbox when it is in an error Daytona cannot
+// recover (the gateway already recovered a recoverable one) and records it
+// deleted: such a sandbox can never run again, and only a delete removes it.
+// gone reports whether it was deleted.
+func (a *Activities) deleteIfBroken(ctx context.Context, id string) (gone bool, err error) {
+	sb, err := a.Daytona.GetSandbox(ctx, id)
+	switch {
+	case errors.Is(err, daytona.ErrNotFound):
+		gone = true
+	case err != nil:
+		return false, temporalError("look at sandbox", err)
+	case !sb.State.Failed() || sb.Recoverable:
+		return false, nil
+	default:
+		a.Logger.WarnContext(ctx, "deleting a sandbox Daytona cannot recover", "sandbox", id, "state", sb.State, "reason", sb.ErrorReason)
+		if err := heartbeating(ctx, func(ctx context.Context) error { return a.Daytona.DeleteSandbox(ctx, id) }); err != nil {
+			return false, temporalError("delete broken sandbox", err)
+		}
+	}
+	if _, err := a.Queries.SetSandboxState(ctx, db.SetSandboxStateParams{SandboxID: id, State: "deleted"}); err != nil {
+		return false, fmt.Errorf("recording sandbox %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // DeleteSandbox destroys the sandbox and waits until Daytona no longer has
@@ -178,10 +215,11 @@ func (a *Activities) DeleteSandbox(ctx context.Context, ref SandboxRef) error {
 	return nil
 }
 
-// RefreshSandboxActivity resets Daytona's auto-stop clock while a lease is
-// held: a long command is not activity to Daytona, and its backstop must not
-// stop a sandbox the workflow keeps running.
-func (a *Activities) RefreshSandboxActivity(ctx context.Context, ref SandboxRef) error {
+// RefreshSandbox resets Daytona's auto-stop clock while a lease is held: a
+// long command is not activity to Daytona, and its backstop must not stop a
+// sandbox the workflow keeps running. (Registered as NameRefreshSandbox, the
+// method's first name.)
+func (a *Activities) RefreshSandbox(ctx context.Context, ref SandboxRef) error {
 	err := a.Daytona.RefreshActivity(ctx, ref.SandboxID)
 	if errors.Is(err, daytona.ErrNotFound) {
 		return goneError(ref.SandboxID, err)
@@ -226,18 +264,20 @@ func (a *Activities) snapshotFor(ctx context.Context, sandboxType string) (strin
 	return name, nil
 }
 
-// generationFor returns the generation to create: the one asked for, unless a
-// sandbox of that generation was already destroyed (a thread deleted and
-// created again starts a new workflow run at generation 1).
+// generationFor returns the generation to create: the one asked for, unless
+// its name may belong to a sandbox this entity must not adopt (one that was
+// destroyed, or one of the thread's earlier life, whose workflow run ended
+// with a destroy that failed): then the first generation above them all (see
+// the PastGeneration query). A new workflow run asks for generation 1 again.
 func (a *Activities) generationFor(ctx context.Context, sandboxType string, in EnsureSandboxInput) (int, error) {
 	gen := max(in.Generation, 1)
-	deleted, err := a.Queries.MaxDeletedGeneration(ctx, db.MaxDeletedGenerationParams{
-		SandboxType: sandboxType, UserID: &in.UserID, ThreadID: in.ThreadID,
+	past, err := a.Queries.PastGeneration(ctx, db.PastGenerationParams{
+		SandboxType: sandboxType, UserID: in.UserID, ThreadID: in.ThreadID,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reading past generations: %w", err)
 	}
-	return max(gen, int(deleted)+1), nil
+	return max(gen, int(past)+1), nil
 }
 
 // entityKey is the id part of a sandbox name: the user for a files session,
@@ -263,29 +303,4 @@ func optional(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// heartbeating runs fn while heartbeating, so long Daytona waits keep the
-// activity alive and a dead worker is detected by the heartbeat timeout.
-func heartbeating(ctx context.Context, fn func(ctx context.Context) error) error {
-	if !activity.IsActivity(ctx) {
-		return fn(ctx)
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return fn(ctx)
 }

@@ -15,6 +15,12 @@ import (
 // so histories and the UI show what kind of Daytona failure it was.
 func daytonaErrorType(err error) string {
 	switch {
+	case errors.Is(err, daytona.ErrOrgCapacity):
+		return entity.ErrTypeOrgCapacity
+	case errors.Is(err, daytona.ErrOrgSuspended):
+		return entity.ErrTypeOrgSuspended
+	case errors.Is(err, daytona.ErrVolumeQuota):
+		return entity.ErrTypeVolumeQuota
 	case errors.Is(err, daytona.ErrNotFound):
 		return "DaytonaNotFound"
 	case errors.Is(err, daytona.ErrConflict):

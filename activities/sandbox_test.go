@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -26,15 +27,20 @@ type fixture struct {
 	acts *activities.Activities
 	gw   *daytona.Gateway
 	q    *db.Queries
+	emu  *emulator.Server
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, 10*time.Millisecond) }
+
+// newFixtureWith takes the emulator's transition delay: how long each
+// create, start, stop and delete takes.
+func newFixtureWith(t *testing.T, transition time.Duration) *fixture {
 	t.Helper()
 	pool, _ := testenv.Database(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	emu, err := emulator.New(ctx, emulator.Options{
-		APIKey: "k", TransitionDelay: 10 * time.Millisecond, CronInterval: 50 * time.Millisecond, Logger: log,
+		APIKey: "k", TransitionDelay: transition, CronInterval: 50 * time.Millisecond, Logger: log,
 	})
 	require.NoError(t, err)
 	hs := httptest.NewServer(emu.Handler())
@@ -43,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	return &fixture{acts: activities.New(cfg, pool, gw, log), gw: gw, q: db.New(pool)}
+	return &fixture{acts: activities.New(cfg, pool, gw, log), gw: gw, q: db.New(pool), emu: emu}
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -160,7 +166,7 @@ func TestDeleteByNameWithoutID(t *testing.T) {
 
 func TestRefreshOfAMissingSandboxSaysGone(t *testing.T) {
 	f := newFixture(t)
-	err := f.acts.RefreshSandboxActivity(testCtx(t), activities.SandboxRef{SandboxID: "does-not-exist"})
+	err := f.acts.RefreshSandbox(testCtx(t), activities.SandboxRef{SandboxID: "does-not-exist"})
 	assert.True(t, activities.IsSandboxGone(err), "%v", err)
 }
 
@@ -169,4 +175,118 @@ func trim(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// TestARevivedThreadNeverAdoptsItsEarlierLifesSandbox (issue 12, finding 6):
+// a thread deleted while its sandbox could not be destroyed, then created
+// again, starts a new workflow run at generation 1. That run must create a
+// sandbox of its own, never find-and-adopt the sandbox of the thread's
+// earlier life (the reconciler may be deleting it, and it carries the old
+// life's state); a retry within the new life still finds its own sandbox.
+func TestARevivedThreadNeverAdoptsItsEarlierLifesSandbox(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	_, err := f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "erin", ThreadID: "t1"})
+	require.NoError(t, err)
+	old, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1))
+	require.NoError(t, err)
+	// The user deletes the thread; destroying its sandbox fails (Daytona
+	// down), so its row stays live.
+	require.NoError(t, f.acts.RecordLifecycleEvent(ctx, activities.LifecycleEvent{
+		DedupKey: "life-1/end", Kind: entity.KindThread, UserID: "erin", ThreadID: "t1", Event: "deleted",
+		Cause: activities.CauseUserDelete, OccurredAt: time.Now(), State: "deleted", Generation: 1,
+	}))
+	_, err = f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: "erin", ThreadID: "t1"}) // revived
+	require.NoError(t, err)
+
+	next, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1))
+	require.NoError(t, err)
+	assert.NotEqual(t, old.SandboxID, next.SandboxID, "the new life must not adopt the old life's sandbox")
+	assert.Equal(t, 2, next.Generation)
+	again, err := f.acts.EnsureSandbox(ctx, threadInput("erin", "t1", 1)) // a retried activity of the new life
+	require.NoError(t, err)
+	assert.Equal(t, next.SandboxID, again.SandboxID)
+}
+
+// TestStopOfABrokenSandbox (issue 12, finding 4): Daytona refuses to stop a
+// sandbox in state error, and the workflow used to retry that stop forever.
+// A recoverable error is recovered (into stopped, files kept); one Daytona
+// cannot recover is deleted and reported gone, so the workflow ends the
+// generation and the next use creates a healthy one.
+func TestStopOfABrokenSandbox(t *testing.T) {
+	for _, recoverable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
+			f := newFixture(t)
+			ctx := testCtx(t)
+			info, ref := f.brokenSandbox(ctx, t, recoverable)
+
+			res, err := f.acts.StopSandbox(ctx, ref)
+			require.NoError(t, err)
+			assert.Equal(t, !recoverable, res.Gone)
+			row, err := f.q.GetSandboxRow(ctx, info.SandboxID)
+			require.NoError(t, err)
+			sb, gerr := f.gw.GetSandbox(ctx, info.SandboxID)
+			if recoverable {
+				require.NoError(t, gerr)
+				assert.Equal(t, daytona.StateStopped, sb.State)
+				assert.Equal(t, "stopped", row.State)
+			} else {
+				assert.ErrorIs(t, gerr, daytona.ErrNotFound, "the broken sandbox is deleted")
+				assert.Equal(t, "deleted", row.State)
+			}
+		})
+	}
+}
+
+// TestStartOfABrokenSandbox (issue 12, finding 4): starting a sandbox in an
+// error Daytona can recover brings it back with its files; one it cannot
+// recover is deleted and reported gone (the workflow creates the next
+// generation).
+func TestStartOfABrokenSandbox(t *testing.T) {
+	for _, recoverable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recoverable=%v", recoverable), func(t *testing.T) {
+			f := newFixture(t)
+			ctx := testCtx(t)
+			info, ref := f.brokenSandbox(ctx, t, recoverable)
+
+			started, err := f.acts.StartSandbox(ctx, ref)
+			if recoverable {
+				require.NoError(t, err)
+				assert.Equal(t, info.SandboxID, started.SandboxID)
+				return
+			}
+			assert.True(t, activities.IsSandboxGone(err), "%v", err)
+			_, gerr := f.gw.GetSandbox(ctx, info.SandboxID)
+			assert.ErrorIs(t, gerr, daytona.ErrNotFound, "the broken sandbox is deleted")
+		})
+	}
+}
+
+// brokenSandbox creates a thread's sandbox and puts it into Daytona's error
+// state, recoverable or not.
+func (f *fixture) brokenSandbox(ctx context.Context, t *testing.T, recoverable bool) (activities.SandboxInfo, activities.SandboxRef) {
+	t.Helper()
+	info, err := f.acts.EnsureSandbox(ctx, threadInput("ivy", "t1", 1))
+	require.NoError(t, err)
+	require.NoError(t, f.emu.BreakSandbox(info.SandboxID, recoverable))
+	return info, activities.SandboxRef{Kind: entity.KindThread, UserID: "ivy", ThreadID: "t1", SandboxID: info.SandboxID, Generation: 1}
+}
+
+// A files sandbox is archived on threadbox's schedule (a stopped one is
+// billed for disk and counts toward the organisation's disk limit), and an
+// agent sandbox, deleted two hours after it stops, keeps Daytona's default.
+func TestFilesSandboxArchiveIntervalIsChosen(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	f.acts.Config.FilesAutoArchive = config.Interval(36 * time.Hour)
+	files, err := f.acts.EnsureSandbox(ctx, activities.EnsureSandboxInput{Kind: entity.KindFiles, UserID: "archie", Generation: 1, AutoStop: time.Hour})
+	require.NoError(t, err)
+	sb, err := f.gw.GetSandbox(ctx, files.SandboxID)
+	require.NoError(t, err)
+	require.Equal(t, 36*60, sb.AutoArchiveMinutes, "DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE")
+	agent, err := f.acts.EnsureSandbox(ctx, threadInput("archie", "t", 1))
+	require.NoError(t, err)
+	sb, err = f.gw.GetSandbox(ctx, agent.SandboxID)
+	require.NoError(t, err)
+	require.Equal(t, 7*24*60, sb.AutoArchiveMinutes, "Daytona's default")
 }

@@ -43,7 +43,7 @@ func TestValidateSkillHeartbeatsWhileTheScratchSandboxIsCreated(t *testing.T) {
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
+	a.Register(env)
 	var mu sync.Mutex
 	var beats []time.Time
 	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, _ converter.EncodedValues) {
@@ -52,7 +52,7 @@ func TestValidateSkillHeartbeatsWhileTheScratchSandboxIsCreated(t *testing.T) {
 		mu.Unlock()
 	})
 	start := time.Now()
-	v, err := env.ExecuteActivity(a.ValidateSkill, activities.ValidateSkillInput{SkillID: id.String(), ScratchKey: "skill-nocheck-v1", Actor: "admin"})
+	v, err := env.ExecuteActivity(activities.NameValidateSkill, activities.ValidateSkillInput{SkillID: id.String(), ScratchKey: "skill-nocheck-v1", Actor: "admin"})
 	require.NoError(t, err)
 	var res activities.ValidateSkillResult
 	require.NoError(t, v.Get(&res))

@@ -10,8 +10,6 @@ import (
 
 	"github.com/threadbox/threadbox/entity"
 
-	"go.temporal.io/sdk/activity"
-
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/skills"
@@ -60,7 +58,7 @@ func (a *Activities) DeleteScratchSandbox(ctx context.Context, in ScratchSandbox
 	if err != nil {
 		return temporalError("find scratch sandbox", err)
 	}
-	stop := a.heartbeatEvery(ctx, 5*time.Second, "deleting "+name)
+	stop := keepAlive(ctx, "deleting "+name)
 	defer stop()
 	if err := a.Daytona.DeleteSandbox(ctx, sb.ID); err != nil {
 		return temporalError("delete scratch sandbox", err)
@@ -69,32 +67,6 @@ func (a *Activities) DeleteScratchSandbox(ctx context.Context, in ScratchSandbox
 		return fmt.Errorf("recording scratch sandbox deletion: %w", err)
 	}
 	return nil
-}
-
-// heartbeatEvery heartbeats from a goroutine while a long gateway call blocks
-// (snapshotting, a dependency install), so Temporal notices a dead worker
-// within the heartbeat timeout and cancellation reaches the call. Outside an
-// activity (tests calling methods directly) it does nothing.
-func (a *Activities) heartbeatEvery(ctx context.Context, every time.Duration, detail string) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			activity.RecordHeartbeat(ctx, detail)
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // skillDir is where a skill lives in a sandbox.

@@ -36,7 +36,7 @@ func (a *Activities) ValidateSkill(ctx context.Context, in ValidateSkillInput) (
 	// sandbox waits until Daytona has started it, which can take longer than
 	// the workflow's heartbeat timeout, and cancellation only arrives through
 	// heartbeats.
-	stop := a.heartbeatEvery(ctx, 5*time.Second, "validating "+in.ScratchKey)
+	stop := keepAlive(ctx, "validating "+in.ScratchKey)
 	defer stop()
 	bundle, err := a.loadSkill(ctx, in.SkillID)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/temporal"
@@ -50,7 +49,7 @@ func (a *Activities) EnsureSnapshotUsable(ctx context.Context, in EnsureSnapshot
 	if snap.State == daytona.SnapshotActive {
 		return nil
 	}
-	stop := a.heartbeatEvery(ctx, 5*time.Second, "activating "+name)
+	stop := keepAlive(ctx, "activating "+name)
 	defer stop()
 	if snap.State == daytona.SnapshotInactive {
 		if _, err := a.Daytona.ActivateSnapshot(ctx, snap.ID); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -98,7 +97,7 @@ func (a *Activities) StartSnapshotBuild(ctx context.Context, in StartSnapshotBui
 // resumes the same build instead of starting another. It heartbeats
 // throughout.
 func (a *Activities) BuildSnapshotImage(ctx context.Context, in BuildSnapshotImageInput) (BuildSnapshotImageResult, error) {
-	stop := a.heartbeatEvery(ctx, 5*time.Second, "building "+in.DaytonaName)
+	stop := keepAlive(ctx, "building "+in.DaytonaName)
 	defer stop()
 	// A retried attempt whose snapshot already exists has nothing left to do
 	// but wait for it.

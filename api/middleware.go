@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/api/openapi"
 	"github.com/threadbox/threadbox/auth"
 )
 
@@ -69,14 +70,14 @@ func underPrefix(c echo.Context, prefix string) bool {
 // authMiddleware authenticates every request under /v1 and /dav. WebDAV's
 // OPTIONS is answered without credentials (Windows gives up when its first
 // OPTIONS gets 401), and WebDAV's 401 asks for Basic, which WebDAV clients
-// speak.
+// speak. The OpenAPI document is public: a client reads it before it has a key.
 func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		dav := underPrefix(c, "/dav")
 		if !underPrefix(c, "/v1") && !dav {
 			return next(c)
 		}
-		if dav && c.Request().Method == http.MethodOptions {
+		if dav && c.Request().Method == http.MethodOptions || openapi.Public(c.Path()) {
 			return next(c)
 		}
 		p, err := s.authenticate(c.Request())

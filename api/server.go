@@ -22,6 +22,7 @@ import (
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/api/dav"
 	"github.com/threadbox/threadbox/api/files"
+	"github.com/threadbox/threadbox/api/openapi"
 	"github.com/threadbox/threadbox/api/threads"
 	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
@@ -107,6 +108,11 @@ func New(d Deps) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promHandler(d.Registry)))
+	spec, err := openapi.New()
+	if err != nil {
+		return nil, err
+	}
+	spec.Register(e)
 
 	// Authentication is a global middleware scoped by path rather than group
 	// middleware: echo implements group middleware with a catch-all route,
@@ -135,10 +141,28 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.closers = append(s.closers, up.Close)
+	// The tus methods only, so the route table (and the OpenAPI document)
+	// says what is served: discovery and creation at the endpoint, the rest
+	// on an upload.
 	uh := echo.WrapHandler(http.StripPrefix("/v1/uploads", up.Handler()))
-	v1.Any("/uploads", uh)
-	v1.Any("/uploads/*", uh)
+	v1.Match([]string{http.MethodOptions, http.MethodPost}, "/uploads/", uh)
+	v1.Match([]string{http.MethodHead, http.MethodPatch, http.MethodDelete}, "/uploads/:upload_id", uh)
 	return s, nil
+}
+
+// Route is one method and path the server registers, in echo's pattern
+// syntax (":name" parameters, "*" wildcards).
+type Route struct {
+	Method, Path string
+}
+
+// Routes lists every route registered, for the OpenAPI coverage test.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.echo.Routes() {
+		out = append(out, Route{Method: r.Method, Path: r.Path})
+	}
+	return out
 }
 
 // uploadSpoolTTL is how long an interrupted upload can be resumed.

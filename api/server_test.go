@@ -48,6 +48,8 @@ type apiError struct {
 	} `json:"error"`
 }
 
+// do sends one request through a client that checks the exchange against
+// the OpenAPI document.
 func do(t *testing.T, method, url, key string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -55,7 +57,7 @@ func do(t *testing.T, method, url, key string, body io.Reader) (*http.Response, 
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -110,7 +112,7 @@ func TestAuthentication(t *testing.T) {
 	// The scheme is case-insensitive.
 	req0, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
 	req0.Header.Set("Authorization", "bearer "+userKey)
-	r0, err := http.DefaultClient.Do(req0)
+	r0, err := testenv.APIClient(t).Do(req0)
 	require.NoError(t, err)
 	r0.Body.Close()
 	require.Equal(t, 200, r0.StatusCode)
@@ -118,7 +120,7 @@ func TestAuthentication(t *testing.T) {
 	// HTTP Basic with the key as password (WebDAV clients), any user name.
 	req, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
 	req.SetBasicAuth("whoever", userKey)
-	r, err := http.DefaultClient.Do(req)
+	r, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	r.Body.Close()
 	require.Equal(t, 200, r.StatusCode)

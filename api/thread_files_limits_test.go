@@ -13,6 +13,7 @@ import (
 
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/internal/testenv"
 )
 
 // reviewServer is the API over a database only, with a user key and a live
@@ -48,7 +49,7 @@ func TestBatchUploadResultsBounded(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -75,29 +75,36 @@ const (
 
 // Config is the whole configuration of a threadbox process.
 type Config struct {
-	DaytonaAPIURL         string         `env:"DAYTONA_API_URL"`
-	DaytonaAPIKey         string         `env:"DAYTONA_API_KEY"`
-	DaytonaTarget         string         `env:"DAYTONA_TARGET"`
-	AutoStopInterval      Interval       `env:"DAYTONA_AUTO_STOP_INTERVAL" envDefault:"15"`
-	AutoDeleteInterval    Interval       `env:"DAYTONA_AUTO_DELETE_INTERVAL" envDefault:"120"`
-	FilesAutoStopInterval Interval       `env:"DAYTONA_FILES_SANDBOX_AUTO_STOP" envDefault:"60"`
-	VolumeSizeGB          int64          `env:"DAYTONA_VOLUME_SIZE_GB" envDefault:"10"`
-	BaseSnapshot          string         `env:"DAYTONA_BASE_SNAPSHOT"`
-	VolumeStrategy        VolumeStrategy `env:"DAYTONA_VOLUME_STRATEGY" envDefault:"per-user"`
-	SharedVolumeName      string         `env:"DAYTONA_SHARED_VOLUME" envDefault:"threadbox-users"`
-	DatabaseURL           string         `env:"DATABASE_URL"`
-	TemporalAddress       string         `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
-	TemporalNamespace     string         `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
-	TemporalTaskQueue     string         `env:"TEMPORAL_TASK_QUEUE" envDefault:"threadbox"`
-	HTTPAddr              string         `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
-	MaxBodyBytes          int64          `env:"THREADBOX_MAX_BODY_BYTES" envDefault:"1073741824"`
-	ExecOutputLimit       int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
-	MaxExecTimeout        time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
-	UploadDir             string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
-	ReconcileInterval     Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
-	WorkerMetricsAddr     string         `env:"THREADBOX_WORKER_METRICS_ADDR"`
-	LogLevel              string         `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat             string         `env:"LOG_FORMAT" envDefault:"text"`
+	DaytonaAPIURL         string   `env:"DAYTONA_API_URL"`
+	DaytonaAPIKey         string   `env:"DAYTONA_API_KEY"`
+	DaytonaTarget         string   `env:"DAYTONA_TARGET"`
+	AutoStopInterval      Interval `env:"DAYTONA_AUTO_STOP_INTERVAL" envDefault:"15"`
+	AutoDeleteInterval    Interval `env:"DAYTONA_AUTO_DELETE_INTERVAL" envDefault:"120"`
+	FilesAutoStopInterval Interval `env:"DAYTONA_FILES_SANDBOX_AUTO_STOP" envDefault:"60"`
+	// FilesAutoArchive is how long a stopped files sandbox stays stopped
+	// before Daytona archives it (files sandboxes are never deleted by a
+	// timer). A stopped sandbox is billed for its disk and counts toward the
+	// organisation's disk limit; an archived one costs nothing there but takes
+	// minutes to restore on the next WebDAV request. A week keeps a user's
+	// weekly return fast.
+	FilesAutoArchive  Interval       `env:"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE" envDefault:"10080"`
+	VolumeSizeGB      int64          `env:"DAYTONA_VOLUME_SIZE_GB" envDefault:"10"`
+	BaseSnapshot      string         `env:"DAYTONA_BASE_SNAPSHOT"`
+	VolumeStrategy    VolumeStrategy `env:"DAYTONA_VOLUME_STRATEGY" envDefault:"per-user"`
+	SharedVolumeName  string         `env:"DAYTONA_SHARED_VOLUME" envDefault:"threadbox-users"`
+	DatabaseURL       string         `env:"DATABASE_URL"`
+	TemporalAddress   string         `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
+	TemporalNamespace string         `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	TemporalTaskQueue string         `env:"TEMPORAL_TASK_QUEUE" envDefault:"threadbox"`
+	HTTPAddr          string         `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	MaxBodyBytes      int64          `env:"THREADBOX_MAX_BODY_BYTES" envDefault:"1073741824"`
+	ExecOutputLimit   int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
+	MaxExecTimeout    time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
+	UploadDir         string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
+	ReconcileInterval Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	WorkerMetricsAddr string         `env:"THREADBOX_WORKER_METRICS_ADDR"`
+	LogLevel          string         `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat         string         `env:"LOG_FORMAT" envDefault:"text"`
 }
 
 // DefaultDatabaseURL is used when DATABASE_URL is unset: the local PostgreSQL
@@ -144,6 +151,7 @@ func Names() []string {
 	return []string{
 		"DAYTONA_API_URL", "DAYTONA_API_KEY", "DAYTONA_TARGET",
 		"DAYTONA_AUTO_STOP_INTERVAL", "DAYTONA_AUTO_DELETE_INTERVAL", "DAYTONA_FILES_SANDBOX_AUTO_STOP",
+		"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE",
 		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
 		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",

@@ -20,6 +20,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, 15*time.Minute, cfg.AutoStopInterval.Duration())
 	require.Equal(t, 120*time.Minute, cfg.AutoDeleteInterval.Duration())
 	require.Equal(t, 60*time.Minute, cfg.FilesAutoStopInterval.Duration())
+	require.Equal(t, 7*24*time.Hour, cfg.FilesAutoArchive.Duration())
 	require.EqualValues(t, 10, cfg.VolumeSizeGB)
 	require.EqualValues(t, 10<<30, cfg.VolumeQuotaBytes())
 	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
@@ -33,29 +34,30 @@ func TestDefaults(t *testing.T) {
 
 func TestEveryVariable(t *testing.T) {
 	env := map[string]string{
-		"DAYTONA_API_URL":                 "https://daytona.example/api",
-		"DAYTONA_API_KEY":                 "dtn_key",
-		"DAYTONA_TARGET":                  "eu",
-		"DAYTONA_AUTO_STOP_INTERVAL":      "30s",
-		"DAYTONA_AUTO_DELETE_INTERVAL":    "7",
-		"DAYTONA_FILES_SANDBOX_AUTO_STOP": "1h30m",
-		"DAYTONA_VOLUME_SIZE_GB":          "3",
-		"DAYTONA_BASE_SNAPSHOT":           "base:1",
-		"DAYTONA_VOLUME_STRATEGY":         "shared",
-		"DAYTONA_SHARED_VOLUME":           "all-users",
-		"DATABASE_URL":                    "postgres://u@db:5432/tb",
-		"TEMPORAL_ADDRESS":                "temporal:7233",
-		"TEMPORAL_NAMESPACE":              "prod",
-		"TEMPORAL_TASK_QUEUE":             "tq",
-		"HTTP_ADDR":                       "0.0.0.0:9000",
-		"THREADBOX_MAX_BODY_BYTES":        "1024",
-		"THREADBOX_EXEC_OUTPUT_LIMIT":     "2048",
-		"THREADBOX_MAX_EXEC_TIMEOUT":      "10m",
-		"THREADBOX_UPLOAD_DIR":            "/var/spool/tb",
-		"THREADBOX_RECONCILE_INTERVAL":    "5m",
-		"THREADBOX_WORKER_METRICS_ADDR":   "0.0.0.0:9090",
-		"LOG_LEVEL":                       "debug",
-		"LOG_FORMAT":                      "json",
+		"DAYTONA_API_URL":                    "https://daytona.example/api",
+		"DAYTONA_API_KEY":                    "dtn_key",
+		"DAYTONA_TARGET":                     "eu",
+		"DAYTONA_AUTO_STOP_INTERVAL":         "30s",
+		"DAYTONA_AUTO_DELETE_INTERVAL":       "7",
+		"DAYTONA_FILES_SANDBOX_AUTO_STOP":    "1h30m",
+		"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE": "1440",
+		"DAYTONA_VOLUME_SIZE_GB":             "3",
+		"DAYTONA_BASE_SNAPSHOT":              "base:1",
+		"DAYTONA_VOLUME_STRATEGY":            "shared",
+		"DAYTONA_SHARED_VOLUME":              "all-users",
+		"DATABASE_URL":                       "postgres://u@db:5432/tb",
+		"TEMPORAL_ADDRESS":                   "temporal:7233",
+		"TEMPORAL_NAMESPACE":                 "prod",
+		"TEMPORAL_TASK_QUEUE":                "tq",
+		"HTTP_ADDR":                          "0.0.0.0:9000",
+		"THREADBOX_MAX_BODY_BYTES":           "1024",
+		"THREADBOX_EXEC_OUTPUT_LIMIT":        "2048",
+		"THREADBOX_MAX_EXEC_TIMEOUT":         "10m",
+		"THREADBOX_UPLOAD_DIR":               "/var/spool/tb",
+		"THREADBOX_RECONCILE_INTERVAL":       "5m",
+		"THREADBOX_WORKER_METRICS_ADDR":      "0.0.0.0:9090",
+		"LOG_LEVEL":                          "debug",
+		"LOG_FORMAT":                         "json",
 	}
 	require.ElementsMatch(t, Names(), keys(env), "the test must set every variable Names lists")
 	cfg, err := Load("", lookupFrom(env))
@@ -67,6 +69,7 @@ func TestEveryVariable(t *testing.T) {
 		AutoStopInterval:      Interval(30 * time.Second),
 		AutoDeleteInterval:    Interval(7 * time.Minute),
 		FilesAutoStopInterval: Interval(90 * time.Minute),
+		FilesAutoArchive:      Interval(24 * time.Hour),
 		VolumeSizeGB:          3,
 		BaseSnapshot:          "base:1",
 		VolumeStrategy:        VolumeShared,

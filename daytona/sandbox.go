@@ -18,18 +18,18 @@ func fromAPISandbox(s *apiclient.Sandbox) Sandbox {
 		return Sandbox{}
 	}
 	return sandboxOf(s.Id, s.Name, s.State, s.DesiredState, s.Recoverable, s.Snapshot, s.Labels, s.ErrorReason,
-		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
+		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval, s.AutoArchiveInterval)
 }
 
 func fromListItem(s *apiclient.SandboxListItem) Sandbox {
 	return sandboxOf(s.Id, s.Name, s.State, s.DesiredState, s.Recoverable, s.Snapshot, s.Labels, s.ErrorReason,
-		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval)
+		s.CreatedAt, s.LastActivityAt, s.ToolboxProxyUrl, s.AutoStopInterval, s.AutoDeleteInterval, s.AutoArchiveInterval)
 }
 
 // sandboxOf builds a Sandbox from the fields the API's Sandbox and SandboxListItem share.
 func sandboxOf(id, name string, state *apiclient.SandboxState, desired *apiclient.SandboxDesiredState,
 	recoverable *bool, snapshot *string, labels map[string]string, errorReason, createdAt, lastActivityAt *string,
-	proxyURL string, autoStop, autoDelete *float32) Sandbox {
+	proxyURL string, autoStop, autoDelete, autoArchive *float32) Sandbox {
 	out := Sandbox{
 		ID:             id,
 		Name:           name,
@@ -50,6 +50,9 @@ func sandboxOf(id, name string, state *apiclient.SandboxState, desired *apiclien
 	}
 	if autoDelete != nil {
 		out.AutoDeleteMinutes = int(*autoDelete)
+	}
+	if autoArchive != nil {
+		out.AutoArchiveMinutes = int(*autoArchive)
 	}
 	return out
 }

@@ -37,9 +37,28 @@ func (g *Gateway) Toolbox(sandboxID, toolboxURL string) *Toolbox {
 	tc.Servers = toolbox.ServerConfigurations{{URL: base}}
 	tc.HTTPClient = g.tbHTTP
 	tc.UserAgent = "threadbox"
-	tc.AddDefaultHeader("Authorization", "Bearer "+g.cfg.APIKey)
-	tc.AddDefaultHeader("X-Daytona-Source", sourceHeader)
-	return &Toolbox{g: g, id: sandboxID, base: base, api: toolbox.NewAPIClient(tc)}
+	t := &Toolbox{g: g, id: sandboxID, base: base}
+	for k, v := range t.headers() {
+		tc.AddDefaultHeader(k, v)
+	}
+	t.api = toolbox.NewAPIClient(tc)
+	return t
+}
+
+// toolboxClientVersion is the version of the toolbox API client threadbox
+// speaks. Sent as X-Daytona-SDK-Version, it makes the daemon answer session
+// output the way the v0.190.0 document describes (stdout and stderr apart,
+// logs as JSON, marked log streams) instead of its format for old SDKs.
+const toolboxClientVersion = "0.190.0"
+
+// headers are sent on every toolbox call, generated or raw (with the
+// User-Agent "threadbox", which the generated client sets itself).
+func (t *Toolbox) headers() map[string]string {
+	return map[string]string{
+		"Authorization":         "Bearer " + t.g.cfg.APIKey,
+		"X-Daytona-Source":      sourceHeader,
+		"X-Daytona-SDK-Version": toolboxClientVersion,
+	}
 }
 
 // SandboxID is the sandbox this toolbox talks to.
@@ -143,8 +162,9 @@ func (t *Toolbox) newRequest(ctx context.Context, method, u string, body io.Read
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+t.g.cfg.APIKey)
-	req.Header.Set("X-Daytona-Source", sourceHeader)
+	for k, v := range t.headers() {
+		req.Header.Set(k, v)
+	}
 	req.Header.Set("User-Agent", "threadbox")
 	return req, nil
 }

@@ -77,9 +77,10 @@ type Sandbox struct {
 	ErrorReason string
 	CreatedAt   time.Time
 	// LastActivityAt is Daytona's clock for auto-stop/auto-delete.
-	LastActivityAt    time.Time
-	AutoStopMinutes   int
-	AutoDeleteMinutes int
+	LastActivityAt     time.Time
+	AutoStopMinutes    int
+	AutoDeleteMinutes  int
+	AutoArchiveMinutes int
 }
 
 // VolumeMount mounts a Daytona volume (by id or name) into a sandbox at creation time.

@@ -44,24 +44,36 @@ func (q *Queries) GetSandboxRow(ctx context.Context, sandboxID string) (Sandbox,
 	return i, err
 }
 
-const maxDeletedGeneration = `-- name: MaxDeletedGeneration :one
-SELECT coalesce(max(generation), 0)::int AS generation
-FROM sandboxes
-WHERE sandbox_type = $1 AND user_id = $2
-  AND coalesce(thread_id, '') = $3::text AND deleted_at IS NOT NULL
+const pastGeneration = `-- name: PastGeneration :one
+WITH life AS (
+    SELECT t.created_at, t.generation FROM threads t
+    WHERE $1::text = 'agent' AND t.user_id = $2::text AND t.thread_id = $3::text
+)
+SELECT greatest(
+    (SELECT coalesce(max(s.generation), 0) FROM sandboxes s
+     WHERE s.sandbox_type = $1::text AND s.user_id = $2::text
+       AND coalesce(s.thread_id, '') = $3::text
+       AND (s.deleted_at IS NOT NULL OR s.created_at < (SELECT created_at FROM life))),
+    (SELECT coalesce(max(generation), 0) FROM life)
+)::int AS generation
 `
 
-type MaxDeletedGenerationParams struct {
-	SandboxType string  `json:"sandbox_type"`
-	UserID      *string `json:"user_id"`
-	ThreadID    string  `json:"thread_id"`
+type PastGenerationParams struct {
+	SandboxType string `json:"sandbox_type"`
+	UserID      string `json:"user_id"`
+	ThreadID    string `json:"thread_id"`
 }
 
-// The highest generation of an entity's sandboxes that are gone, so a new
-// workflow run (after a user delete and re-create) never reuses the name of a
-// destroyed sandbox.
-func (q *Queries) MaxDeletedGeneration(ctx context.Context, arg MaxDeletedGenerationParams) (int32, error) {
-	row := q.db.QueryRow(ctx, maxDeletedGeneration, arg.SandboxType, arg.UserID, arg.ThreadID)
+// The highest generation a new sandbox of an entity must stay above, so its
+// deterministic name never lands on a sandbox the entity must not adopt:
+// every sandbox that is gone; every sandbox of an earlier life of the thread
+// (created before the thread was last created or revived: its destroy may
+// have failed, and the reconciler may be deleting it); and the generation
+// the thread row remembers from its earlier lives (a create whose result was
+// lost left no sandbox row). Sandboxes of the current life that still exist
+// do not count, so a retried create finds its own.
+func (q *Queries) PastGeneration(ctx context.Context, arg PastGenerationParams) (int32, error) {
+	row := q.db.QueryRow(ctx, pastGeneration, arg.SandboxType, arg.UserID, arg.ThreadID)
 	var generation int32
 	err := row.Scan(&generation)
 	return generation, err

@@ -10,80 +10,8 @@ import (
 	"time"
 )
 
-const createThread = `-- name: CreateThread :one
-
-INSERT INTO threads (user_id, thread_id, state)
-VALUES ($1, $2, 'creating')
-ON CONFLICT (user_id, thread_id) DO UPDATE
-    SET state = 'creating', sandbox_id = NULL, snapshot = NULL, error_message = NULL,
-        last_activity_at = NULL, auto_stop_at = NULL, auto_delete_at = NULL, updated_at = now()
-    WHERE threads.state = 'deleted'
-RETURNING user_id, thread_id, state, sandbox_id, generation, snapshot, last_activity_at, auto_stop_at, auto_delete_at, error_message, created_at, updated_at
-`
-
-type CreateThreadParams struct {
-	UserID   string `json:"user_id"`
-	ThreadID string `json:"thread_id"`
-}
-
-// Threads: rows are created by the API (POST /v1/threads) and kept up to date
-// by the thread workflow's activities on every lifecycle transition.
-//
-// state is what a client sees: creating, running, stopped, error while the
-// thread lives ('stopped' with sandbox_id NULL after an auto-delete: the next
-// use creates a new sandbox), and 'deleted' only once the user deleted it.
-// Inserts a new thread, or revives a deleted one. No row (pgx.ErrNoRows) means
-// the thread already exists and is not deleted: read it with GetThread.
-func (q *Queries) CreateThread(ctx context.Context, arg CreateThreadParams) (Thread, error) {
-	row := q.db.QueryRow(ctx, createThread, arg.UserID, arg.ThreadID)
-	var i Thread
-	err := row.Scan(
-		&i.UserID,
-		&i.ThreadID,
-		&i.State,
-		&i.SandboxID,
-		&i.Generation,
-		&i.Snapshot,
-		&i.LastActivityAt,
-		&i.AutoStopAt,
-		&i.AutoDeleteAt,
-		&i.ErrorMessage,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
-const getThread = `-- name: GetThread :one
-SELECT user_id, thread_id, state, sandbox_id, generation, snapshot, last_activity_at, auto_stop_at, auto_delete_at, error_message, created_at, updated_at FROM threads WHERE user_id = $1 AND thread_id = $2
-`
-
-type GetThreadParams struct {
-	UserID   string `json:"user_id"`
-	ThreadID string `json:"thread_id"`
-}
-
-func (q *Queries) GetThread(ctx context.Context, arg GetThreadParams) (Thread, error) {
-	row := q.db.QueryRow(ctx, getThread, arg.UserID, arg.ThreadID)
-	var i Thread
-	err := row.Scan(
-		&i.UserID,
-		&i.ThreadID,
-		&i.State,
-		&i.SandboxID,
-		&i.Generation,
-		&i.Snapshot,
-		&i.LastActivityAt,
-		&i.AutoStopAt,
-		&i.AutoDeleteAt,
-		&i.ErrorMessage,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
 const updateThreadLifecycle = `-- name: UpdateThreadLifecycle :execrows
+
 UPDATE threads
 SET state = $1, sandbox_id = $2, generation = $3, snapshot = $4,
     last_activity_at = $5, auto_stop_at = $6,
@@ -105,6 +33,12 @@ type UpdateThreadLifecycleParams struct {
 	ThreadID       string     `json:"thread_id"`
 }
 
+// Threads: rows are created by the API (POST /v1/threads) and kept up to date
+// by the thread workflow's activities on every lifecycle transition.
+//
+// state is what a client sees: creating, running, stopped, error while the
+// thread lives ('stopped' with sandbox_id NULL after an auto-delete: the next
+// use creates a new sandbox), and 'deleted' only once the user deleted it.
 // Written by the workflow's ledger activity on every transition. A thread the
 // user deleted is never brought back by a late write: only the API revives it.
 func (q *Queries) UpdateThreadLifecycle(ctx context.Context, arg UpdateThreadLifecycleParams) (int64, error) {

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
@@ -114,9 +115,8 @@ func TestConformanceToolboxFiles(t *testing.T) {
 
 	// Delete: dir without recursive → 400; recursive → 204; missing → 404.
 	resp, err = fs.DeleteFile(e.ctx).Path("/home/daytona/x").Execute()
-	status, msg := apiErr(t, resp, err)
-	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Contains(t, msg, "recursive")
+	status, _ = apiErr(t, resp, err)
+	assert.Equal(t, http.StatusBadRequest, status, "a directory without recursive")
 	resp, err = fs.DeleteFile(e.ctx).Path("/home/daytona/x").Recursive(true).Execute()
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
@@ -259,7 +259,7 @@ func TestConformanceToolboxExecute(t *testing.T) {
 	_, resp, err = run(toolbox.ExecuteRequest{Command: "true", Envs: &map[string]string{"1BAD": "x"}})
 	status, msg = apiErr(t, resp, err)
 	assert.Equal(t, http.StatusBadRequest, status)
-	assert.Equal(t, "invalid environment variable name: '1BAD'", msg)
+	assert.Equal(t, "bad request: invalid environment variable name: '1BAD'", msg)
 
 	// Stop kills running commands.
 	done := make(chan *toolbox.ExecuteResponse, 1)
@@ -278,4 +278,158 @@ func TestConformanceToolboxExecute(t *testing.T) {
 	case <-time.After(8 * time.Second):
 		t.Fatal("stop did not kill the running command")
 	}
+}
+
+// assertEmptyError checks the daemon's file-error shape: the status alone.
+func assertEmptyError(t *testing.T, wantStatus, status int, body []byte, hdr http.Header, what string) {
+	t.Helper()
+	assert.Equal(t, wantStatus, status, what)
+	assert.Empty(t, string(body), what)
+	assert.Equal(t, "0", hdr.Get("Content-Length"), what)
+	assert.Empty(t, hdr.Get("Content-Type"), what)
+}
+
+// Facts 1, 5 (files), 6 and 7 of issue 11: what the daemon answers on the
+// file routes, byte for byte where it matters to a client.
+func TestConformanceToolboxDaemonFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	sb := e.create(apiclient.CreateSandbox{})
+	base := "/toolbox/" + sb.Id
+	e.upload(sb, "/home/daytona/d/f.txt", "file")
+	e.upload(sb, "/home/daytona/g.txt", "other")
+
+	// Fact 1: every /files error is the status alone, with no reason text.
+	for _, c := range []struct {
+		what, method, path string
+		status             int
+	}{
+		{"info of a missing file", http.MethodGet, "/files/info?path=" + q("/home/daytona/nope"), http.StatusNotFound},
+		{"download of a missing file", http.MethodGet, "/files/download?path=" + q("/home/daytona/nope"), http.StatusNotFound},
+		{"download of a directory", http.MethodGet, "/files/download?path=" + q("/home/daytona/d"), http.StatusBadRequest},
+		{"list of a file", http.MethodGet, "/files?path=" + q("/home/daytona/g.txt"), http.StatusBadRequest},
+		{"list of a missing directory", http.MethodGet, "/files?path=" + q("/home/daytona/nope"), http.StatusNotFound},
+		{"bad mode", http.MethodPost, "/files/folder?path=" + q("/home/daytona/m") + "&mode=9x", http.StatusBadRequest},
+		{"NUL byte", http.MethodGet, "/files/info?path=%2Fhome%00x", http.StatusBadRequest},
+		{"name too long", http.MethodGet, "/files/info?path=" + q("/home/daytona/"+strings.Repeat("n", 300)), http.StatusBadRequest},
+		{"move onto an existing file", http.MethodPost, "/files/move?source=" + q("/home/daytona/g.txt") + "&destination=" + q("/home/daytona/d/f.txt"), http.StatusConflict},
+		{"move of a missing file", http.MethodPost, "/files/move?source=" + q("/home/daytona/nope") + "&destination=" + q("/home/daytona/x"), http.StatusNotFound},
+		{"delete of a directory without recursive", http.MethodDelete, "/files?path=" + q("/home/daytona/d"), http.StatusBadRequest},
+		{"delete of a missing file", http.MethodDelete, "/files?path=" + q("/home/daytona/nope"), http.StatusNotFound},
+	} {
+		code, body, hdr := e.raw(c.method, base+c.path, nil, nil)
+		assertEmptyError(t, c.status, code, body, hdr, c.what)
+	}
+	code, body, hdr := e.plain(http.MethodGet, base+"/files/info", nil, nil) // path is required by the document
+	assertEmptyError(t, http.StatusBadRequest, code, body, hdr, "no path")
+	got, code := e.download(sb, "/home/daytona/d/f.txt")
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "file", got, "a refused move leaves the destination alone")
+
+	// Fact 5: HEAD of a download is gin's 404; "/files/" lists like "/files".
+	code, body, hdr = e.plain(http.MethodHead, base+"/files/download?path="+q("/home/daytona/g.txt"), nil, nil)
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Equal(t, "text/plain", hdr.Get("Content-Type"))
+	assert.Empty(t, body, "HEAD has no body")
+	code, slash, _ := e.plain(http.MethodGet, base+"/files/?path="+q("/home/daytona"), nil, nil)
+	require.Equal(t, http.StatusOK, code)
+	_, plain, _ := e.raw(http.MethodGet, base+"/files?path="+q("/home/daytona"), nil, nil)
+	assert.JSONEq(t, string(plain), string(slash))
+
+	// Fact 5: modifiedAt keeps the nanoseconds.
+	when := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
+	require.NoError(t, os.Chtimes(filepath.Join(e.srv.sandboxRoot(sb.Id), "home/daytona/g.txt"), when, when))
+	info, _, err := e.tb(sb).FileSystemAPI.GetFileInfo(e.ctx).Path("/home/daytona/g.txt").Execute()
+	require.NoError(t, err)
+	assert.Equal(t, "2025-03-04T05:06:07.123456789Z", info.ModifiedAt)
+
+	// Fact 6: bulk-upload item errors name the sandbox path, never a host path.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	require.NoError(t, mw.WriteField("files[0].path", "/home/daytona/d"))
+	fw, err := mw.CreateFormFile("files[0].file", "d")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte("x"))
+	require.NoError(t, mw.WriteField("files[1].path", "/home/daytona/g.txt/under"))
+	fw, err = mw.CreateFormFile("files[1].file", "under")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte("y"))
+	require.NoError(t, mw.Close())
+	code, body, _ = e.raw(http.MethodPost, base+"/files/bulk-upload", &buf, map[string]string{"Content-Type": mw.FormDataContentType()})
+	assert.Equal(t, http.StatusBadRequest, code)
+	var up struct {
+		Errors []string `json:"errors"`
+	}
+	require.NoError(t, json.Unmarshal(body, &up))
+	require.Len(t, up.Errors, 2)
+	assert.Equal(t, "/home/daytona/d: create: open /home/daytona/d: is a directory", up.Errors[0])
+	assert.Equal(t, "/home/daytona/g.txt/under: create: mkdir /home/daytona/g.txt: not a directory", up.Errors[1])
+	assert.NotContains(t, string(body), e.srv.baseDir, "no host path in the answer")
+
+	// Fact 7: an unknown route or a wrong method is gin's plain 404.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, base + "/nope"},
+		{http.MethodPut, base + "/files"},
+		{http.MethodGet, base + "/process/execute"},
+	} {
+		code, body, hdr := e.plain(c.method, c.path, nil, nil)
+		assert.Equal(t, http.StatusNotFound, code, c.method+" "+c.path)
+		assert.Equal(t, "text/plain", hdr.Get("Content-Type"), c.method+" "+c.path)
+		assert.Equal(t, "404 page not found", string(body), c.method+" "+c.path)
+	}
+}
+
+// Facts 2 to 5 (execute) of issue 11: a command belongs to the sandbox, not
+// to the request that started it.
+func TestConformanceToolboxDaemonExecute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	sb := e.create(apiclient.CreateSandbox{})
+	p := e.tb(sb).ProcessAPI
+	exists := func(path string) func() bool {
+		return func() bool { _, code := e.download(sb, path); return code == http.StatusOK }
+	}
+
+	// Fact 2: a background job outlives the call (its output redirected, it
+	// does not hold the call).
+	res, _, err := p.ExecuteCommand(e.ctx).Request(toolbox.ExecuteRequest{
+		Command: "(sleep 1; echo late > /home/daytona/bg.txt) >/dev/null 2>&1 &\necho started"}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, "started\n", res.Result)
+	assert.False(t, exists("/home/daytona/bg.txt")(), "the job has not finished when the call returns")
+	require.Eventually(t, exists("/home/daytona/bg.txt"), 10*time.Second, 50*time.Millisecond, "the job survived the call")
+
+	// Fact 4: a background job that keeps stdout open keeps the call open
+	// until it closes stdout.
+	start := time.Now()
+	res, _, err = p.ExecuteCommand(e.ctx).Request(toolbox.ExecuteRequest{Command: "echo hi; sleep 2 &"}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, "hi\n", res.Result)
+	assert.GreaterOrEqual(t, time.Since(start), 1900*time.Millisecond, "answered before the job closed stdout")
+
+	// Fact 3: a client that hangs up does not stop the command.
+	ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
+	_, _, err = p.ExecuteCommand(ctx).Request(toolbox.ExecuteRequest{Command: "sleep 1; echo done > /home/daytona/hangup.txt"}).Execute()
+	cancel()
+	require.Error(t, err, "the client gave up")
+	require.Eventually(t, exists("/home/daytona/hangup.txt"), 10*time.Second, 50*time.Millisecond, "the command ran to completion")
+
+	// Fact 5: execute's 400s start with "bad request: " (application/json,
+	// no charset); a missing cwd is a 200 with exitCode -1 and exec's message.
+	body, _ := json.Marshal(map[string]string{"command": "  \n "})
+	code, raw, hdr := e.raw(http.MethodPost, "/toolbox/"+sb.Id+"/process/execute", bytes.NewReader(body), map[string]string{"Content-Type": "application/json"})
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Equal(t, "application/json", hdr.Get("Content-Type"))
+	var eb toolboxErrorBody
+	require.NoError(t, json.Unmarshal(raw, &eb))
+	assert.Equal(t, "bad request: command cannot be empty or whitespace-only", eb.Message)
+	assert.Equal(t, "BAD_REQUEST", eb.Code)
+	res, _, err = p.ExecuteCommand(e.ctx).Request(toolbox.ExecuteRequest{Command: "pwd", Cwd: toolbox.PtrString("/no/such/dir")}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, int32(-1), res.GetExitCode())
+	assert.Equal(t, "fork/exec /usr/bin/bash: no such file or directory", res.Result)
+	res, _, err = p.ExecuteCommand(e.ctx).Request(toolbox.ExecuteRequest{Command: "pwd", Cwd: toolbox.PtrString("/home/daytona/bg.txt")}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, int32(-1), res.GetExitCode())
+	assert.Equal(t, "fork/exec /usr/bin/bash: not a directory", res.Result)
 }

@@ -47,22 +47,65 @@
 //
 // Each sandbox is a directory (its root) containing /home/daytona and /tmp.
 // Volumes are directories that outlive sandboxes; a sandbox sees a volume (or
-// its subpath) at its mount path. Toolbox paths are mapped to host paths by
-// longest-prefix match over the mounts, else under the sandbox root, and
-// symlinks are resolved inside the sandbox's own namespace, so nothing ever
-// resolves outside the sandbox tree or its volumes.
+// its subpath) at its mount path. Toolbox paths are mapped by longest-prefix
+// match over the mounts, else under the sandbox root, and symlinks are
+// resolved in the sandbox's own namespace (an absolute target means the
+// sandbox's "/"). Every host-side operation then goes through an os.Root
+// handle of the sandbox root or of the volume (openat2 RESOLVE_BENEATH, or an
+// O_NOFOLLOW walk), moves through renameat2 on directory handles: a process
+// in the sandbox that swaps a checked directory for a symlink cannot make the
+// emulator read, write, list, move or delete anything outside.
 //
-// # Commands and isolation
+// # The daemon: commands, sessions and isolation
 //
-// process/execute pipes the command to a shell on stdin. When bubblewrap
-// (bwrap) is usable, the shell runs in its own mount and PID namespace whose
-// "/" is the sandbox root, with the host's /usr, /bin, /lib*, /sbin and /etc
-// bound read-only on top and every volume bound at its mount path; another
-// sandbox's root and the emulator's state directory are not visible. Without
-// bwrap (or with IsolationNone) commands run on the host with their working
-// directory mapped into the sandbox directory, and a warning is logged once.
-// The host's /etc is what commands see even though the file API maps /etc
-// into the sandbox root: a known difference, harmless for tests.
+// A started sandbox is one bubblewrap namespace (user, pid, network, IPC, UTS,
+// mount), created on its first command and killed with everything in it when
+// the sandbox stops or is deleted, like a container. "/" is the sandbox root;
+// the host's /usr, /bin, /lib* and /etc are bound read-only on top (with a
+// passwd naming uid 1000 "daytona" and the host's shadow files hidden), every
+// volume at its mount path; other sandboxes, the state directory and the
+// host's /tmp and /home are not there. Processes run as uid 1000 "daytona"
+// (HOME=/home/daytona) without capabilities; outside the namespace that uid
+// is the emulator's, so home, uploads and volumes stay writable for it, and
+// when the emulator runs as root "/", /home and /run belong to an unmapped
+// uid so the user cannot write there. The network namespace has only its own
+// loopback: nothing listening on the host (the emulator, PostgreSQL,
+// Temporal) is reachable, and there is no outbound network (Daytona allows
+// it by default; no test of threadbox needs it, and a user-mode network such
+// as slirp4netns would be the way to add it).
+//
+// The namespace's first process is a shell spawner (runtime.go) reading a
+// control FIFO; every execute and every session shell is a job it starts in
+// a session of its own, so processes of one sandbox see each other, and, as
+// measured on the v0.190.0 daemon (shared/notes/daytona-daemon-facts.md),
+// background jobs outlive the execute call, a client that hangs up does not
+// stop the command, a background job that keeps stdout open keeps the call
+// open, and only the execute timeout (408) kills the command's process group.
+// Sessions (/process/session) follow the daemon's design: one bash per
+// session fed command wrappers on its stdin, logs with per-line stream
+// markers under ~/.daytona/sessions, follow=true streamed over a WebSocket;
+// the daemon's format for the client's X-Daytona-SDK-Version (stdout and
+// stderr apart and JSON logs for current SDKs).
+//
+// Without bubblewrap New fails with the command that installs it, unless
+// Options.UnsafeHostExec (EMULATOR_UNSAFE_HOST_EXEC=1): then the spawner runs
+// on the host, as the emulator's user, with working directory and HOME
+// mapped into the sandbox directory, and nothing is confined.
+//
+// The toolbox's file operations run as the emulator's user, not as daytona
+// (Daytona's daemon runs as the sandbox user): writing through the file API
+// where daytona may not (e.g. "/") works here and is refused on Daytona.
+//
+// # Daemon answers
+//
+// The daemon's /files errors are the status alone (Content-Length 0, no
+// content type, no message); HEAD, unknown routes and wrong methods are
+// gin's "404 page not found" in text/plain; GET /files/ lists like /files;
+// modifiedAt keeps nanoseconds; execute and session errors are common-go's
+// ErrorResponse whose message starts with the status in words ("bad request:
+// ...", "request timeout: ..."); a missing cwd is a 200 with exitCode -1 and
+// exec's "fork/exec /usr/bin/bash: ..."; bulk-upload item errors name
+// sandbox paths only.
 //
 // # Range requests on downloads
 //

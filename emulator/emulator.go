@@ -13,18 +13,6 @@ import (
 	"time"
 )
 
-// Isolation selects how toolbox commands are confined.
-type Isolation string
-
-const (
-	// IsolationAuto uses bubblewrap when it is installed and works, else the host.
-	IsolationAuto Isolation = "auto"
-	// IsolationBwrap requires bubblewrap; New fails when it is unusable.
-	IsolationBwrap Isolation = "bwrap"
-	// IsolationNone runs commands directly on the host (cwd mapped into the sandbox).
-	IsolationNone Isolation = "none"
-)
-
 // Options configures a Server. The zero value is a usable in-memory emulator.
 type Options struct {
 	// StateDir persists state (JSON plus directories) so a restart keeps
@@ -63,8 +51,11 @@ type Options struct {
 	Limits Limits
 	// Logger receives the emulator's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// Isolation selects the command sandboxing mode (default IsolationAuto).
-	Isolation Isolation
+	// UnsafeHostExec runs sandbox commands directly on the host, as the
+	// user running the emulator, with their working directory mapped into
+	// the sandbox directory: no isolation at all. Without it, New requires a
+	// working bubblewrap and fails with the command that installs it.
+	UnsafeHostExec bool
 }
 
 // setDefaults fills the zero fields of Options.
@@ -85,9 +76,6 @@ func (o *Options) setDefaults() {
 		o.SnapshotIdleLimit = 14 * 24 * 60 * o.TimeUnit
 	}
 	o.Activity = o.Activity.withDefaults(o.TimeUnit)
-	if o.Isolation == "" {
-		o.Isolation = IsolationAuto
-	}
 }
 
 // Server is a running emulator. It is safe for concurrent use.
@@ -108,9 +96,8 @@ type Server struct {
 	sandboxes map[string]*sandboxRec
 	volumes   map[string]*volumeRec
 	snapshots map[string]*snapshotRec
-	changed   chan struct{} // closed and replaced on every state change
-	procs     map[string]map[uint64]context.CancelFunc
-	procSeq   uint64
+	changed   chan struct{}              // closed and replaced on every state change
+	runtimes  map[string]*sandboxRuntime // running sandboxes' namespaces, by sandbox id
 	limits    Limits
 	activity  map[string]*activityState
 
@@ -137,18 +124,19 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		volumes:   map[string]*volumeRec{},
 		snapshots: map[string]*snapshotRec{},
 		changed:   make(chan struct{}),
-		procs:     map[string]map[uint64]context.CancelFunc{},
+		runtimes:  map[string]*sandboxRuntime{},
 		faults:    newFaultInjector(opts.Faults),
 		limits:    opts.Limits,
 		activity:  map[string]*activityState{},
 	}
-	bw, err := detectIsolation(ctx, opts.Isolation)
-	if err != nil {
-		return nil, err
-	}
-	s.bwrapPath = bw
-	if bw == "" {
+	if opts.UnsafeHostExec {
 		s.warnNoIsolation()
+	} else {
+		bw, err := detectBwrap(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.bwrapPath = bw
 	}
 	if opts.StateDir == "" {
 		dir, err := os.MkdirTemp("", "daytona-emulator-")
@@ -169,10 +157,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		}
 		return nil, err
 	}
-	for _, d := range []string{"sandboxes", "volumes", "snapshots", "uploads"} {
+	for _, d := range []string{"sandboxes", "volumes", "snapshots", "uploads", "run"} {
 		if err := os.MkdirAll(filepath.Join(s.baseDir, d), 0o755); err != nil {
 			return fail(fmt.Errorf("emulator: create %s: %w", d, err))
 		}
+	}
+	if err := identityFiles(filepath.Join(s.baseDir, "identity")); err != nil {
+		return fail(fmt.Errorf("emulator: %w", err))
 	}
 	if s.persist {
 		if err := s.load(); err != nil {
@@ -192,7 +183,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// IsolationActive reports whether commands run inside a bubblewrap namespace.
+// IsolationActive reports whether commands run inside bubblewrap namespaces
+// (false only with UnsafeHostExec).
 func (s *Server) IsolationActive() bool { return s.bwrapPath != "" }
 
 // Handler returns the HTTP handler serving /health, /api and /toolbox.
@@ -208,12 +200,14 @@ func (s *Server) Close() error {
 		s.schedMu.Unlock()
 		s.cancel()
 		s.mu.Lock()
-		for _, m := range s.procs {
-			for _, c := range m {
-				c()
-			}
+		ids := make([]string, 0, len(s.runtimes))
+		for id := range s.runtimes {
+			ids = append(ids, id)
 		}
 		s.mu.Unlock()
+		for _, id := range ids {
+			s.killProcs(id)
+		}
 		s.wg.Wait()
 		s.mu.Lock()
 		if s.persist {

@@ -23,9 +23,14 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
+	unsafeHostExec, err := UnsafeHostExecFromEnv(getenv)
+	if err != nil {
+		return Options{}, err
+	}
 	r := envReader{getenv: getenv}
 	o := Options{
 		Faults:            faults,
+		UnsafeHostExec:    unsafeHostExec,
 		RestoreDelay:      r.duration("EMULATOR_RESTORE_DELAY"),
 		SnapshotIdleLimit: r.duration("EMULATOR_SNAPSHOT_IDLE_LIMIT"),
 		Limits: Limits{

@@ -28,7 +28,7 @@ func statuses(t *testing.T, s *Server, method, path string, n int) ([]int, []htt
 
 func newFaultServer(t *testing.T, f Faults) *Server {
 	t.Helper()
-	s, err := New(context.Background(), Options{Faults: f, Logger: quietLogger(), Isolation: IsolationNone})
+	s, err := New(context.Background(), Options{Faults: f, Logger: quietLogger()})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s

@@ -105,6 +105,8 @@ func requiredOps() []string {
 		"createSnapshot", "getSnapshot", "getAllSnapshots", "activateSnapshot", "deactivateSnapshot", "removeSnapshot",
 		"ListFiles", "GetFileInfo", "DownloadFile", "DownloadFiles", "UploadFile", "UploadFiles", "DeleteFile",
 		"MoveFile", "CreateFolder", "SearchFiles", "FindInFiles", "ExecuteCommand", "GetUserHomeDir", "GetWorkDir",
+		"CreateSession", "ListSessions", "GetSession", "DeleteSession", "SessionExecuteCommand", "GetSessionCommand",
+		"GetSessionCommandLogs", "SendInput",
 	}
 }
 
@@ -179,41 +181,9 @@ func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		req.ContentLength = int64(len(b))
 	}
-	var router routers.Router
-	stripped := *req.URL
-	// Route on the escaped path: a snapshot name may contain an escaped "/",
-	// which the router would otherwise split into two segments.
-	switch p := req.URL.EscapedPath(); {
-	case strings.HasPrefix(p, "/api/"):
-		router, stripped.Path = v.specs.api, strings.TrimPrefix(p, "/api")
-	case strings.HasPrefix(p, "/toolbox/"):
-		rest := strings.TrimPrefix(p, "/toolbox/")
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			router, stripped.Path = v.specs.tb, rest[i:]
-		}
-	}
-	if router == nil {
-		v.fail("%s %s is outside /api and /toolbox", req.Method, req.URL.Path)
+	in, op, ok := v.validateRequest(req, reqBody)
+	if !ok {
 		return v.base.RoundTrip(req)
-	}
-	stripped.RawPath = ""
-	routeReq := req.Clone(req.Context())
-	routeReq.URL = &stripped
-	routeReq.Body = io.NopCloser(bytes.NewReader(reqBody))
-	route, params, err := router.FindRoute(routeReq)
-	if err != nil {
-		v.fail("%s %s: no operation in the document: %v", req.Method, stripped.Path, err)
-		return v.base.RoundTrip(req)
-	}
-	op := route.Operation.OperationID
-	in := &openapi3filter.RequestValidationInput{
-		Request:    routeReq,
-		PathParams: params,
-		Route:      route,
-		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
-	}
-	if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
-		v.fail("request %s (%s %s): %v", op, req.Method, req.URL, err)
 	}
 	resp, err := v.base.RoundTrip(req)
 	if err != nil {
@@ -257,9 +227,79 @@ func (v *validator) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// checkErrorBody asserts the API error body {path,timestamp,statusCode,error,message}
-// or the toolbox ErrorResponse {statusCode,message,code,timestamp,path,method}.
+// daemonFileOps answer their errors with the status alone (daytona-daemon-facts.md):
+// Content-Length 0, no content type, no body.
+var daemonFileOps = map[string]bool{
+	"ListFiles": true, "GetFileInfo": true, "DownloadFile": true, "UploadFile": true, "DeleteFile": true,
+	"MoveFile": true, "CreateFolder": true, "SearchFiles": true, "FindInFiles": true,
+}
+
+// validateRequest finds the request's operation in the document and checks
+// the request against it; ok is false when no operation matches.
+func (v *validator) validateRequest(req *http.Request, reqBody []byte) (in *openapi3filter.RequestValidationInput, op string, ok bool) {
+	var router routers.Router
+	stripped := *req.URL
+	// Route on the escaped path: a snapshot name may contain an escaped "/",
+	// which the router would otherwise split into two segments.
+	switch p := req.URL.EscapedPath(); {
+	case strings.HasPrefix(p, "/api/"):
+		router, stripped.Path = v.specs.api, strings.TrimPrefix(p, "/api")
+	case strings.HasPrefix(p, "/toolbox/"):
+		rest := strings.TrimPrefix(p, "/toolbox/")
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			router, stripped.Path = v.specs.tb, rest[i:]
+		}
+	}
+	if router == nil {
+		v.fail("%s %s is outside /api and /toolbox", req.Method, req.URL.Path)
+		return nil, "", false
+	}
+	stripped.RawPath = ""
+	routeReq := req.Clone(req.Context())
+	routeReq.URL = &stripped
+	routeReq.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, err := router.FindRoute(routeReq)
+	if err != nil {
+		v.fail("%s %s: no operation in the document: %v", req.Method, stripped.Path, err)
+		return nil, "", false
+	}
+	op = route.Operation.OperationID
+	in = &openapi3filter.RequestValidationInput{
+		Request:    routeReq,
+		PathParams: params,
+		Route:      route,
+		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+	}
+	if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
+		v.fail("request %s (%s %s): %v", op, req.Method, req.URL, err)
+	}
+	return in, op, true
+}
+
+// checkRequest validates a request sent outside the validating transport
+// (a WebSocket upgrade) and counts its operation as covered.
+func (v *validator) checkRequest(req *http.Request) string {
+	_, op, ok := v.validateRequest(req, nil)
+	if ok {
+		v.mu.Lock()
+		v.seen[op]++
+		v.mu.Unlock()
+		opCoverage.add(op)
+	}
+	return op
+}
+
+// checkErrorBody asserts the API error body {path,timestamp,statusCode,error,message},
+// the toolbox ErrorResponse {statusCode,message,code,timestamp,path,method}, or, for the
+// daemon's file routes, an empty answer.
 func (v *validator) checkErrorBody(op string, req *http.Request, resp *http.Response, body []byte) {
+	if daemonFileOps[op] && resp.StatusCode != http.StatusUnauthorized && !isProxyError(body) {
+		if len(body) != 0 || resp.Header.Get("Content-Length") != "0" || resp.Header.Get("Content-Type") != "" {
+			v.fail("%s %d: a daemon file error has no body, Content-Length 0 and no content type; got %q (Content-Length %q, Content-Type %q)",
+				op, resp.StatusCode, body, resp.Header.Get("Content-Length"), resp.Header.Get("Content-Type"))
+		}
+		return
+	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		v.fail("%s %d: error body is not JSON: %q", op, resp.StatusCode, body)
@@ -283,6 +323,13 @@ func (v *validator) checkErrorBody(op string, req *http.Request, resp *http.Resp
 	if sc, _ := m["statusCode"].(float64); int(sc) != resp.StatusCode {
 		v.fail("%s: statusCode %v != HTTP status %d", op, m["statusCode"], resp.StatusCode)
 	}
+}
+
+// isProxyError tells the proxy's JSON errors (sandbox not found or not started,
+// injected faults) from the daemon's empty ones.
+func isProxyError(body []byte) bool {
+	var m map[string]any
+	return json.Unmarshal(body, &m) == nil && m["statusCode"] != nil
 }
 
 // env is one emulator under test plus validated clients.
@@ -394,12 +441,25 @@ func (e *env) exec(sb *apiclient.Sandbox, cmd string) toolbox.ExecuteResponse {
 // raw sends a request through the validator and returns status and body.
 func (e *env) raw(method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
 	e.t.Helper()
+	return e.send(e.hc, method, path, body, hdr)
+}
+
+// plain sends a request the OpenAPI document does not describe (HEAD, a
+// trailing slash, unknown routes), bypassing the validator: the daemon's
+// behaviour there is measured, not documented (daytona-daemon-facts.md).
+func (e *env) plain(method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
+	e.t.Helper()
+	return e.send(e.hs.Client(), method, path, body, hdr)
+}
+
+func (e *env) send(hc *http.Client, method, path string, body io.Reader, hdr map[string]string) (int, []byte, http.Header) {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.hs.URL+path, body)
 	require.NoError(e.t, err)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := e.hc.Do(req)
+	resp, err := hc.Do(req)
 	require.NoError(e.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -54,24 +54,7 @@ func (s *Server) routes() http.Handler {
 		writeAPIError(w, r, http.StatusNotFound, "Cannot "+r.Method+" "+r.URL.Path)
 	})
 
-	tb := http.NewServeMux()
-	tb.HandleFunc("GET /toolbox/{sandboxId}/files", s.toolbox(s.handleListFiles))
-	tb.HandleFunc("DELETE /toolbox/{sandboxId}/files", s.toolbox(s.handleDeleteFile))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/files/info", s.toolbox(s.handleFileInfo))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/files/download", s.toolbox(s.handleDownload))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/files/bulk-download", s.toolbox(s.handleBulkDownload))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/files/upload", s.toolbox(s.handleUpload))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/files/bulk-upload", s.toolbox(s.handleBulkUpload))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/files/move", s.toolbox(s.handleMove))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/files/folder", s.toolbox(s.handleCreateFolder))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/files/search", s.toolbox(s.handleSearchFiles))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/files/find", s.toolbox(s.handleFindInFiles))
-	tb.HandleFunc("POST /toolbox/{sandboxId}/process/execute", s.toolbox(s.handleExecute))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/user-home-dir", s.toolbox(s.handleHomeDir))
-	tb.HandleFunc("GET /toolbox/{sandboxId}/work-dir", s.toolbox(s.handleHomeDir))
-	tb.HandleFunc("/toolbox/", func(w http.ResponseWriter, r *http.Request) {
-		writeToolboxError(w, r, http.StatusNotFound, "not found: "+r.URL.Path)
-	})
+	tb := s.toolboxRoutes()
 
 	mux.Handle("/api/", s.withAuth(s.withFaults(api), false))
 	mux.Handle("/toolbox/", s.withAuth(s.withFaults(tb), true))
@@ -97,11 +80,21 @@ func (s *Server) withAuth(next http.Handler, toolbox bool) http.Handler {
 	})
 }
 
-// writeJSON writes v as JSON with the given status.
+// writeJSON writes v as JSON with the given status (no trailing newline,
+// like gin's c.JSON and Nest).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	writeJSONType(w, status, "application/json; charset=utf-8", v)
+}
+
+func writeJSONType(w http.ResponseWriter, status int, contentType string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
 // apiErrorBody is Daytona's API error body (all-exceptions.filter.ts).
@@ -160,9 +153,10 @@ func toolboxErrorCode(status int) string {
 	}
 }
 
-// writeToolboxError writes common-go's ErrorResponse.
+// writeToolboxError writes common-go's ErrorResponse (content type
+// application/json without a charset, as the daemon sends it).
 func writeToolboxError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	writeJSON(w, status, toolboxErrorBody{
+	writeJSONType(w, status, "application/json", toolboxErrorBody{
 		StatusCode: status,
 		Message:    msg,
 		Code:       toolboxErrorCode(status),

@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fileInfoDTO is the toolbox FileInfo model.
@@ -35,11 +37,12 @@ func toFileInfo(name string, fi os.FileInfo) fileInfoDTO {
 		owner, group = strconv.FormatUint(uint64(st.Uid), 10), strconv.FormatUint(uint64(st.Gid), 10)
 	}
 	return fileInfoDTO{
-		Name:        name,
-		Size:        fi.Size(),
-		Mode:        fi.Mode().String(),
-		ModTime:     fi.ModTime().String(),
-		ModifiedAt:  isoTime(fi.ModTime()),
+		Name:    name,
+		Size:    fi.Size(),
+		Mode:    fi.Mode().String(),
+		ModTime: fi.ModTime().String(),
+		// The daemon keeps the nanoseconds (Go's RFC 3339 with fraction).
+		ModifiedAt:  fi.ModTime().UTC().Format(time.RFC3339Nano),
 		IsDir:       fi.IsDir(),
 		Owner:       owner,
 		Group:       group,
@@ -47,31 +50,44 @@ func toFileInfo(name string, fi os.FileInfo) fileInfoDTO {
 	}
 }
 
-// fsError answers a filesystem error with the daemon's status. The daemon
-// sends these with an empty body; a JSON ErrorResponse is allowed too and
-// more helpful.
-func fsError(w http.ResponseWriter, r *http.Request, err error) {
-	writeToolboxError(w, r, pathErrStatus(err), err.Error())
+// fileError answers a /files failure the way the daemon does: the status
+// alone, Content-Length 0 and no content type. Clients get no reason text;
+// they must decide from the status (and a stat of their own where a precise
+// reason matters).
+func fileError(w http.ResponseWriter, status int) {
+	h := w.Header()
+	h.Del("Content-Type")
+	h.Set("Content-Length", "0")
+	w.WriteHeader(status)
 }
+
+// fsError answers a filesystem error with the daemon's status and no body.
+func fsError(w http.ResponseWriter, err error) { fileError(w, pathErrStatus(err)) }
 
 func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
 	res, err := t.resolve(r.URL.Query().Get("path"), true)
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
-	fi, err := os.Stat(res.host)
+	dir, err := res.open()
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
+		return
+	}
+	defer dir.Close()
+	fi, err := dir.Stat()
+	if err != nil {
+		fsError(w, err)
 		return
 	}
 	if !fi.IsDir() {
-		writeToolboxError(w, r, http.StatusBadRequest, "not a directory")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
-	entries, err := os.ReadDir(res.host)
+	entries, err := dir.ReadDir(-1)
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	out := make([]fileInfoDTO, 0, len(entries))
@@ -80,7 +96,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request, t *tbSa
 		if err != nil {
 			continue
 		}
-		cfi, err := os.Stat(child.host)
+		cfi, err := child.stat()
 		if err != nil {
 			continue
 		}
@@ -94,41 +110,38 @@ func (s *Server) handleFileInfo(w http.ResponseWriter, r *http.Request, t *tbSan
 	if !ok {
 		return
 	}
-	fi, err := os.Stat(res.host)
+	fi, err := res.stat()
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, toFileInfo(path.Base(res.sandbox), fi))
 }
 
 func (s *Server) handleDeleteFile(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
-	q := r.URL.Query()
 	res, ok := t.pathParam(w, r, false)
 	if !ok {
 		return
 	}
-	fi, err := os.Lstat(res.host)
+	fi, err := res.lstat()
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
-	if fi.IsDir() {
-		if q.Get("recursive") != "true" {
-			writeToolboxError(w, r, http.StatusBadRequest, "cannot delete directory without recursive flag")
-			return
-		}
-		if t.isBase(res.host) {
-			// The sandbox root or a mount point: empty it, keep the directory.
-			err = removeContents(res.host)
-		} else {
-			err = os.RemoveAll(res.host)
-		}
-	} else {
-		err = os.Remove(res.host)
+	switch {
+	case !fi.IsDir():
+		err = res.fs.Remove(res.rel)
+	case r.URL.Query().Get("recursive") != "true":
+		fileError(w, http.StatusBadRequest)
+		return
+	case res.isBase():
+		// The sandbox root or a mount point: empty it, keep the directory.
+		err = removeContents(res.fs)
+	default:
+		err = res.fs.RemoveAll(res.rel)
 	}
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -138,78 +151,104 @@ func (s *Server) handleMove(w http.ResponseWriter, r *http.Request, t *tbSandbox
 	q := r.URL.Query()
 	src, dst := q.Get("source"), q.Get("destination")
 	if src == "" || dst == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "source and destination paths are required")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	rs, err := t.resolve(src, false)
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	rd, err := t.resolve(dst, false)
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
-	if _, err := os.Lstat(rs.host); err != nil {
-		fsError(w, r, err)
+	if _, err := rs.lstat(); err != nil {
+		fsError(w, err)
 		return
 	}
-	if t.isBase(rs.host) {
-		writeToolboxError(w, r, http.StatusBadRequest, "cannot move the sandbox root or a mount point")
+	if rs.isBase() || rd.isBase() {
+		fileError(w, http.StatusBadRequest)
 		return
 	}
-	if _, err := os.Stat(filepath.Dir(rd.host)); err != nil {
-		fsError(w, r, err)
-		return
-	}
-	if _, err := os.Lstat(rd.host); err == nil {
-		writeToolboxError(w, r, http.StatusConflict, "destination already exists")
-		return
-	}
-	if err := os.Rename(rs.host, rd.host); err != nil {
-		// Across filesystems (or a FUSE volume): copy, then remove, like the daemon.
-		if cerr := copyTree(rs.host, rd.host); cerr != nil {
-			fsError(w, r, fmt.Errorf("move: %w", errors.Join(err, cerr)))
-			return
+	err = renameNoReplace(rs, rd)
+	if errors.Is(err, syscall.EXDEV) {
+		// Across filesystems: copy, then remove, like the daemon.
+		if err = copyAcross(rs, rd); err == nil {
+			if rerr := rs.fs.RemoveAll(rs.rel); rerr != nil {
+				writeJSON(w, http.StatusOK, map[string]string{
+					"message": "file copied successfully but source could not be deleted",
+					"error":   rerr.Error(),
+				})
+				return
+			}
 		}
-		if rerr := os.RemoveAll(rs.host); rerr != nil {
-			writeJSON(w, http.StatusOK, map[string]string{
-				"message": "file copied successfully but source could not be deleted",
-				"error":   rerr.Error(),
-			})
-			return
-		}
+	}
+	if err != nil {
+		fsError(w, err)
+		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// renameNoReplace renames src onto dst through directory handles of their
+// trees, failing with os.ErrExist (409) when dst exists: the daemon never
+// overwrites, and RENAME_NOREPLACE makes the check and the move one step.
+func renameNoReplace(src, dst resolved) error {
+	sd, err := src.fs.Open(path.Dir(src.rel))
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	dd, err := dst.fs.Open(path.Dir(dst.rel))
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	if err := unix.Renameat2(int(sd.Fd()), path.Base(src.rel), int(dd.Fd()), path.Base(dst.rel), unix.RENAME_NOREPLACE); err != nil {
+		return &os.LinkError{Op: "rename", Old: src.sandbox, New: dst.sandbox, Err: err}
+	}
+	return nil
 }
 
 func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
 	q := r.URL.Query()
 	p := q.Get("path")
 	if p == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	mode := os.FileMode(0o755)
 	if m := q.Get("mode"); m != "" {
 		v, err := strconv.ParseUint(m, 8, 32)
 		if err != nil {
-			writeToolboxError(w, r, http.StatusBadRequest, "invalid mode format")
+			fileError(w, http.StatusBadRequest)
 			return
 		}
 		mode = os.FileMode(v)
 	}
 	res, err := t.resolve(p, true)
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
-	if err := os.MkdirAll(res.host, mode); err != nil {
-		fsError(w, r, err)
+	if err := mkdirAll(res.fs, res.rel, mode); err != nil {
+		fsError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
+}
+
+// mkdirAll is os.MkdirAll through a tree's handle. os.Root reports a file in
+// the way as "file exists"; the daemon's os.MkdirAll says "not a directory"
+// (a 400, not a 409).
+func mkdirAll(fsys *os.Root, rel string, mode os.FileMode) error {
+	err := fsys.MkdirAll(rel, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return &os.PathError{Op: "mkdir", Path: rel, Err: syscall.ENOTDIR}
+	}
+	return err
 }
 
 func (s *Server) handleHomeDir(w http.ResponseWriter, r *http.Request, _ *tbSandbox) {
@@ -218,19 +257,19 @@ func (s *Server) handleHomeDir(w http.ResponseWriter, r *http.Request, _ *tbSand
 
 // walk visits every entry under a sandbox directory in the sandbox's view
 // (entering mounted volumes, never following symlinks).
-func (t *tbSandbox) walk(dir string, fn func(sandboxPath, hostPath string, d fs.DirEntry) error) error {
+func (t *tbSandbox) walk(dir string, fn func(sandboxPath string, entry resolved, d fs.DirEntry) error) error {
 	res, err := t.resolve(dir, true)
 	if err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(res.host)
+	entries, err := readDir(res)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
 		sp := path.Join(dir, e.Name())
-		hp := t.mapPath(path.Join(res.sandbox, e.Name()))
-		if err := fn(sp, hp, e); err != nil {
+		fsys, rel := t.locate(path.Join(res.sandbox, e.Name()))
+		if err := fn(sp, resolved{sandbox: path.Join(res.sandbox, e.Name()), fs: fsys, rel: rel}, e); err != nil {
 			return err
 		}
 		if e.IsDir() {
@@ -246,25 +285,25 @@ func (s *Server) handleSearchFiles(w http.ResponseWriter, r *http.Request, t *tb
 	q := r.URL.Query()
 	dir, pattern := q.Get("path"), q.Get("pattern")
 	if dir == "" || pattern == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path and pattern are required")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	if _, err := path.Match(pattern, ""); err != nil {
-		writeToolboxError(w, r, http.StatusBadRequest, "invalid pattern")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	files := []string{}
 	if ok, _ := path.Match(pattern, path.Base(dir)); ok {
 		files = append(files, dir)
 	}
-	err := t.walk(dir, func(sp, _ string, d fs.DirEntry) error {
+	err := t.walk(dir, func(sp string, _ resolved, d fs.DirEntry) error {
 		if ok, _ := path.Match(pattern, d.Name()); ok {
 			files = append(files, sp)
 		}
 		return nil
 	})
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"files": files})
@@ -280,15 +319,15 @@ func (s *Server) handleFindInFiles(w http.ResponseWriter, r *http.Request, t *tb
 	q := r.URL.Query()
 	dir, pattern := q.Get("path"), q.Get("pattern")
 	if dir == "" || pattern == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path and pattern are required")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	matches := []matchDTO{}
-	err := t.walk(dir, func(sp, hp string, d fs.DirEntry) error {
+	err := t.walk(dir, func(sp string, entry resolved, d fs.DirEntry) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		f, err := os.Open(hp)
+		f, err := entry.open()
 		if err != nil {
 			return nil
 		}
@@ -308,7 +347,7 @@ func (s *Server) handleFindInFiles(w http.ResponseWriter, r *http.Request, t *tb
 		return nil
 	})
 	if err != nil && !errors.Is(err, io.EOF) {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, matches)

@@ -1,70 +1,31 @@
 package emulator
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"regexp"
-	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
 
-// lockedBuffer collects combined stdout+stderr written from two pipes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// daemonError writes common-go's ErrorResponse as the daemon's error
+// middleware does: the message starts with the status in words
+// ("bad request: ...", "request timeout: ...").
+func daemonError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	writeToolboxError(w, r, status, strings.ToLower(http.StatusText(status))+": "+msg)
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func envNameRe() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) }
-
-// registerProc records a running command's cancel func so stop/delete/Close
-// can kill it; the returned func unregisters it.
-func (s *Server) registerProc(sandboxID string, cancel context.CancelFunc) func() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.procSeq++
-	n := s.procSeq
-	if s.procs[sandboxID] == nil {
-		s.procs[sandboxID] = map[uint64]context.CancelFunc{}
+// runtimeError answers a failure to get the sandbox's runtime.
+func (s *Server) runtimeError(w http.ResponseWriter, r *http.Request, t *tbSandbox, err error) {
+	if errors.Is(err, errNotRunning) {
+		writeToolboxError(w, r, http.StatusBadRequest, "bad request: failed to get runner info: no IP address found. Is the Sandbox started?")
+		return
 	}
-	s.procs[sandboxID][n] = cancel
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.procs[sandboxID], n)
-		if len(s.procs[sandboxID]) == 0 {
-			delete(s.procs, sandboxID)
-		}
-	}
-}
-
-// killProcs kills every command running in a sandbox (stop and delete do this).
-func (s *Server) killProcs(sandboxID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.procs[sandboxID] {
-		c()
-	}
+	s.log.Error("sandbox runtime", "sandbox", t.id, "err", err)
+	daemonError(w, r, http.StatusInternalServerError, "sandbox runtime unavailable")
 }
 
 type executeResponse struct {
@@ -72,9 +33,12 @@ type executeResponse struct {
 	Result   string `json:"result"`
 }
 
-// handleExecute runs the command piped on stdin to a shell, with combined
-// output, an optional timeout in seconds (408 and the process group killed)
-// and exitCode -1 when the process cannot start.
+// handleExecute runs the command as a bash script (piped on stdin) with
+// combined output, as the daemon does. Like the daemon, the command belongs
+// to the sandbox, not to the request: background jobs keep running after the
+// answer, a client that hangs up does not stop it, and the answer waits
+// until every process holding the command's output has closed it. Only the
+// timeout (408) kills it, with its whole process group.
 func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
 	var req struct {
 		Command string            `json:"command"`
@@ -83,17 +47,17 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, t *tbSand
 		Timeout *int              `json:"timeout"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&req); err != nil {
-		writeToolboxError(w, r, http.StatusBadRequest, "invalid request body: "+err.Error())
+		daemonError(w, r, http.StatusBadRequest, "invalid request body: "+err.Error())
 		return
 	}
 	if strings.TrimSpace(req.Command) == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "command is required")
+		daemonError(w, r, http.StatusBadRequest, "command cannot be empty or whitespace-only")
 		return
 	}
 	re := envNameRe()
 	for k := range req.Envs {
 		if !re.MatchString(k) {
-			writeToolboxError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid environment variable name: '%s'", k))
+			daemonError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid environment variable name: '%s'", k))
 			return
 		}
 	}
@@ -103,56 +67,77 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, t *tbSand
 	}
 	res, err := t.resolve(cwd, true)
 	if err == nil {
-		var fi os.FileInfo
-		if fi, err = os.Stat(res.host); err == nil && !fi.IsDir() {
+		fi, serr := res.stat()
+		if err = serr; err == nil && !fi.IsDir() {
 			err = syscall.ENOTDIR
 		}
 	}
 	if err != nil {
-		writeJSON(w, http.StatusOK, executeResponse{ExitCode: -1, Result: fmt.Sprintf("chdir %s: %v", cwd, unwrapPathErr(err))})
+		// What Go's exec reports when the daemon's chdir fails in the child.
+		writeJSON(w, http.StatusOK, executeResponse{ExitCode: -1, Result: "fork/exec /usr/bin/bash: " + unwrapPathErr(err).Error()})
 		return
 	}
-
-	ctx := r.Context()
-	var timeoutCtx context.Context
+	rt, err := s.runtimeFor(t)
+	if err != nil {
+		s.runtimeError(w, r, t, err)
+		return
+	}
+	env := sandboxEnv(rt, t.id, t.env, req.Envs)
+	dir := rt.sandboxPath(res.sandbox)
+	j, err := rt.newJob(map[string][]byte{"cmd": []byte(req.Command)}, func(view string) string {
+		return execLauncher(view, dir, env)
+	})
+	if err != nil {
+		s.runtimeError(w, r, t, err)
+		return
+	}
+	var timeout time.Duration
 	if req.Timeout != nil && *req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(*req.Timeout)*time.Second)
-		defer cancel()
-		timeoutCtx = ctx
+		timeout = time.Duration(*req.Timeout) * time.Second
 	}
-	ctx, kill := context.WithCancel(ctx)
-	defer kill()
-	defer s.registerProc(t.id, kill)()
-
-	out := &lockedBuffer{}
-	cmd := s.buildCommand(ctx, t, res, req.Command, req.Envs)
-	cmd.Stdout, cmd.Stderr = out, out
-	runErr := cmd.Run()
-	if timeoutCtx != nil && errors.Is(timeoutCtx.Err(), context.DeadlineExceeded) {
-		writeToolboxError(w, r, http.StatusRequestTimeout, "request timeout: command execution timeout")
+	switch err := j.wait(timeout); {
+	case errors.Is(err, errJobTimeout):
+		if kerr := j.kill(); kerr != nil {
+			s.log.Warn("kill timed-out command", "sandbox", t.id, "err", kerr)
+		}
+		daemonError(w, r, http.StatusRequestTimeout, "command execution timeout")
+		return
+	case err != nil:
+		// The sandbox stopped under the command: it was killed.
+		j.release()
+		writeJSON(w, http.StatusOK, executeResponse{ExitCode: -1, Result: ""})
 		return
 	}
-	exit := 0
-	if runErr != nil {
-		var ee *exec.ExitError
-		switch {
-		case errors.As(runErr, &ee):
-			exit = ee.ExitCode()
-		case cmd.ProcessState != nil:
-			exit = cmd.ProcessState.ExitCode()
-		default:
-			writeJSON(w, http.StatusOK, executeResponse{ExitCode: -1, Result: runErr.Error()})
-			return
+	out, _ := j.readFile("out")
+	code := -1
+	if b, err := j.readFile("code"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			code = n
 		}
 	}
-	writeJSON(w, http.StatusOK, executeResponse{ExitCode: exit, Result: out.String()})
+	j.release()
+	writeJSON(w, http.StatusOK, executeResponse{ExitCode: code, Result: string(out)})
 }
 
+// execLauncher is the script the spawner runs for one execute: the command
+// file goes to bash on stdin, stdout and stderr go through one pipe to the
+// output file, and "done" is written once the pipe is closed by every
+// process holding it (a background job that keeps stdout keeps the call).
+func execLauncher(view, cwd string, env map[string]string) string {
+	return "J=" + shQuote(view) + "\n" +
+		"echo $$ > \"$J/pid\"\n" +
+		exportLines(env) +
+		"cd -- " + shQuote(cwd) + " || { echo > \"$J/done\"; exit 1; }\n" +
+		"{ /bin/bash -s < \"$J/cmd\"; echo $? > \"$J/code\"; } 2>&1 | cat > \"$J/out\"\n" +
+		"echo > \"$J/done\"\n"
+}
+
+// unwrapPathErr reduces an error to its errno, dropping the host paths
+// os.PathError and os.LinkError carry.
 func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
 	}
 	return err
 }
@@ -160,57 +145,7 @@ func unwrapPathErr(err error) error {
 // warnNoIsolation logs, once per server, that commands are not confined.
 func (s *Server) warnNoIsolation() {
 	s.hostWarnOnce.Do(func() {
-		s.log.Warn("bubblewrap unavailable or disabled: toolbox commands run on the host WITHOUT isolation; "+
-			"they can read and write anything the emulator process can", "isolation", string(s.opts.Isolation))
+		s.log.Warn("EMULATOR_UNSAFE_HOST_EXEC: sandbox commands run on this host WITHOUT isolation, as the user " +
+			"running the emulator; they can read and write anything it can and reach every local service")
 	})
-}
-
-// buildCommand prepares the shell: inside bubblewrap when available, else on
-// the host with the working directory mapped into the sandbox.
-func (s *Server) buildCommand(ctx context.Context, t *tbSandbox, cwd resolved, command string, envs map[string]string) *exec.Cmd {
-	shell := pickShell()
-	home := homeDir
-	var cmd *exec.Cmd
-	if s.bwrapPath != "" {
-		cmd = exec.CommandContext(ctx, s.bwrapPath, bwrapArgs(t, cwd.sandbox, shell)...)
-	} else {
-		s.warnNoIsolation()
-		home = hostHome(t)
-		cmd = exec.CommandContext(ctx, shell, "-s")
-		cmd.Dir = cwd.host
-	}
-	env := map[string]string{
-		"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"HOME": home,
-		"USER": "daytona",
-		"LANG": "C.UTF-8",
-	}
-	for k, v := range t.env {
-		env[k] = v
-	}
-	for k, v := range envs {
-		env[k] = v
-	}
-	if s.bwrapPath != "" {
-		env["HOME"] = homeDir
-	}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+env[k])
-	}
-	cmd.Stdin = strings.NewReader(command)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		if cmd.Process == nil {
-			return nil
-		}
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	// Background children holding the output pipe must not hang the request.
-	cmd.WaitDelay = 2 * time.Second
-	return cmd
 }

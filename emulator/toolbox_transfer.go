@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Uploads and downloads stream: nothing here holds a whole file in memory.
@@ -41,19 +43,19 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, t *tbSan
 	if !ok {
 		return
 	}
-	f, err := os.Open(res.host)
+	f, err := res.open()
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		fsError(w, r, err)
+		fsError(w, err)
 		return
 	}
 	if fi.IsDir() {
-		writeToolboxError(w, r, http.StatusBadRequest, "path must be a file")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	h := w.Header()
@@ -109,7 +111,7 @@ func (s *Server) writeDownloadPart(mw *multipart.Writer, r *http.Request, t *tbS
 	if err != nil {
 		return fail(http.StatusBadRequest, "INVALID_FILE_PATH", "invalid file path: "+p)
 	}
-	f, err := os.Open(res.host)
+	f, err := res.open()
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
@@ -146,32 +148,43 @@ func (s *Server) writeDownloadPart(mw *multipart.Writer, r *http.Request, t *tbS
 // bytes land in a spool outside every sandbox and are renamed into place only
 // once the part was read to its end: like Daytona's daemon, which parses the
 // whole multipart form before it writes the file, a broken or aborted upload
-// never leaves a partial file behind.
+// never leaves a partial file behind. The rename goes through a handle of the
+// destination's directory, so it cannot be redirected out of the sandbox.
+// Errors name the sandbox path only, like the daemon's.
 func (s *Server) writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.FileMode) (int64, error) {
 	res, err := t.resolve(p, true)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s: %w", p, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(res.host), dirMode); err != nil {
-		return 0, fmt.Errorf("create parent: %w", err)
+	failed := func(op, at string, err error) error {
+		return &os.PathError{Op: p + ": create: " + op, Path: at, Err: unwrapPathErr(err)}
 	}
+	parent := path.Dir(res.rel)
+	if err := mkdirAll(res.fs, parent, dirMode); err != nil {
+		return 0, failed("mkdir", path.Dir(res.sandbox), err)
+	}
+	dir, err := res.fs.Open(parent)
+	if err != nil {
+		return 0, failed("open", path.Dir(res.sandbox), err)
+	}
+	defer dir.Close()
 	f, err := os.CreateTemp(filepath.Join(s.baseDir, "uploads"), "part-")
 	if err != nil {
-		return 0, fmt.Errorf("create file: %w", err)
+		return 0, failed("open", res.sandbox, err)
 	}
+	defer os.Remove(f.Name())
 	n, err := io.Copy(f, src)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), res.host)
-	}
 	if err != nil {
-		_ = os.Remove(f.Name())
-		return n, fmt.Errorf("write file: %w", err)
+		return n, fmt.Errorf("%s: write: %w", p, unwrapPathErr(err))
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return n, failed("chmod", res.sandbox, err)
+	}
+	if err := unix.Renameat(unix.AT_FDCWD, f.Name(), int(dir.Fd()), path.Base(res.rel)); err != nil {
+		return n, failed("open", res.sandbox, err)
 	}
 	return n, nil
 }
@@ -179,22 +192,19 @@ func (s *Server) writeUpload(t *tbSandbox, p string, src io.Reader, dirMode os.F
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, t *tbSandbox) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
-		writeToolboxError(w, r, http.StatusBadRequest, "path is required")
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		writeToolboxError(w, r, http.StatusBadRequest, "invalid multipart form: "+err.Error())
+		fileError(w, http.StatusBadRequest)
 		return
 	}
 	for {
 		part, err := mr.NextPart()
-		if err == io.EOF {
-			writeToolboxError(w, r, http.StatusBadRequest, "file is required")
-			return
-		}
 		if err != nil {
-			writeToolboxError(w, r, http.StatusBadRequest, "invalid multipart form: "+err.Error())
+			// io.EOF: no "file" part; anything else: a broken form.
+			fileError(w, http.StatusBadRequest)
 			return
 		}
 		if part.FormName() != "file" {
@@ -204,7 +214,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, t *tbSandb
 		_, err = s.writeUpload(t, p, part, 0o750)
 		_ = part.Close()
 		if err != nil {
-			writeToolboxError(w, r, pathErrStatus(err), err.Error())
+			fsError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
@@ -264,7 +274,7 @@ func (s *Server) handleBulkUpload(w http.ResponseWriter, r *http.Request, t *tbS
 		n, err := s.writeUpload(t, dest, part, 0o755)
 		_ = part.Close()
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("file[%s]: %v", idx, err))
+			errs = append(errs, err.Error())
 			continue
 		}
 		files = append(files, uploadedFile{Path: dest, Bytes: n})

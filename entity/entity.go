@@ -140,8 +140,15 @@ const (
 	// UpdateEnsureRunning makes sure the sandbox runs and returns EnsureResult;
 	// it is sent as Update-With-Start so the first use creates the workflow.
 	UpdateEnsureRunning = "ensure-running"
-	// UpdateDelete destroys the sandbox and ends the workflow.
+	// UpdateDelete destroys the sandbox and ends the workflow; the update
+	// completes once the sandbox is destroyed.
 	UpdateDelete = "delete"
+	// SignalDelete asks for the same as UpdateDelete (payload DeleteRequest)
+	// without taking one of Temporal's ten in-flight update slots of the
+	// workflow, so a delete gets through even while slow ensures hold them
+	// all. Send it with Signal-With-Start, and wait for the workflow to
+	// close when the caller needs the sandbox gone.
+	SignalDelete = "delete"
 	// SignalTouch records a use (debounced by the API).
 	SignalTouch = "touch"
 	// SignalReleaseLease releases a lease early.
@@ -194,6 +201,13 @@ func (in Input) Ref() Ref { return Ref{Kind: in.Kind, UserID: in.UserID, ThreadI
 // longer work renews it. The API refuses longer leases before asking.
 const MaxLeaseTTL = 24 * time.Hour
 
+// MaxEnsureWait bounds how long an ensure-running waits for the sandbox: a
+// slow Daytona must not hold the workflow's ten in-flight update slots after
+// the caller gave up. The caller then gets ErrTypeSandboxUnavailable ("still
+// being brought up; retry") and the create goes on; callers should wait a
+// little longer than this for the answer.
+const MaxEnsureWait = 90 * time.Second
+
 // LeaseRequest asks for the sandbox to be kept running for TTL.
 type LeaseRequest struct {
 	ID  string        `json:"ID"`
@@ -228,9 +242,14 @@ type TouchSignal struct {
 	At time.Time `json:"At"`
 }
 
-// ReleaseLeaseSignal ends a lease before its expiry.
+// ReleaseLeaseSignal ends a lease before its expiry. Releasing a live lease
+// is a use (now); UsedAt, when set, is also a use (like TouchSignal.At) even
+// if the lease already expired, so the API reports the end of the work it
+// covered with this one signal instead of a touch and a release. Payloads
+// without it (zero) record no use beyond the release of a live lease.
 type ReleaseLeaseSignal struct {
-	LeaseID string `json:"LeaseID"`
+	LeaseID string    `json:"LeaseID"`
+	UsedAt  time.Time `json:"UsedAt"`
 }
 
 // DeleteRequest is the argument of UpdateDelete.
@@ -254,6 +273,10 @@ type State struct {
 	AutoStopAt   time.Time            `json:"AutoStopAt"`   // zero unless running
 	AutoDeleteAt time.Time            `json:"AutoDeleteAt"` // zero unless stopped and AutoDelete > 0
 	Error        string               `json:"Error"`
+	// ErrorType is the failure type of the last failed bring-up when it
+	// names a condition the user should be told as such (ErrTypeOrgCapacity,
+	// ErrTypeOrgSuspended, ErrTypeVolumeQuota); empty otherwise.
+	ErrorType string `json:"ErrorType"`
 }
 
 // Error types (temporal.ApplicationError.Type) the entity workflows and their
@@ -273,4 +296,15 @@ const (
 	// sandbox (or it broke beyond starting); the workflow answers by
 	// creating the next generation instead of retrying.
 	ErrTypeSandboxGone = "SandboxGone"
+	// ErrTypeOrgCapacity: Daytona refused a create or start because the
+	// organisation's CPU, memory or disk limit is reached (stopped sandboxes
+	// count toward disk). Other threads must stop, or the operator raise it.
+	ErrTypeOrgCapacity = "DaytonaOrgCapacity"
+	// ErrTypeOrgSuspended: Daytona suspended the organisation; only the
+	// operator can act.
+	ErrTypeOrgSuspended = "DaytonaOrgSuspended"
+	// ErrTypeVolumeQuota: the organisation has as many volumes as Daytona
+	// allows (100 by default); the operator must raise it or use the shared
+	// volume strategy.
+	ErrTypeVolumeQuota = "DaytonaVolumeQuota"
 )

@@ -39,7 +39,7 @@ type Options struct {
 	Files  entity.Config
 	Logger *slog.Logger
 	// EnsureTimeout bounds one ensure-running round trip that several
-	// requests share (default 2 minutes: a cold create plus a start).
+	// requests share (default entity.MaxEnsureWait + 30 s).
 	EnsureTimeout time.Duration
 	// Now is the clock (tests); time.Now when nil. Every decision about
 	// windows and deadlines reads it.
@@ -101,7 +101,9 @@ func New(o Options) *Client {
 		o.Logger = slog.Default()
 	}
 	if o.EnsureTimeout <= 0 {
-		o.EnsureTimeout = 2 * time.Minute
+		// Longer than the workflow's own bound on one ensure, so its answer
+		// ("still being brought up; retry") reaches the caller.
+		o.EnsureTimeout = entity.MaxEnsureWait + 30*time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -156,9 +158,16 @@ func (c *Client) margin(k entity.Kind) time.Duration {
 	return min(max(c.config(k).AutoStop/10, 100*time.Millisecond), 5*time.Second)
 }
 
-// touchEvery is the debounce window of touch signals per workflow.
+// touchEvery is the debounce window of touch signals per workflow: a tenth
+// of the idle interval (90 s at the default 15 min). That is as safe as any
+// shorter window — a pending use is delivered long before the workflow's
+// idle timer could fire, and the cached horizon it extends stays at least
+// 9/10 of the interval ahead — while every signal is a billable Temporal
+// action with its workflow task: a busy thread costs about 160 history
+// events an hour instead of about 14,000 with a 1 s window
+// (docs/BENCHMARKS.md, BenchmarkBusyThreadHistory).
 func (c *Client) touchEvery(k entity.Kind) time.Duration {
-	return min(c.config(k).AutoStop/10, time.Second)
+	return c.config(k).AutoStop / 10
 }
 
 // Forget drops the cached sandbox, so the next use asks the workflow: after

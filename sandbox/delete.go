@@ -7,49 +7,42 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/sdk/client"
 
 	"github.com/threadbox/threadbox/entity"
 )
 
-// Delete sends the entity's delete update (starting the workflow if it is not
-// running, so a thread whose run ended still gets its sandbox destroyed) and
-// waits up to wait for the run to finish. done is false when the delete was
-// accepted but is still running; the workflow completes it on its own.
+// Delete asks the entity's workflow to destroy its sandbox and end, and waits
+// up to wait for the run to close. done is false when the delete was sent but
+// the run had not closed yet; the workflow completes it on its own.
+//
+// The delete travels as a signal (Signal-With-Start: a thread whose run has
+// ended is started just to process it), not as an update: an update needs one
+// of Temporal's ten in-flight update slots per workflow, which ensures stuck
+// behind a slow Daytona can fill, and a user's delete must always get through.
 func (c *Client) Delete(ctx context.Context, ref entity.Ref, cause string, wait time.Duration) (done bool, err error) {
 	id := ref.WorkflowID()
 	c.Forget(ref)
 	defer c.Forget(ref) // a use that raced the delete may have cached it again
-	release := c.acquire(ctx, id)
-	if release == nil {
-		return false, fmt.Errorf("waiting for an update slot: %w", ctx.Err())
-	}
-	defer release()
 	req := entity.DeleteRequest{RequestID: uuid.NewString(), Cause: cause}
-	actx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	h, err := c.opts.Temporal.UpdateWithStartWorkflow(actx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: c.startOperation(ref),
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID:     req.RequestID,
-			WorkflowID:   id,
-			UpdateName:   entity.UpdateDelete,
-			Args:         []any{req},
-			WaitForStage: client.WorkflowUpdateStageAccepted,
-		},
-	})
+	run, err := c.opts.Temporal.SignalWithStartWorkflow(ctx, id, entity.SignalDelete, req,
+		c.startOptions(ref), ref.Kind.WorkflowName(), c.input(ref))
 	if err != nil {
 		return false, fmt.Errorf("delete %s: %w", id, err)
 	}
-	if err := h.Get(actx, nil); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	// Wait for the run to close, so a create right after this answer starts
+	// a fresh run instead of meeting the closing one.
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := c.opts.Temporal.GetWorkflow(wctx, id, run.GetRunID()).Get(wctx, nil); err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
 			return false, nil
 		}
-		return false, fmt.Errorf("delete %s: %w", id, err)
-	}
-	// Wait for the run to close too, so a create right after this answer
-	// starts a fresh run instead of meeting the closing one.
-	if err := c.opts.Temporal.GetWorkflow(actx, id, "").Get(actx, nil); err != nil && actx.Err() != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("delete %s: %w", id, ctx.Err())
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return false, fmt.Errorf("delete %s: %w", id, err)
+		}
 		return false, nil
 	}
 	return true, nil

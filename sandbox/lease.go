@@ -32,13 +32,11 @@ func (c *Client) ReleaseLease(ctx context.Context, ref entity.Ref, leaseID strin
 	return c.releaseLease(ctx, ref, leaseID, c.opts.Now())
 }
 
-// releaseLease reports a use at usedAt and releases the lease.
+// releaseLease releases the lease and reports a use at usedAt, in one
+// signal (the release carries the use time).
 func (c *Client) releaseLease(ctx context.Context, ref entity.Ref, leaseID string, usedAt time.Time) error {
 	id := ref.WorkflowID()
-	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalTouch, entity.TouchSignal{At: usedAt}); err != nil {
-		return fmt.Errorf("touch %s: %w", id, err)
-	}
-	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: leaseID}); err != nil {
+	if err := c.opts.Temporal.SignalWorkflow(ctx, id, "", entity.SignalReleaseLease, entity.ReleaseLeaseSignal{LeaseID: leaseID, UsedAt: usedAt}); err != nil {
 		return fmt.Errorf("release lease on %s: %w", id, err)
 	}
 	return nil

@@ -239,20 +239,32 @@ func (c *Client) update(ctx context.Context, ref entity.Ref, lease *entity.Lease
 
 // startOperation is the start half of Update-With-Start.
 func (c *Client) startOperation(ref entity.Ref) client.WithStartWorkflowOperation {
+	return c.opts.Temporal.NewWithStartWorkflowOperation(c.startOptions(ref), ref.Kind.WorkflowName(), c.input(ref))
+}
+
+// startOptions start an entity's workflow when it is not running (a
+// running one is used as it is), searchable by user and thread.
+func (c *Client) startOptions(ref entity.Ref) client.StartWorkflowOptions {
 	attrs := []temporal.SearchAttributeUpdate{entity.AttrUserID.ValueSet(ref.UserID)}
 	summary := "files session of user " + ref.UserID
 	if ref.Kind == entity.KindThread {
 		attrs = append(attrs, entity.AttrThreadID.ValueSet(ref.ThreadID))
 		summary = "thread " + ref.ThreadID + " of user " + ref.UserID
 	}
-	return c.opts.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+	return client.StartWorkflowOptions{
 		ID:                       ref.WorkflowID(),
 		TaskQueue:                c.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:            summary,
-	}, ref.Kind.WorkflowName(), entity.Input{Kind: ref.Kind, UserID: ref.UserID, ThreadID: ref.ThreadID, Config: c.config(ref.Kind)})
+	}
+}
+
+// input is the start input of an entity's workflow: the lifecycle settings
+// new entities of its kind start with.
+func (c *Client) input(ref entity.Ref) entity.Input {
+	return entity.Input{Kind: ref.Kind, UserID: ref.UserID, ThreadID: ref.ThreadID, Config: c.config(ref.Kind)}
 }
 
 // store caches an answer, keeping the toolbox client when the sandbox is the

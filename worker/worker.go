@@ -26,7 +26,7 @@ func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.W
 	}
 	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(acts)
+	acts.Register(w)
 	return w
 }
 

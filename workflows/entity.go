@@ -44,15 +44,29 @@ type entityRun struct {
 	deleteReq     *entity.DeleteRequest
 	done          bool // the sandbox is destroyed after a user delete: the run ends
 	leaseReleased bool // a lease ended early, so the stop deadline may be earlier
-	lastRefresh   time.Time
-	seq           int // ledger sequence within this run
+	seq           int  // ledger sequence within this run
+
+	// version is the entity version this run follows (versions.go).
+	version workflow.Version
+	// lastRefresh is when the workflow last reset Daytona's last-activity
+	// clock (create, start, successful refresh); refreshRetryAt, when set,
+	// is the earliest next try after a failed refresh.
+	lastRefresh    time.Time
+	refreshRetryAt time.Time
+	// sleepingUntil is the deadline the loop's timer is armed for (zero
+	// while it runs or waits without one).
+	sleepingUntil time.Time
+	// lifecycleFailures counts consecutive failed stops or auto-deletes
+	// (stopRetryDelay backs off with it).
+	lifecycleFailures int
 
 	touchCh   workflow.ReceiveChannel
 	releaseCh workflow.ReceiveChannel
+	deleteCh  workflow.ReceiveChannel
 }
 
-func newEntity(ctx workflow.Context, in entity.Input) *entityRun {
-	e := &entityRun{in: in}
+func newEntity(ctx workflow.Context, in entity.Input, version workflow.Version) *entityRun {
+	e := &entityRun{in: in, version: version}
 	if in.State != nil {
 		e.st = *in.State
 	} else {
@@ -66,6 +80,7 @@ func newEntity(ctx workflow.Context, in entity.Input) *entityRun {
 	// refresh it, which is never too late.
 	e.touchCh = workflow.GetSignalChannel(ctx, entity.SignalTouch)
 	e.releaseCh = workflow.GetSignalChannel(ctx, entity.SignalReleaseLease)
+	e.deleteCh = workflow.GetSignalChannel(ctx, entity.SignalDelete)
 	return e
 }
 
@@ -95,6 +110,13 @@ func (e *entityRun) register(ctx workflow.Context) error {
 			var r entity.ReleaseLeaseSignal
 			e.releaseCh.Receive(ctx, &r)
 			e.release(ctx, r)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r entity.DeleteRequest
+			e.deleteCh.Receive(ctx, &r)
+			e.requestDelete(r)
 		}
 	})
 	return nil
@@ -141,14 +163,21 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 	if !e.ready() {
 		e.wantUp = true
 		epoch := e.failEpoch
-		if err := workflow.Await(ctx, func() bool { return e.ready() || e.failEpoch != epoch || e.done }); err != nil {
+		settled := func() bool { return e.ready() || e.failEpoch != epoch || e.done }
+		if err := e.awaitUp(ctx, settled); err != nil {
 			return entity.EnsureResult{}, err
 		}
 		switch {
 		case e.done:
 			return entity.EnsureResult{}, temporal.NewNonRetryableApplicationError("the thread was deleted", entity.ErrTypeEntityDeleted, nil)
-		case !e.ready():
+		case e.ready():
+		case e.failEpoch != epoch && e.st.ErrorType != "":
+			return entity.EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, e.st.ErrorType)
+		case e.failEpoch != epoch:
 			return entity.EnsureResult{}, temporal.NewApplicationError("sandbox unavailable: "+e.st.Error, entity.ErrTypeSandboxUnavailable)
+		default:
+			return entity.EnsureResult{}, temporal.NewApplicationError(
+				fmt.Sprintf("the sandbox is still being brought up after %s; retry", entity.MaxEnsureWait), entity.ErrTypeSandboxUnavailable)
 		}
 	}
 	return entity.EnsureResult{
@@ -161,13 +190,33 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 	}, nil
 }
 
-// deleteSandbox asks the main loop to destroy the sandbox and end the
-// workflow, and waits until it has.
+// awaitUp waits until settled, for at most entity.MaxEnsureWait from entityV1 (the
+// timer is cancelled when settled wins, so it never fires later).
+func (e *entityRun) awaitUp(ctx workflow.Context, settled func() bool) error {
+	if e.version < entityV1 {
+		return workflow.Await(ctx, settled)
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	_, err := workflow.AwaitWithOptions(tctx, workflow.AwaitOptions{
+		Timeout:      entity.MaxEnsureWait,
+		TimerOptions: workflow.TimerOptions{Summary: "ensure-running gives up"},
+	}, settled)
+	return err
+}
+
+// deleteSandbox (the delete update) asks the main loop to destroy the
+// sandbox and end the workflow, and waits until it has.
 func (e *entityRun) deleteSandbox(ctx workflow.Context, req entity.DeleteRequest) error {
-	if e.deleteReq == nil {
+	e.requestDelete(req)
+	return workflow.Await(ctx, func() bool { return e.done })
+}
+
+// requestDelete records a delete (update or signal); the first one wins.
+func (e *entityRun) requestDelete(req entity.DeleteRequest) {
+	if e.deleteReq == nil && !e.done {
 		e.deleteReq = &req
 	}
-	return workflow.Await(ctx, func() bool { return e.done })
 }
 
 // touch records uses seen by the API. It does not wake the main loop: the
@@ -177,9 +226,13 @@ func (e *entityRun) touch(ctx workflow.Context, t entity.TouchSignal) {
 }
 
 // release ends a lease. Finishing the work it covered is a use, and the stop
-// deadline may move earlier, so the main loop re-evaluates.
+// deadline may move earlier, so the main loop re-evaluates. The use the
+// signal reports (UsedAt) counts even when the lease had already expired.
 func (e *entityRun) release(ctx workflow.Context, r entity.ReleaseLeaseSignal) {
 	now := workflow.Now(ctx)
+	if !r.UsedAt.IsZero() {
+		e.use(now, r.UsedAt)
+	}
 	if _, ok := e.st.Leases[r.LeaseID]; !ok {
 		return
 	}

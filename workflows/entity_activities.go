@@ -11,10 +11,6 @@ import (
 	"github.com/threadbox/threadbox/entity"
 )
 
-// acts is only used to name activity methods; the worker registers the real
-// *activities.Activities.
-var acts *activities.Activities
-
 // lifecycleRetry caps Daytona lifecycle retries. Daytona 4xx errors arrive
 // non-retryable from the activities, so only transient failures are retried.
 var lifecycleRetry = &temporal.RetryPolicy{
@@ -24,15 +20,25 @@ var lifecycleRetry = &temporal.RetryPolicy{
 	MaximumAttempts:    5,
 }
 
+// lifecycleDeadline bounds one lifecycle operation with all its retries. A
+// slow Daytona then fails it within minutes (the loop's own retries take
+// over: a stop or delete on a timer, a create or start at the next ensure)
+// instead of holding the loop, and the requests waiting on it, for the 25 min
+// of five 5-minute attempts.
+const lifecycleDeadline = 10 * time.Minute
+
 // lifecycleOptions: a create or start can take minutes on Daytona (snapshot
 // pulls), so StartToClose is well above it; heartbeats detect a dead worker
-// sooner.
+// sooner, and carry a cancellation (a delete cancels a create or start) to
+// the activity, which the workflow waits for so the delete comes after it.
 func lifecycleOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         lifecycleRetry,
-		Summary:             summary,
+		StartToCloseTimeout:    5 * time.Minute,
+		ScheduleToCloseTimeout: lifecycleDeadline,
+		HeartbeatTimeout:       time.Minute,
+		WaitForCancellation:    true,
+		RetryPolicy:            lifecycleRetry,
+		Summary:                summary,
 	}
 }
 
@@ -47,7 +53,7 @@ func (e *entityRun) ref() activities.SandboxRef {
 func (e *entityRun) ensureSandbox(ctx workflow.Context, gen int) (activities.SandboxInfo, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions(fmt.Sprintf("create %s sandbox, generation %d", e.in.Kind, gen)))
 	var info activities.SandboxInfo
-	err := workflow.ExecuteActivity(actx, acts.EnsureSandbox, activities.EnsureSandboxInput{
+	err := workflow.ExecuteActivity(actx, activities.NameEnsureSandbox, activities.EnsureSandboxInput{
 		Kind:       e.in.Kind,
 		UserID:     e.in.UserID,
 		ThreadID:   e.in.ThreadID,
@@ -61,14 +67,14 @@ func (e *entityRun) ensureSandbox(ctx workflow.Context, gen int) (activities.San
 func (e *entityRun) startSandbox(ctx workflow.Context) (activities.SandboxInfo, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions("start sandbox "+e.st.SandboxID))
 	var info activities.SandboxInfo
-	err := workflow.ExecuteActivity(actx, acts.StartSandbox, e.ref()).Get(ctx, &info)
+	err := workflow.ExecuteActivity(actx, activities.NameStartSandbox, e.ref()).Get(ctx, &info)
 	return info, err
 }
 
 func (e *entityRun) stopSandbox(ctx workflow.Context) (activities.StopResult, error) {
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions("stop sandbox "+e.st.SandboxID+" (idle)"))
 	var res activities.StopResult
-	err := workflow.ExecuteActivity(actx, acts.StopSandbox, e.ref()).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, activities.NameStopSandbox, e.ref()).Get(ctx, &res)
 	return res, err
 }
 
@@ -78,7 +84,7 @@ func (e *entityRun) deleteSandboxActivity(ctx workflow.Context) error {
 		what = fmt.Sprintf("generation %d if it exists", e.ref().Generation)
 	}
 	actx := workflow.WithActivityOptions(ctx, lifecycleOptions("delete sandbox "+what))
-	return workflow.ExecuteActivity(actx, acts.DeleteSandbox, e.ref()).Get(ctx, nil)
+	return workflow.ExecuteActivity(actx, activities.NameDeleteSandbox, e.ref()).Get(ctx, nil)
 }
 
 func (e *entityRun) refreshActivity(ctx workflow.Context) error {
@@ -87,7 +93,7 @@ func (e *entityRun) refreshActivity(ctx workflow.Context) error {
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
 		Summary:             "refresh Daytona last activity of " + e.st.SandboxID + " (lease held)",
 	})
-	return workflow.ExecuteActivity(actx, acts.RefreshSandboxActivity, e.ref()).Get(ctx, nil)
+	return workflow.ExecuteActivity(actx, activities.NameRefreshSandbox, e.ref()).Get(ctx, nil)
 }
 
 // transition publishes a state change: search attributes, UI details and a
@@ -123,7 +129,7 @@ func (e *entityRun) transition(ctx workflow.Context, event, cause, detail string
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 10},
 		Summary:             fmt.Sprintf("ledger: %s (%s)", event, cause),
 	})
-	if err := workflow.ExecuteActivity(actx, acts.RecordLifecycleEvent, ev).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(actx, activities.NameRecordLifecycleEvent, ev).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("recording lifecycle event failed", "event", event, "error", err)
 	}
 }

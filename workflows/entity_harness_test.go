@@ -30,16 +30,25 @@ type harness struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
 
-	mu        sync.Mutex
-	calls     []string
-	ledger    []activities.LifecycleEvent
-	states    []string // SandboxState search attribute upserts
-	ensureIn  []activities.EnsureSandboxInput
-	createErr []error // returned by the next EnsureSandbox calls, in order
-	startGone bool
-	startErr  error // returned by every StartSandbox call when set
+	mu         sync.Mutex
+	calls      []string
+	ledger     []activities.LifecycleEvent
+	states     []string // SandboxState search attribute upserts
+	ensureIn   []activities.EnsureSandboxInput
+	createErr  []error // returned by the next EnsureSandbox calls, in order
+	startGone  bool
+	startErr   error   // returned by every StartSandbox call when set
+	refreshErr []error // returned by the next RefreshSandbox calls, in order
+	deleteErr  error   // returned by every DeleteSandbox call when set
+	stopErr    error   // returned by every StopSandbox call when set
+
+	// daytona is what Daytona's clock saw, for its backstop: the times the
+	// workflow reset it (create, start, successful refresh) and ended its
+	// run (stop, delete).
+	daytona []daytonaEvent
 
 	timersStarted  map[string]time.Time // timer id -> when it would fire
+	timerLengths   map[string]time.Duration
 	timersCanceled []string
 	timersFired    []string
 }
@@ -49,14 +58,14 @@ type harness struct {
 func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
-	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}}
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}, timerLengths: map[string]time.Duration{}}
 	env := h.env
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})
 	env.RegisterWorkflowWithOptions(FilesWorkflow, workflow.RegisterOptions{Name: entity.FilesWorkflowName})
-	env.RegisterActivity(&activities.Activities{})
+	(&activities.Activities{}).Register(env)
 
-	createCall := env.OnActivity(acts.EnsureSandbox, mock.Anything, mock.Anything)
+	createCall := env.OnActivity(activities.NameEnsureSandbox, mock.Anything, mock.Anything)
 	if len(createDelay) > 0 {
 		createCall = createCall.After(createDelay[0])
 	}
@@ -72,12 +81,13 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 				return activities.SandboxInfo{}, err
 			}
 			h.calls = append(h.calls, "create@"+h.at())
+			h.daytona = append(h.daytona, daytonaEvent{h.env.Now(), true})
 			return activities.SandboxInfo{
 				SandboxID: fmt.Sprintf("sbx-%d", in.Generation), Name: fmt.Sprintf("tb-%s-%d", in.Kind, in.Generation),
 				ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: in.Generation,
 			}, nil
 		}).Maybe()
-	env.OnActivity(acts.StartSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameStartSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) (activities.SandboxInfo, error) {
 			h.record("start@" + h.at())
 			if h.startGone {
@@ -86,24 +96,50 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 			if h.startErr != nil {
 				return activities.SandboxInfo{}, h.startErr
 			}
+			h.clock(true)
 			return activities.SandboxInfo{SandboxID: ref.SandboxID, ToolboxURL: "http://toolbox/sbx", Snapshot: "snap-1", Generation: ref.Generation}, nil
 		}).Maybe()
-	env.OnActivity(acts.StopSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameStopSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) (activities.StopResult, error) {
+			h.mu.Lock()
+			err := h.stopErr
+			h.mu.Unlock()
+			if err != nil {
+				h.record("stop-failed@" + h.at())
+				return activities.StopResult{}, err
+			}
 			h.record("stop@" + h.at())
+			h.clock(false)
 			return activities.StopResult{}, nil
 		}).Maybe()
-	env.OnActivity(acts.DeleteSandbox, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameDeleteSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) error {
+			h.mu.Lock()
+			err := h.deleteErr
+			h.mu.Unlock()
+			if err != nil {
+				h.record("delete-failed@" + h.at())
+				return err
+			}
 			h.record("delete@" + h.at())
+			h.clock(false)
 			return nil
 		}).Maybe()
-	env.OnActivity(acts.RefreshSandboxActivity, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameRefreshSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ref activities.SandboxRef) error {
-			h.record("refresh@" + h.at())
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(h.refreshErr) > 0 {
+				err := h.refreshErr[0]
+				h.refreshErr = h.refreshErr[1:]
+				h.calls = append(h.calls, "refresh-failed@"+h.at())
+				return err
+			}
+			h.calls = append(h.calls, "refresh@"+h.at())
+			h.daytona = append(h.daytona, daytonaEvent{h.env.Now(), true})
 			return nil
 		}).Maybe()
-	env.OnActivity(acts.RecordLifecycleEvent, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameRecordLifecycleEvent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, ev activities.LifecycleEvent) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -123,6 +159,7 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.timersStarted[id] = env.Now().Add(d)
+		h.timerLengths[id] = d
 	})
 	env.SetOnTimerCanceledListener(func(id string) {
 		h.mu.Lock()
@@ -137,6 +174,39 @@ func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	return h
 }
 
+// daytonaEvent is a reset of Daytona's last-activity clock (reset) or the
+// end of a running period (a stop or delete).
+type daytonaEvent struct {
+	at    time.Time
+	reset bool
+}
+
+func (h *harness) clock(reset bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.daytona = append(h.daytona, daytonaEvent{h.env.Now(), reset})
+}
+
+// assertBackstopNeverFired checks that while the sandbox ran, Daytona's clock
+// was reset before its backstop (AutoStop rounded up to minutes, plus one)
+// could stop it.
+func (h *harness) assertBackstopNeverFired(cfg entity.Config) {
+	h.t.Helper()
+	backstop := cfg.AutoStop.Round(time.Minute) + time.Minute
+	var last time.Time
+	running := false
+	for _, ev := range h.daytona {
+		if running && ev.at.Sub(last) >= backstop {
+			h.t.Errorf("Daytona's backstop fired at %s: its clock was last reset at %s", hhmm(last.Add(backstop).Sub(t0)), hhmm(last.Sub(t0)))
+		}
+		if ev.reset {
+			last, running = ev.at, true
+		} else {
+			running = false
+		}
+	}
+}
+
 func (h *harness) record(s string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -146,8 +216,13 @@ func (h *harness) record(s string) {
 // at is the virtual time since t0 as hh:mm.
 func (h *harness) at() string { return hhmm(h.env.Now().Sub(t0)) }
 
+// hhmm formats an offset as hh:mm, or hh:mm:ss when it is not on a minute.
 func hhmm(d time.Duration) string {
-	return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
+	s := fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60)
+	if sec := int(d.Seconds()) % 60; sec != 0 {
+		s += fmt.Sprintf(":%02d", sec)
+	}
+	return s
 }
 
 // ensureOutcome is what an ensure-running update answered.
@@ -211,10 +286,15 @@ func (h *harness) causes() []string {
 	return out
 }
 
-// canceledAt lists the would-be fire times (hh:mm) of canceled timers.
+// canceledAt lists the would-be fire times (hh:mm) of the main loop's
+// canceled timers. The timers of waiting ensure-running requests (each
+// entity.MaxEnsureWait long, cancelled when the request is answered) are left out.
 func (h *harness) canceledAt() []string {
 	var out []string
 	for _, id := range h.timersCanceled {
+		if h.timerLengths[id] == entity.MaxEnsureWait {
+			continue
+		}
 		out = append(out, hhmm(h.timersStarted[id].Sub(t0)))
 	}
 	return out

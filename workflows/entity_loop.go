@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
@@ -11,8 +13,24 @@ import (
 )
 
 // stopRetryDelay is how long the loop waits before trying a failed stop or
-// auto-delete again (each attempt already retried inside the activity).
-const stopRetryDelay = time.Minute
+// auto-delete again (each attempt already retried inside the activity): a
+// minute (or AutoStop when shorter), doubling with each consecutive failure
+// up to an hour, so a failure that persists costs a few dozen attempts a
+// day, not one a minute.
+func (e *entityRun) stopRetryDelay() time.Duration {
+	d := min(time.Minute, e.in.Config.AutoStop)
+	for i := 1; i < e.lifecycleFailures && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// refreshRetryDelay is how long the loop waits before trying a failed
+// refresh of Daytona's clock again: short, as Daytona's backstop is at most
+// AutoStop/2 + 1 min away when a refresh is due.
+func (e *entityRun) refreshRetryDelay() time.Duration {
+	return min(30*time.Second, e.in.Config.AutoStop/4)
+}
 
 // ThreadWorkflow owns one thread's agent sandbox (workflow id
 // thread:<user>:<thread>).
@@ -40,7 +58,7 @@ func runEntity(ctx workflow.Context, in entity.Input) error {
 	if in.Config.AutoStop <= 0 {
 		return fmt.Errorf("entity config needs a positive AutoStop, got %s", in.Config.AutoStop)
 	}
-	e := newEntity(ctx, in)
+	e := newEntity(ctx, in, entityVersion(ctx))
 	if err := e.register(ctx); err != nil {
 		return err
 	}
@@ -53,6 +71,11 @@ func runEntity(ctx workflow.Context, in entity.Input) error {
 // does it, or sleeps until the next deadline.
 func (e *entityRun) run(ctx workflow.Context) error {
 	for {
+		if e.version >= entityV1 {
+			// A touch delivered in the same workflow task as the timer that
+			// woke the loop must count before the loop decides to stop.
+			e.drainSignals(ctx)
+		}
 		now := workflow.Now(ctx)
 		e.pruneLeases(now)
 		e.leaseReleased = false
@@ -81,12 +104,12 @@ func (e *entityRun) run(ctx workflow.Context) error {
 			wake, summary := deadline, "auto-stop at "+clock(deadline)
 			// Daytona's backstop would stop the sandbox before our deadline
 			// (a lease, or uses Daytona never saw): reset its clock in time.
-			if refreshAt := e.refreshAt(); refreshAt.Before(deadline) {
-				if !now.Before(refreshAt) {
+			if due := e.refreshDue(); !due.IsZero() && due.Before(deadline) {
+				if !now.Before(due) {
 					e.refresh(ctx)
 					continue
 				}
-				wake, summary = refreshAt, "refresh Daytona activity at "+clock(refreshAt)
+				wake, summary = due, "refresh Daytona activity at "+clock(due)
 			}
 			e.sleep(ctx, wake, summary)
 		case entity.PhaseStopped:
@@ -113,8 +136,21 @@ func (e *entityRun) wakeCond(ctx workflow.Context) func() bool {
 		return e.deleteReq != nil ||
 			(e.wantUp && e.st.Phase != entity.PhaseRunning) ||
 			e.leaseReleased ||
+			e.refreshNeededSooner() ||
 			(workflow.GetInfo(ctx).GetContinueAsNewSuggested() && e.canContinueAsNew())
 	}
+}
+
+// refreshNeededSooner is true when a use or lease pushed the stop deadline
+// past Daytona's backstop and the refresh this needs is due before the timer
+// the loop sleeps on: the loop re-arms for it, which happens at most once
+// per refresh (the next push only comes after the next refresh).
+func (e *entityRun) refreshNeededSooner() bool {
+	if e.version < entityV1 || e.st.Phase != entity.PhaseRunning || e.op != opNone || e.sleepingUntil.IsZero() {
+		return false
+	}
+	due := e.refreshDue()
+	return !due.IsZero() && due.Before(e.sleepingUntil)
 }
 
 // sleep waits until `until` (zero: no deadline) or until wakeCond. The timer
@@ -132,6 +168,8 @@ func (e *entityRun) sleep(ctx workflow.Context, until time.Time, summary string)
 	}
 	tctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
+	e.sleepingUntil = until
+	defer func() { e.sleepingUntil = time.Time{} }()
 	workflow.SetCurrentDetails(ctx, e.details(summary))
 	_, _ = workflow.AwaitWithOptions(tctx, workflow.AwaitOptions{
 		Timeout:      d,
@@ -139,25 +177,51 @@ func (e *entityRun) sleep(ctx workflow.Context, until time.Time, summary string)
 	}, cond)
 }
 
-// refreshAt is when Daytona's last-activity clock must be refreshed if the
-// sandbox is to run on: AutoStop after the last moment the workflow itself
-// reset it (create, start, refresh), which is at least a minute before
-// Daytona's backstop (AutoStop rounded up to minutes, plus one). Uses do not
-// count: many never reach Daytona (a lease taken with POST /leases, POST
-// /threads on an existing thread, a lease release), and a long command is a
-// single request that Daytona does not see as activity while it runs.
-func (e *entityRun) refreshAt() time.Time {
-	return e.lastRefresh.Add(e.in.Config.AutoStop)
+// refreshDue is when Daytona's last-activity clock must next be reset for
+// the sandbox to run until its stop deadline; zero when no refresh is needed.
+//
+// Daytona's backstop stops the sandbox AutoStop (rounded up to minutes) plus
+// one minute after the last activity it saw. Uses do not count: many never
+// reach Daytona (a lease taken with POST /leases, POST /threads on an existing
+// thread, a lease release), and a long command is a single request Daytona
+// does not see as activity while it runs. Only the workflow's own resets
+// (create, start, a successful refresh) are sure.
+//
+// From entityV1 a refresh is needed when the deadline lies past
+// lastRefresh+AutoStop, and is due at lastRefresh+AutoStop/2: the backstop is
+// then still AutoStop/2 + 1 min away, time for a failed refresh to be retried
+// (refreshRetryAt) many times. Before, the refresh came at lastRefresh+AutoStop,
+// a minute before the backstop, and a failure was not retried.
+func (e *entityRun) refreshDue() time.Time {
+	deadline := e.stopDeadline()
+	if e.version < entityV1 {
+		if at := e.lastRefresh.Add(e.in.Config.AutoStop); at.Before(deadline) {
+			return at
+		}
+		return time.Time{}
+	}
+	if !deadline.After(e.lastRefresh.Add(e.in.Config.AutoStop)) {
+		return time.Time{}
+	}
+	due := e.lastRefresh.Add(e.in.Config.AutoStop / 2)
+	if e.refreshRetryAt.After(due) {
+		due = e.refreshRetryAt
+	}
+	return due
 }
 
 // bringUp makes the sandbox run for waiting ensure-running requests: start
 // the stopped one, or create the next generation when there is none (first
 // use, after an auto-delete, or when Daytona lost it).
 func (e *entityRun) bringUp(ctx workflow.Context) {
+	actx, done := e.cancelOnDelete(ctx)
+	defer done()
 	if e.st.SandboxID != "" {
 		e.op = opStarting
-		info, err := e.startSandbox(ctx)
+		info, err := e.startSandbox(actx)
 		switch {
+		case e.deletedWhileBusy(err):
+			return
 		case err == nil:
 			e.running(ctx, info)
 			e.transition(ctx, "started", activities.CauseUse, "")
@@ -182,13 +246,47 @@ func (e *entityRun) bringUp(ctx workflow.Context) {
 	e.op = opCreating
 	e.st.Phase = entity.PhaseCreating
 	e.upsertSearchAttributes(ctx, false)
-	info, err := e.ensureSandbox(ctx, e.st.Generation+1)
+	info, err := e.ensureSandbox(actx, e.st.Generation+1)
+	if e.deletedWhileBusy(err) {
+		return
+	}
 	if err != nil {
 		e.fail(ctx, err)
 		return
 	}
 	e.running(ctx, info)
 	e.transition(ctx, "created", activities.CauseUse, "generation "+fmt.Sprint(info.Generation))
+}
+
+// cancelOnDelete (from entityV1) returns a context that a delete request
+// cancels, for a create or start: a user's delete must not wait behind a
+// slow Daytona. done releases the watcher once the operation is over.
+func (e *entityRun) cancelOnDelete(ctx workflow.Context) (actx workflow.Context, done func()) {
+	if e.version < entityV1 {
+		return ctx, func() {}
+	}
+	actx, cancel := workflow.WithCancel(ctx)
+	over := false
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		_ = workflow.Await(gctx, func() bool { return over || e.deleteReq != nil })
+		if !over {
+			cancel()
+		}
+	})
+	return actx, func() { over = true }
+}
+
+// deletedWhileBusy reports a create or start that a delete cancelled: the
+// loop goes on to destroy (which deletes by id, or by the generation's name
+// when the create never answered), and the waiting requests learn that the
+// thread was deleted.
+func (e *entityRun) deletedWhileBusy(err error) bool {
+	if err == nil || e.deleteReq == nil || !temporal.IsCanceledError(err) {
+		return false
+	}
+	e.op = opNone
+	e.wantUp = false
+	return true
 }
 
 // running records a sandbox that now runs. The use that asked for it counts
@@ -214,10 +312,25 @@ func (e *entityRun) fail(ctx workflow.Context, err error) {
 		e.st.Phase = entity.PhaseError
 	}
 	e.st.Error = err.Error()
+	e.st.ErrorType = userFacingFailure(err)
 	e.op = opNone
 	e.wantUp = false
 	e.failEpoch++
 	e.transition(ctx, "failed", activities.CauseError, e.st.Error)
+}
+
+// userFacingFailure is the type of a bring-up failure the user should be
+// told as such (the organisation is out of capacity, suspended, or out of
+// volumes), or "" for any other failure.
+func userFacingFailure(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		switch ae.Type() {
+		case entity.ErrTypeOrgCapacity, entity.ErrTypeOrgSuspended, entity.ErrTypeVolumeQuota:
+			return ae.Type()
+		}
+	}
+	return ""
 }
 
 // stop stops the sandbox once its deadline passed and no lease is live.
@@ -226,15 +339,17 @@ func (e *entityRun) stop(ctx workflow.Context) {
 	res, err := e.stopSandbox(ctx)
 	e.op = opNone
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("stopping the sandbox failed; will retry", "error", err)
-		e.sleep(ctx, workflow.Now(ctx).Add(stopRetryDelay), "retry stop at "+clock(workflow.Now(ctx).Add(stopRetryDelay)))
+		e.lifecycleFailures++
+		workflow.GetLogger(ctx).Warn("stopping the sandbox failed; will retry", "error", err, "failures", e.lifecycleFailures)
+		retry := workflow.Now(ctx).Add(e.stopRetryDelay())
+		e.sleep(ctx, retry, "retry stop at "+clock(retry))
 		return
 	}
+	e.lifecycleFailures = 0
 	now := workflow.Now(ctx)
 	e.st.AutoStopAt = time.Time{}
 	if res.Gone {
-		e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
-		e.transition(ctx, "lost", activities.CauseIdleTimer, "Daytona no longer has the sandbox")
+		e.lost(ctx, activities.CauseIdleTimer, "Daytona no longer has the sandbox")
 		return
 	}
 	e.st.Phase, e.st.StoppedAt = entity.PhaseStopped, now
@@ -244,6 +359,16 @@ func (e *entityRun) stop(ctx workflow.Context) {
 	e.transition(ctx, "stopped", activities.CauseIdleTimer, "")
 }
 
+// lost records that Daytona no longer has the sandbox (its backstop or an
+// operator deleted it): the generation is over, leases covering work in it
+// end with it, and the next use creates the next generation.
+func (e *entityRun) lost(ctx workflow.Context, cause, detail string) {
+	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
+	e.st.AutoStopAt = time.Time{}
+	e.st.Leases = map[string]time.Time{}
+	e.transition(ctx, "lost", cause, detail)
+}
+
 // autoDelete deletes a sandbox that stayed stopped for AutoDelete. The
 // entity lives on; its next use creates the next generation.
 func (e *entityRun) autoDelete(ctx workflow.Context) {
@@ -251,10 +376,13 @@ func (e *entityRun) autoDelete(ctx workflow.Context) {
 	err := e.deleteSandboxActivity(ctx)
 	e.op = opNone
 	if err != nil {
-		workflow.GetLogger(ctx).Warn("auto-delete failed; will retry", "error", err)
-		e.sleep(ctx, workflow.Now(ctx).Add(stopRetryDelay), "retry auto-delete at "+clock(workflow.Now(ctx).Add(stopRetryDelay)))
+		e.lifecycleFailures++
+		workflow.GetLogger(ctx).Warn("auto-delete failed; will retry", "error", err, "failures", e.lifecycleFailures)
+		retry := workflow.Now(ctx).Add(e.stopRetryDelay())
+		e.sleep(ctx, retry, "retry auto-delete at "+clock(retry))
 		return
 	}
+	e.lifecycleFailures = 0
 	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
 	e.st.AutoDeleteAt = time.Time{}
 	e.transition(ctx, "deleted", activities.CauseDeleteTimer, "")
@@ -273,6 +401,10 @@ func (e *entityRun) destroy(ctx workflow.Context) error {
 	if err := e.deleteSandboxActivity(ctx); err != nil {
 		detail = "delete failed, left to the reconciler: " + err.Error()
 		workflow.GetLogger(ctx).Error("deleting the sandbox failed", "error", err)
+		// The thread row remembers the highest generation that may be left
+		// behind (a create whose result was lost included), so a revived
+		// thread starts above it and never adopts it.
+		e.st.Generation = e.ref().Generation
 	}
 	e.op = opNone
 	e.st.Phase, e.st.SandboxID, e.st.ToolboxURL = entity.PhaseDeleted, "", ""
@@ -285,11 +417,28 @@ func (e *entityRun) destroy(ctx workflow.Context) error {
 	return nil
 }
 
-// refresh resets Daytona's last-activity clock while a lease is held.
+// refresh resets Daytona's last-activity clock while the sandbox must run
+// past Daytona's backstop. From entityV1 only a successful refresh counts
+// (from when it was sent); a failed one is retried after refreshRetryDelay,
+// and a sandbox Daytona no longer has is lost.
 func (e *entityRun) refresh(ctx workflow.Context) {
-	e.lastRefresh = workflow.Now(ctx)
-	if err := e.refreshActivity(ctx); err != nil {
-		workflow.GetLogger(ctx).Warn("refreshing Daytona's last activity failed", "error", err)
+	sent := workflow.Now(ctx)
+	if e.version < entityV1 {
+		e.lastRefresh = sent
+	}
+	err := e.refreshActivity(ctx)
+	switch {
+	case e.version < entityV1:
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("refreshing Daytona's last activity failed", "error", err)
+		}
+	case err == nil:
+		e.lastRefresh, e.refreshRetryAt = sent, time.Time{}
+	case activities.IsSandboxGone(err):
+		e.lost(ctx, activities.CauseError, "Daytona no longer has the sandbox (found refreshing its activity)")
+	default:
+		e.refreshRetryAt = workflow.Now(ctx).Add(e.refreshRetryDelay())
+		workflow.GetLogger(ctx).Warn("refreshing Daytona's last activity failed; will retry", "error", err, "retry_at", e.refreshRetryAt)
 	}
 }
 
@@ -341,6 +490,13 @@ func (e *entityRun) drainSignals(ctx workflow.Context) {
 			break
 		}
 		e.release(ctx, r)
+	}
+	for {
+		var r entity.DeleteRequest
+		if !e.deleteCh.ReceiveAsync(&r) {
+			break
+		}
+		e.requestDelete(r)
 	}
 }
 

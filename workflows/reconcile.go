@@ -18,7 +18,7 @@ const DefaultReconcileGrace = 10 * time.Minute
 
 // ReconcileWorkflowInput configures one reconciliation run.
 type ReconcileWorkflowInput struct {
-	GracePeriod time.Duration // 0 = DefaultReconcileGrace
+	GracePeriod time.Duration `json:"GracePeriod"` // 0 = DefaultReconcileGrace
 }
 
 // ReconcileWorkflow deletes sandboxes threadbox created and no entity tracks
@@ -36,6 +36,6 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileWorkflowInput) (activit
 		Summary:             "delete untracked threadbox sandboxes",
 	})
 	var res activities.ReconcileResult
-	err := workflow.ExecuteActivity(actx, acts.ReconcileSandboxes, activities.ReconcileInput{GracePeriod: in.GracePeriod}).Get(ctx, &res)
+	err := workflow.ExecuteActivity(actx, activities.NameReconcileSandboxes, activities.ReconcileInput{GracePeriod: in.GracePeriod}).Get(ctx, &res)
 	return res, err
 }

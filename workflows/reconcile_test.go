@@ -22,9 +22,9 @@ func TestReconcileWorkflowAppliesTheDefaultGrace(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
 	a := &activities.Activities{}
-	env.RegisterActivity(a)
+	a.Register(env)
 	var got activities.ReconcileInput
-	env.OnActivity(a.ReconcileSandboxes, mock.Anything, mock.Anything).Return(
+	env.OnActivity(activities.NameReconcileSandboxes, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ReconcileInput) (activities.ReconcileResult, error) {
 			got = in
 			return activities.ReconcileResult{Checked: 3, Deleted: []string{"sbx-9"}}, nil

@@ -67,11 +67,11 @@ func TestScratchSandboxDeletedOnlyAfterTheCancelledWorkIsOver(t *testing.T) {
 		name, activity string
 		start          func(ctx context.Context, opts client.StartWorkflowOptions) (client.WorkflowRun, error)
 	}{
-		{"skill validation", "ValidateSkill", func(ctx context.Context, o client.StartWorkflowOptions) (client.WorkflowRun, error) {
+		{"skill validation", activities.NameValidateSkill, func(ctx context.Context, o client.StartWorkflowOptions) (client.WorkflowRun, error) {
 			return c.ExecuteWorkflow(ctx, o, workflows.SkillValidationWorkflowName,
 				workflows.SkillValidationInput{SkillID: uuid.NewString(), Name: "pdf", Version: 1, Actor: "admin"})
 		}},
-		{"snapshot build", "BuildSnapshotImage", func(ctx context.Context, o client.StartWorkflowOptions) (client.WorkflowRun, error) {
+		{"snapshot build", activities.NameBuildSnapshotImage, func(ctx context.Context, o client.StartWorkflowOptions) (client.WorkflowRun, error) {
 			return c.ExecuteWorkflow(ctx, o, workflows.SnapshotBuildWorkflowName,
 				workflows.SnapshotBuildInput{Version: 1, Request: workflows.BuildRequest{Actor: "admin"}})
 		}},
@@ -90,14 +90,14 @@ func TestScratchSandboxDeletedOnlyAfterTheCancelledWorkIsOver(t *testing.T) {
 			w.RegisterActivityWithOptions(func(context.Context, activities.ScratchSandboxInput) error {
 				l.add("scratch sandbox deleted")
 				return nil
-			}, activity.RegisterOptions{Name: "DeleteScratchSandbox"})
+			}, activity.RegisterOptions{Name: activities.NameDeleteScratchSandbox})
 			w.RegisterActivityWithOptions(func(context.Context, activities.FinishSkillValidationInput) error { return nil },
-				activity.RegisterOptions{Name: "FinishSkillValidation"})
+				activity.RegisterOptions{Name: activities.NameFinishSkillValidation})
 			w.RegisterActivityWithOptions(func(_ context.Context, in activities.StartSnapshotBuildInput) (activities.StartSnapshotBuildResult, error) {
 				return activities.StartSnapshotBuildResult{SnapshotID: 1, Version: in.Version, DaytonaName: in.DaytonaName}, nil
-			}, activity.RegisterOptions{Name: "StartSnapshotBuild"})
+			}, activity.RegisterOptions{Name: activities.NameStartSnapshotBuild})
 			w.RegisterActivityWithOptions(func(context.Context, activities.FailSnapshotBuildInput) error { return nil },
-				activity.RegisterOptions{Name: "FailSnapshotBuild"})
+				activity.RegisterOptions{Name: activities.NameFailSnapshotBuild})
 			require.NoError(t, w.Start())
 			defer w.Stop()
 

@@ -56,82 +56,82 @@ func SnapshotActivateWorkflowID(id int64, at time.Time) string {
 
 // SkillValidationInput starts the validation of a stored skill version.
 type SkillValidationInput struct {
-	SkillID string
-	Name    string
-	Version int
-	Actor   string // admin user id who uploaded it
+	SkillID string `json:"SkillID"`
+	Name    string `json:"Name"`
+	Version int    `json:"Version"`
+	Actor   string `json:"Actor"` // admin user id who uploaded it
 }
 
 // SkillValidationStatus answers QueryStatus on a validation workflow.
 type SkillValidationStatus struct {
-	Phase     string // validating, cleaning-up, requesting-build, done
-	SandboxID string
-	Result    string // "", valid, invalid
-	Log       string
-	Error     string
+	Phase     string `json:"Phase"` // validating, cleaning-up, requesting-build, done
+	SandboxID string `json:"SandboxID"`
+	Result    string `json:"Result"` // "", valid, invalid
+	Log       string `json:"Log"`
+	Error     string `json:"Error"`
 }
 
 // BuildRequest asks for a new snapshot version holding every valid or
 // published skill at the time the build starts.
 type BuildRequest struct {
-	Actor       string
-	Reason      string
-	SkillID     string // the skill whose validation asked, if any
-	RequestedAt time.Time
+	Actor       string    `json:"Actor"`
+	Reason      string    `json:"Reason"`
+	SkillID     string    `json:"SkillID"` // the skill whose validation asked, if any
+	RequestedAt time.Time `json:"RequestedAt"`
 }
 
 // BuilderInput starts (or continues) the builder with queued requests.
 type BuilderInput struct {
-	Pending   []BuildRequest
-	Completed int
+	Pending   []BuildRequest `json:"Pending"`
+	Completed int            `json:"Completed"`
 }
 
 // BuilderStatus answers QueryStatus on the builder.
 type BuilderStatus struct {
-	Queued         int
-	CurrentVersion int // 0 when idle
-	Completed      int
+	Queued         int `json:"Queued"`
+	CurrentVersion int `json:"CurrentVersion"` // 0 when idle
+	Completed      int `json:"Completed"`
 }
 
 // SnapshotBuildInput starts the build of one version.
 type SnapshotBuildInput struct {
-	Version int
-	Request BuildRequest
+	Version int          `json:"Version"`
+	Request BuildRequest `json:"Request"`
 }
 
 // SnapshotBuildResult is how a build ended.
 type SnapshotBuildResult struct {
-	SnapshotID  int64
-	Version     int
-	DaytonaName string
-	Skills      []string
-	Activated   bool
-	Reason      string
+	SnapshotID  int64    `json:"SnapshotID"`
+	Version     int      `json:"Version"`
+	DaytonaName string   `json:"DaytonaName"`
+	Skills      []string `json:"Skills"`
+	Activated   bool     `json:"Activated"`
+	Reason      string   `json:"Reason"`
 }
 
 // BuildStatus answers QueryStatus on a build workflow.
 type BuildStatus struct {
-	Phase       string // preparing, building, promoting, done, failed
-	Version     int
-	SnapshotID  int64
-	DaytonaName string
-	Skills      []string
-	Activated   bool
-	Reason      string
-	Error       string
+	Phase       string   `json:"Phase"` // preparing, building, promoting, done, failed
+	Version     int      `json:"Version"`
+	SnapshotID  int64    `json:"SnapshotID"`
+	DaytonaName string   `json:"DaytonaName"`
+	Skills      []string `json:"Skills"`
+	Activated   bool     `json:"Activated"`
+	Reason      string   `json:"Reason"`
+	Error       string   `json:"Error"`
 }
 
 // ActivationInput moves the active pointer (admin activation or rollback).
 type ActivationInput struct {
-	SnapshotID int64 // 0 = the base snapshot
-	Actor      string
-	Reason     string
+	SnapshotID int64  `json:"SnapshotID"` // 0 = the base snapshot
+	Actor      string `json:"Actor"`
+	Reason     string `json:"Reason"`
 }
 
 // ActivationStatus answers QueryStatus on an activation workflow.
 type ActivationStatus struct {
-	Phase      string // ensuring-snapshot, switching, done, failed
-	SnapshotID int64
-	FromID     *int64
-	Error      string
+	Phase      string `json:"Phase"` // ensuring-snapshot, switching, done, failed
+	SnapshotID int64  `json:"SnapshotID"`
+	FromID     *int64 `json:"FromID"`
+	Error      string `json:"Error"`
 }

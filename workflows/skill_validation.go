@@ -35,7 +35,7 @@ func scratchCleanup(ctx workflow.Context, key, summary string) func() {
 		done = true
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		dctx = workflow.WithActivityOptions(dctx, quickOptions(summary))
-		if err := workflow.ExecuteActivity(dctx, acts.DeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(dctx, activities.NameDeleteScratchSandbox, activities.ScratchSandboxInput{ScratchKey: key}).Get(dctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("scratch sandbox not deleted; Daytona's auto-delete backstop applies", "key", key, "err", err)
 		}
 	}
@@ -68,7 +68,7 @@ func SkillValidationWorkflow(ctx workflow.Context, in SkillValidationInput) (Ski
 		finished = true
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		dctx = workflow.WithActivityOptions(dctx, quickOptions("record verdict"))
-		return workflow.ExecuteActivity(dctx, acts.FinishSkillValidation, activities.FinishSkillValidationInput{SkillID: in.SkillID, Passed: passed, Log: log}).Get(dctx, nil)
+		return workflow.ExecuteActivity(dctx, activities.NameFinishSkillValidation, activities.FinishSkillValidationInput{SkillID: in.SkillID, Passed: passed, Log: log}).Get(dctx, nil)
 	}
 	defer func() {
 		cleanup()
@@ -89,7 +89,7 @@ func SkillValidationWorkflow(ctx workflow.Context, in SkillValidationInput) (Ski
 		Summary:             "validate " + in.Name + " v" + fmt.Sprint(in.Version),
 	})
 	var res activities.ValidateSkillResult
-	err := workflow.ExecuteActivity(vctx, acts.ValidateSkill, activities.ValidateSkillInput{SkillID: in.SkillID, ScratchKey: key, Actor: in.Actor}).Get(ctx, &res)
+	err := workflow.ExecuteActivity(vctx, activities.NameValidateSkill, activities.ValidateSkillInput{SkillID: in.SkillID, ScratchKey: key, Actor: in.Actor}).Get(ctx, &res)
 	if err != nil {
 		if errors.Is(ctx.Err(), workflow.ErrCanceled) || temporal.IsCanceledError(err) {
 			st.Phase, st.Error = "cancelled", "cancelled"

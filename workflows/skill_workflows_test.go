@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -43,13 +44,13 @@ func newSkillHarness(t *testing.T) *skillHarness {
 	var s testsuite.WorkflowTestSuite
 	h := &skillHarness{env: s.NewTestWorkflowEnvironment()}
 	registerSkills(h.env)
-	h.env.RegisterActivity(&activities.Activities{})
-	h.env.OnActivity(acts.DeleteScratchSandbox, mock.Anything, mock.Anything).Return(
+	(&activities.Activities{}).Register(h.env)
+	h.env.OnActivity(activities.NameDeleteScratchSandbox, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ScratchSandboxInput) error {
 			h.record("delete %s", in.ScratchKey)
 			return nil
 		})
-	h.env.OnActivity(acts.FinishSkillValidation, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameFinishSkillValidation, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FinishSkillValidationInput) error {
 			h.record("finish passed=%v log=%q", in.Passed, in.Log)
 			return nil
@@ -61,7 +62,7 @@ var skillIn = SkillValidationInput{SkillID: "11111111-1111-1111-1111-11111111111
 
 func TestSkillValidationValidQueuesBuild(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.ValidateSkill, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameValidateSkill, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ValidateSkillInput) (activities.ValidateSkillResult, error) {
 			h.record("validate %s", in.ScratchKey)
 			return activities.ValidateSkillResult{Passed: true, Log: "ok\n", SandboxID: "sb-1"}, nil
@@ -85,7 +86,7 @@ func TestSkillValidationValidQueuesBuild(t *testing.T) {
 
 func TestSkillValidationFailingCheckIsInvalidAndBuildsNothing(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.ValidateSkill, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameValidateSkill, mock.Anything, mock.Anything).Return(
 		activities.ValidateSkillResult{Passed: false, Log: "check failed with exit code 3\n"}, nil)
 	h.env.ExecuteWorkflow(SkillValidationWorkflow, skillIn)
 	require.NoError(t, h.env.GetWorkflowError())
@@ -94,7 +95,7 @@ func TestSkillValidationFailingCheckIsInvalidAndBuildsNothing(t *testing.T) {
 
 func TestSkillValidationDaytonaErrorStillDeletesSandbox(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.ValidateSkill, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameValidateSkill, mock.Anything, mock.Anything).Return(
 		activities.ValidateSkillResult{}, temporal.NewNonRetryableApplicationError("create scratch sandbox: daytona unavailable", "DaytonaUnavailable", nil))
 	h.env.ExecuteWorkflow(SkillValidationWorkflow, skillIn)
 	require.NoError(t, h.env.GetWorkflowError())
@@ -107,7 +108,7 @@ func TestSkillValidationDaytonaErrorStillDeletesSandbox(t *testing.T) {
 
 func TestSkillValidationCancelledStillDeletesSandboxAndRecordsVerdict(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.ValidateSkill, mock.Anything, mock.Anything).After(10*time.Minute).Return(
+	h.env.OnActivity(activities.NameValidateSkill, mock.Anything, mock.Anything).After(10*time.Minute).Return(
 		activities.ValidateSkillResult{Passed: true}, nil)
 	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Minute)
 	h.env.ExecuteWorkflow(SkillValidationWorkflow, skillIn)
@@ -125,30 +126,30 @@ func TestSkillValidationCancelledStillDeletesSandboxAndRecordsVerdict(t *testing
 // promotion rule can be observed.
 func (h *skillHarness) buildMocks(buildTime time.Duration, buildErr error) {
 	next := 0
-	h.env.OnActivity(acts.NextSnapshotVersion, mock.Anything).Return(func(context.Context) (int, error) {
+	h.env.OnActivity(activities.NameNextSnapshotVersion, mock.Anything).Return(func(context.Context) (int, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		next++
 		return next, nil
 	})
-	h.env.OnActivity(acts.StartSnapshotBuild, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameStartSnapshotBuild, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StartSnapshotBuildInput) (activities.StartSnapshotBuildResult, error) {
 			h.record("start v%d at %s", in.Version, h.env.Now().Format("15:04"))
 			return activities.StartSnapshotBuildResult{SnapshotID: int64(100 + in.Version), Version: in.Version, DaytonaName: in.DaytonaName}, nil
 		})
-	h.env.OnActivity(acts.BuildSnapshotImage, mock.Anything, mock.Anything).After(buildTime).Return(
+	h.env.OnActivity(activities.NameBuildSnapshotImage, mock.Anything, mock.Anything).After(buildTime).Return(
 		func(_ context.Context, in activities.BuildSnapshotImageInput) (activities.BuildSnapshotImageResult, error) {
 			if !strings.HasPrefix(in.DaytonaName, fmt.Sprintf("threadbox-skills-v%d-", in.SnapshotID-100)) {
 				return activities.BuildSnapshotImageResult{}, fmt.Errorf("unexpected name %s", in.DaytonaName)
 			}
 			return activities.BuildSnapshotImageResult{DaytonaSnapshotID: "d-" + in.DaytonaName}, buildErr
 		})
-	h.env.OnActivity(acts.PromoteSnapshot, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NamePromoteSnapshot, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PromoteSnapshotInput) (activities.PromoteSnapshotResult, error) {
 			h.record("promote %d at %s", in.SnapshotID, h.env.Now().Format("15:04"))
 			return activities.PromoteSnapshotResult{Activated: true}, nil
 		})
-	h.env.OnActivity(acts.FailSnapshotBuild, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameFailSnapshotBuild, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FailSnapshotBuildInput) error {
 			h.record("fail %d", in.SnapshotID)
 			return nil
@@ -201,13 +202,13 @@ func TestBuilderRunsBuildsOneAtATimeInOrder(t *testing.T) {
 
 func TestActivationEnsuresSnapshotThenSwitches(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.EnsureSnapshotUsable, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameEnsureSnapshotUsable, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.EnsureSnapshotUsableInput) error {
 			h.record("ensure %d", in.SnapshotID)
 			return nil
 		})
 	from := int64(7)
-	h.env.OnActivity(acts.ActivateSnapshot, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameActivateSnapshot, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ActivateSnapshotInput) (activities.ActivateSnapshotResult, error) {
 			h.record("activate %d by %s: %s", in.SnapshotID, in.Actor, in.Reason)
 			return activities.ActivateSnapshotResult{FromID: &from}, nil
@@ -223,7 +224,7 @@ func TestActivationEnsuresSnapshotThenSwitches(t *testing.T) {
 
 func TestActivationStopsWhenSnapshotUnusable(t *testing.T) {
 	h := newSkillHarness(t)
-	h.env.OnActivity(acts.EnsureSnapshotUsable, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(activities.NameEnsureSnapshotUsable, mock.Anything, mock.Anything).Return(
 		temporal.NewNonRetryableApplicationError("snapshot 4 is failed, not ready", "SnapshotNotReady", nil))
 	h.env.ExecuteWorkflow(SnapshotActivationWorkflow, ActivationInput{SnapshotID: 4, Actor: "root"})
 	require.Error(t, h.env.GetWorkflowError())
@@ -237,4 +238,50 @@ func TestWorkflowIDs(t *testing.T) {
 	require.Equal(t, "snapshot-rollback:20260301T100000.000000005Z", SnapshotRollbackWorkflowID(at))
 	require.Equal(t, "snapshot-activate:4:20260301T100000.000000005Z", SnapshotActivateWorkflowID(4, at))
 	require.Equal(t, "threadbox-skills-v2-abcdef01", SnapshotDaytonaName(2, "abcdef01-2345"))
+}
+
+// TestSnapshotBuildThatOutlastsItsBoundStillCleansUp (issue 12, finding 8):
+// a build whose attempts keep failing slowly must end inside the workflow —
+// version marked failed, scratch sandbox deleted — not be killed by a run
+// timeout that leaves the row "building" and the sandbox to Daytona.
+func TestSnapshotBuildThatOutlastsItsBoundStillCleansUp(t *testing.T) {
+	h := newSkillHarness(t)
+	h.env.SetStartTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	h.buildMocks(90*time.Minute, temporal.NewApplicationError("snapshot build: Daytona 503", "DaytonaUnavailable"))
+	h.env.ExecuteWorkflow(SnapshotBuilderWorkflow, BuilderInput{Pending: []BuildRequest{{Actor: "admin-1"}}})
+
+	require.NoError(t, h.env.GetWorkflowError())
+	calls := h.got()
+	require.Len(t, calls, 3, "%v", calls)
+	require.Equal(t, "start v1 at 10:00", calls[0])
+	require.True(t, strings.HasPrefix(calls[1], "delete build-v1-"), calls[1])
+	require.Equal(t, "fail 101", calls[2])
+}
+
+// TestCancellingTheBuilderReportsTheRequestsItDrops (issue 12, finding 8):
+// cancelling the builder stops it — the running build is cancelled (and
+// marked failed by its own workflow) — and the builder ends cancelled,
+// naming the requests it did not build, instead of failing each queued
+// request at once and completing as if all went well.
+func TestCancellingTheBuilderReportsTheRequestsItDrops(t *testing.T) {
+	h := newSkillHarness(t)
+	h.env.SetStartTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	h.buildMocks(10*time.Minute, nil)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 5*time.Minute)
+	h.env.ExecuteWorkflow(SnapshotBuilderWorkflow, BuilderInput{Pending: []BuildRequest{
+		{Actor: "admin-1", Reason: "first"}, {Actor: "admin-2", Reason: "second"}, {Actor: "admin-3", Reason: "third"}}})
+
+	err := h.env.GetWorkflowError()
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, err, &canceled, "the builder must end cancelled, not completed: %v", err)
+	var dropped []BuildRequest
+	require.NoError(t, canceled.Details(&dropped))
+	var reasons []string
+	for _, r := range dropped {
+		reasons = append(reasons, r.Reason)
+	}
+	assert.Equal(t, []string{"first", "second", "third"}, reasons, "the cancelled build's request and the queued ones")
+	calls := h.got()
+	assert.Equal(t, 1, strings.Count(strings.Join(calls, "\n"), "start v"), "no build starts after the cancellation: %v", calls)
+	assert.Contains(t, calls, "fail 101", "the cancelled build marks its version failed")
 }

@@ -26,14 +26,14 @@ func SnapshotActivationWorkflow(ctx workflow.Context, in ActivationInput) (Activ
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
 		Summary:             "make the Daytona snapshot usable",
 	})
-	if err := workflow.ExecuteActivity(ectx, acts.EnsureSnapshotUsable, activities.EnsureSnapshotUsableInput{SnapshotID: in.SnapshotID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(ectx, activities.NameEnsureSnapshotUsable, activities.EnsureSnapshotUsableInput{SnapshotID: in.SnapshotID}).Get(ctx, nil); err != nil {
 		st.Phase, st.Error = "failed", rootMessage(err)
 		return st, err
 	}
 	st.Phase = "switching"
 	var res activities.ActivateSnapshotResult
 	actx := workflow.WithActivityOptions(ctx, quickOptions("switch the active snapshot"))
-	if err := workflow.ExecuteActivity(actx, acts.ActivateSnapshot, activities.ActivateSnapshotInput{
+	if err := workflow.ExecuteActivity(actx, activities.NameActivateSnapshot, activities.ActivateSnapshotInput{
 		SnapshotID: in.SnapshotID, Actor: in.Actor, Reason: in.Reason, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 	}).Get(ctx, &res); err != nil {
 		st.Phase, st.Error = "failed", rootMessage(err)

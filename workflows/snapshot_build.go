@@ -27,6 +27,10 @@ func shortRun(runID string) string {
 	return runID
 }
 
+// MaxSnapshotBuild bounds the baking of one snapshot version, all attempts
+// included.
+const MaxSnapshotBuild = 6 * time.Hour
+
 // SnapshotBuildWorkflow (id snapshot-build:<version>) builds one version: it
 // records the version with its skill set, bakes base snapshot + skills into a
 // Daytona snapshot through a scratch sandbox (always deleted), waits for it
@@ -46,7 +50,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 
 	var start activities.StartSnapshotBuildResult
 	actx := workflow.WithActivityOptions(ctx, quickOptions("record snapshot version"))
-	if err := workflow.ExecuteActivity(actx, acts.StartSnapshotBuild, activities.StartSnapshotBuildInput{
+	if err := workflow.ExecuteActivity(actx, activities.NameStartSnapshotBuild, activities.StartSnapshotBuildInput{
 		Version: in.Version, DaytonaName: name, Actor: in.Request.Actor, WorkflowID: info.WorkflowExecution.ID,
 	}).Get(ctx, &start); err != nil {
 		st.Phase, st.Error = "failed", err.Error()
@@ -62,13 +66,18 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 		cleanup()
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		dctx = workflow.WithActivityOptions(dctx, quickOptions("mark version failed"))
-		_ = workflow.ExecuteActivity(dctx, acts.FailSnapshotBuild, activities.FailSnapshotBuildInput{SnapshotID: start.SnapshotID, Error: rootMessage(err)}).Get(dctx, nil)
+		_ = workflow.ExecuteActivity(dctx, activities.NameFailSnapshotBuild, activities.FailSnapshotBuildInput{SnapshotID: start.SnapshotID, Error: rootMessage(err)}).Get(dctx, nil)
 		return SnapshotBuildResult{}, err
 	}
 
 	bctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout:    30 * time.Second,
+		// All attempts together: the build then ends here, through fail
+		// (version marked failed, scratch sandbox deleted), however slowly
+		// its attempts fail. The workflow has no run timeout of its own,
+		// which would end it with the version left "building".
+		ScheduleToCloseTimeout: MaxSnapshotBuild,
+		HeartbeatTimeout:       30 * time.Second,
 		// On cancellation, wait until the activity has stopped before the
 		// cleanup deletes the build sandbox (see SkillValidationWorkflow).
 		WaitForCancellation: true,
@@ -78,7 +87,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 		Summary: "bake skills into " + name,
 	})
 	var img activities.BuildSnapshotImageResult
-	if err := workflow.ExecuteActivity(bctx, acts.BuildSnapshotImage, activities.BuildSnapshotImageInput{
+	if err := workflow.ExecuteActivity(bctx, activities.NameBuildSnapshotImage, activities.BuildSnapshotImageInput{
 		SnapshotID: start.SnapshotID, DaytonaName: name, ScratchKey: key, SkillIDs: start.SkillIDs,
 	}).Get(ctx, &img); err != nil {
 		return fail(err)
@@ -88,7 +97,7 @@ func SnapshotBuildWorkflow(ctx workflow.Context, in SnapshotBuildInput) (Snapsho
 	st.Phase = "promoting"
 	var prom activities.PromoteSnapshotResult
 	pctx := workflow.WithActivityOptions(ctx, quickOptions("promote "+name))
-	if err := workflow.ExecuteActivity(pctx, acts.PromoteSnapshot, activities.PromoteSnapshotInput{
+	if err := workflow.ExecuteActivity(pctx, activities.NamePromoteSnapshot, activities.PromoteSnapshotInput{
 		SnapshotID: start.SnapshotID, DaytonaSnapshotID: img.DaytonaSnapshotID, ExpectedFromID: start.BuiltFromID,
 		Actor: in.Request.Actor, Reason: in.Request.Reason, WorkflowID: info.WorkflowExecution.ID,
 	}).Get(ctx, &prom); err != nil {

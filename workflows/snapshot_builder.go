@@ -3,12 +3,12 @@ package workflows
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/threadbox/threadbox/activities"
 	"github.com/threadbox/threadbox/entity"
 )
 
@@ -23,6 +23,12 @@ const builderMaxRuns = 50
 // before it, and two concurrent publishes produce two versions in order
 // instead of racing for the pointer. It completes when its queue is empty;
 // the next request starts it again.
+//
+// Cancelling it stops it: the running build is cancelled (its own cleanup
+// marks the version failed), no other build starts, and the builder ends
+// cancelled with the requests it did not build as the cancellation's details
+// (and one log line each). Nothing is lost for good: the next build request
+// starts the builder again, and a build takes every valid skill.
 func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStatus, error) {
 	queue := append([]BuildRequest(nil), in.Pending...)
 	st := BuilderStatus{Completed: in.Completed}
@@ -43,9 +49,22 @@ func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStat
 			queue = append(queue, req)
 		}
 	}
+	cancelled := func(current ...BuildRequest) (BuilderStatus, error) {
+		drain()
+		dropped := append(current, queue...)
+		for _, r := range dropped {
+			workflow.GetLogger(ctx).Error("snapshot build request dropped: the builder was cancelled",
+				"actor", r.Actor, "reason", r.Reason, "skill", r.SkillID, "requested_at", r.RequestedAt)
+		}
+		st.CurrentVersion = 0
+		return st, temporal.NewCanceledError(dropped)
+	}
 	runs := 0
 	for {
 		drain()
+		if ctx.Err() != nil {
+			return cancelled()
+		}
 		if len(queue) == 0 {
 			return st, nil
 		}
@@ -55,7 +74,11 @@ func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStat
 		req := queue[0]
 		queue = queue[1:]
 		runs++
-		if err := runBuild(ctx, &st, req); err != nil {
+		err := runBuild(ctx, &st, req)
+		if ctx.Err() != nil {
+			return cancelled(req)
+		}
+		if err != nil {
 			// A failed build is recorded by the build itself (state failed,
 			// pointer untouched); the queue goes on.
 			workflow.GetLogger(ctx).Error("snapshot build failed", "version", st.CurrentVersion, "err", err)
@@ -69,7 +92,7 @@ func SnapshotBuilderWorkflow(ctx workflow.Context, in BuilderInput) (BuilderStat
 func runBuild(ctx workflow.Context, st *BuilderStatus, req BuildRequest) error {
 	actx := workflow.WithActivityOptions(ctx, quickOptions("next snapshot version"))
 	var version int
-	if err := workflow.ExecuteActivity(actx, acts.NextSnapshotVersion).Get(ctx, &version); err != nil {
+	if err := workflow.ExecuteActivity(actx, activities.NameNextSnapshotVersion).Get(ctx, &version); err != nil {
 		return err
 	}
 	st.CurrentVersion = version
@@ -82,7 +105,8 @@ func runBuild(ctx workflow.Context, st *BuilderStatus, req BuildRequest) error {
 			entity.AttrUserID.ValueSet(req.Actor),
 			AttrSnapshotVersion.ValueSet(strconv.Itoa(version)),
 		),
-		WorkflowRunTimeout: 6 * time.Hour,
+		// No run timeout: the build bounds its own work (MaxSnapshotBuild)
+		// and always ends through its cleanup.
 	})
 	var res SnapshotBuildResult
 	return workflow.ExecuteChildWorkflow(cctx, SnapshotBuildWorkflowName, SnapshotBuildInput{Version: version, Request: req}).Get(ctx, &res)

@@ -190,6 +190,16 @@ func classifyDependency(err error) *Error {
 		case entity.ErrTypeSandboxUnavailable:
 			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_unavailable",
 				Message: "the sandbox could not be started; retry later", RetryAfter: 5 * time.Second, Err: err}
+		case entity.ErrTypeOrgCapacity:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_capacity_exhausted",
+				Message:    "the sandbox provider's capacity (CPU, memory or disk) for this service is used up; retry later or delete threads you no longer need",
+				RetryAfter: time.Minute, Err: err}
+		case entity.ErrTypeOrgSuspended:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "sandbox_provider_suspended",
+				Message: "the sandbox provider has suspended this service's account; the operator must act", RetryAfter: 5 * time.Minute, Err: err}
+		case entity.ErrTypeVolumeQuota:
+			return &Error{Status: http.StatusServiceUnavailable, Code: "volume_quota_exhausted",
+				Message: "the sandbox provider's volume limit is reached; the operator must raise it or use the shared volume strategy", RetryAfter: 5 * time.Minute, Err: err}
 		}
 	}
 	var exhausted *serviceerror.ResourceExhausted

@@ -29,12 +29,29 @@ const (
 	maxBatchDownloadBytes = 64 << 20
 )
 
+// threadBatchFile is one file's result. A failed file has a stable Code (the
+// single-file routes' codes, or a batch one) so clients branch on it, and a
+// human Error.
 type threadBatchFile struct {
 	Path    string  `json:"path"`
 	Size    *int64  `json:"size,omitempty"`
 	Content *string `json:"content,omitempty"` // base64
+	Code    string  `json:"code,omitempty"`
 	Error   string  `json:"error,omitempty"`
 }
+
+// fail records err as the file's failure, with the code and message apierr
+// gives it (a server-side failure shows as "internal").
+func (f *threadBatchFile) fail(err error) {
+	e := apierr.Classify(err)
+	f.Code, f.Error = e.Code, apierr.Message(err)
+	if apierr.ServerFault(e) { // a full volume (507) is the client's condition
+		f.Code = "internal"
+	}
+}
+
+// refuse records a failure decided here.
+func (f *threadBatchFile) refuse(code, msg string) { f.Code, f.Error = code, msg }
 
 type threadBatchResult struct {
 	Files []threadBatchFile `json:"files"`
@@ -80,7 +97,7 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 		case full:
 		case len(out.Files) >= maxBatchFiles:
 			full = true
-			f.Error = "too many files in one batch (at most 1000); this and every later part were skipped"
+			f.refuse("too_many_files", "too many files in one batch (at most 1000); this and every later part were skipped")
 			out.Files = append(out.Files, f)
 		default:
 			out.Files = append(out.Files, f)
@@ -114,18 +131,18 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 				return apierr.BadRequest("malformed_multipart", "the multipart body is malformed")
 			}
 			if havePath {
-				add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
+				add(threadBatchFile{Path: pending, Code: "missing_file", Error: "no file part followed this path"})
 			}
 			pending, havePath = string(v), true
 		case "file":
 			res := threadBatchFile{Path: pending}
 			switch {
 			case !havePath:
-				res.Error = "file part without a preceding path field"
+				res.refuse("missing_path", "file part without a preceding path field")
 			case len(out.Files) >= maxBatchFiles:
 				// add reports it
 			default:
-				res.Path, res.Error = t.uploadPart(ctx, ref, pending, part, body)
+				res = t.uploadPart(ctx, ref, pending, part, body)
 			}
 			part.Close()
 			if body.over.Load() {
@@ -138,7 +155,7 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 		}
 	}
 	if havePath {
-		add(threadBatchFile{Path: pending, Error: "no file part followed this path"})
+		add(threadBatchFile{Path: pending, Code: "missing_file", Error: "no file part followed this path"})
 	}
 	if len(out.Files) == 0 {
 		return apierr.BadRequest("missing_files", "the body holds no path/file pairs")
@@ -146,13 +163,16 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// uploadPart streams one part to its validated path; it returns the resolved
-// path and an error text for the client ("" on success).
-func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) (string, string) {
+// uploadPart streams one part to its validated path (see FilePath); it
+// returns the file's result (the resolved path, and the failure if any).
+func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) threadBatchFile {
+	res := threadBatchFile{Path: raw}
 	p, err := FilePath(raw, true)
 	if err != nil {
-		return raw, apierr.Message(err)
+		res.fail(err)
+		return res
 	}
+	res.Path = p
 	before := body.n.Load()
 	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{
 		Need: t.fileNeed(), Guard: t.guard(ref),
@@ -162,12 +182,13 @@ func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, par
 	})
 	if err != nil {
 		if body.over.Load() {
-			return p, "request body too large"
+			res.refuse("too_large", "request body too large")
+			return res
 		}
 		t.Logger.WarnContext(ctx, "batch upload item failed", "path", p, "err", err)
-		return p, apierr.Message(err)
+		res.fail(err)
 	}
-	return p, ""
+	return res
 }
 
 type threadDownloadRequest struct {
@@ -233,7 +254,7 @@ func planDownload(ctx context.Context, sb *sandbox.Sandbox, paths []string) ([]p
 		e.Path = raw
 		p, err := FilePath(raw, false)
 		if err != nil {
-			e.Error = apierr.Message(err)
+			e.fail(err)
 			continue
 		}
 		e.Path = p
@@ -242,11 +263,11 @@ func planDownload(ctx context.Context, sb *sandbox.Sandbox, paths []string) ([]p
 		case err != nil && sb.Gone(ctx, err):
 			return nil, err // the sandbox, not the file
 		case err != nil:
-			e.Error = apierr.Message(err)
+			e.fail(err)
 		case info.IsDir:
-			e.Error = "is a directory: " + p
+			e.refuse("is_a_directory", "is a directory: "+p)
 		case info.Size > budget:
-			e.Error = "batch size limit (64 MiB) reached; download this file on its own"
+			e.refuse("batch_too_large", "batch size limit (64 MiB) reached; download this file on its own")
 		default:
 			e.size = info.Size
 			budget -= info.Size
@@ -275,13 +296,13 @@ func (t *Routes) streamDownload(ctx context.Context, c echo.Context, sb *sandbox
 					_ = w.Flush()
 					panic(http.ErrAbortHandler) // headers are out: cut the connection
 				}
-				e.Error = apierr.Message(err)
+				e.fail(err)
 			}
 			if e.Error == "" {
 				continue
 			}
 		}
-		b, _ := json.Marshal(threadBatchFile{Path: e.Path, Error: e.Error})
+		b, _ := json.Marshal(threadBatchFile{Path: e.Path, Code: e.Code, Error: e.Error})
 		_, _ = w.Write(b)
 	}
 	_, _ = w.WriteString("]}\n")

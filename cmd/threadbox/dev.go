@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -103,12 +104,15 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 }
 
 // startEmulator serves the Daytona emulator on o.emulatorAddr, keeping its
-// state under the state directory, and points cfg at it.
+// state under the state directory, and points cfg at it. The EMULATOR_*
+// settings (faults, limits) apply.
 func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *config.Config, log *slog.Logger) (func(), error) {
 	opts, err := emulator.OptionsFromEnv(os.Getenv) // EMULATOR_* faults and limits
 	if err != nil {
 		return nil, err
 	}
+	// A fresh key per run: the emulator refuses every other one.
+	cfg.DaytonaAPIKey = "emu_" + rand.Text()
 	opts.StateDir, opts.APIKey = filepath.Join(o.stateDir, "emulator"), cfg.DaytonaAPIKey
 	opts.PublicURL, opts.Logger = "http://"+o.emulatorAddr, log.With("component", "emulator")
 	emu, err := emulator.New(ctx, opts)

@@ -79,12 +79,17 @@ func TestDevBringsUpTheWholeStack(t *testing.T) {
 	}()
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	api := testenv.APIClient(t) // the API's answers are checked against the OpenAPI document
 	get := func(url, key string) (int, string) {
 		req, _ := http.NewRequest("GET", url, nil)
 		if key != "" {
 			req.Header.Set("Authorization", "Bearer "+key)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		c := http.DefaultClient
+		if strings.HasPrefix(url, base+"/") {
+			c = api
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -115,4 +120,14 @@ func TestDevBringsUpTheWholeStack(t *testing.T) {
 	require.Equal(t, 200, status)
 	status, _ = get(base+"/v1/whoami", "tb_wrong")
 	require.Equal(t, 401, status)
+
+	// The emulator has a key of its own, generated for this run (readyz
+	// above shows the gateway has it): no other key, and no key, gets in.
+	emu := fmt.Sprintf("http://127.0.0.1:%d", emuPort)
+	for _, key := range []string{"", "wrong", keys["user"]} {
+		status, _ = get(emu+"/api/sandbox", key)
+		require.Equal(t, 401, status, "emulator API with key %q", key)
+		status, _ = get(emu+"/toolbox/x/files", key)
+		require.Equal(t, 401, status, "emulator toolbox with key %q", key)
+	}
 }

@@ -86,7 +86,8 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, serveURL+"/v1/threads", strings.NewReader(`{"thread_id":"t1"}`))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	api := testenv.APIClient(t) // exchanges checked against the OpenAPI document
+	resp, err := api.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
@@ -96,7 +97,7 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 	defer dcancel()
 	req, _ = http.NewRequestWithContext(dctx, http.MethodDelete, serveURL+"/v1/threads/t1", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := api.Do(req); err == nil {
 		resp.Body.Close() // the API waits for the sandbox to go; the client need not
 	}
 	run, err := tc.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "metrics-broken", TaskQueue: taskQueue}, "threadbox-no-such-workflow")

@@ -15,14 +15,26 @@ WHERE sandbox_id = @sandbox_id;
 -- name: GetSandboxRow :one
 SELECT * FROM sandboxes WHERE sandbox_id = $1;
 
--- name: MaxDeletedGeneration :one
--- The highest generation of an entity's sandboxes that are gone, so a new
--- workflow run (after a user delete and re-create) never reuses the name of a
--- destroyed sandbox.
-SELECT coalesce(max(generation), 0)::int AS generation
-FROM sandboxes
-WHERE sandbox_type = @sandbox_type AND user_id = @user_id
-  AND coalesce(thread_id, '') = @thread_id::text AND deleted_at IS NOT NULL;
+-- name: PastGeneration :one
+-- The highest generation a new sandbox of an entity must stay above, so its
+-- deterministic name never lands on a sandbox the entity must not adopt:
+-- every sandbox that is gone; every sandbox of an earlier life of the thread
+-- (created before the thread was last created or revived: its destroy may
+-- have failed, and the reconciler may be deleting it); and the generation
+-- the thread row remembers from its earlier lives (a create whose result was
+-- lost left no sandbox row). Sandboxes of the current life that still exist
+-- do not count, so a retried create finds its own.
+WITH life AS (
+    SELECT t.created_at, t.generation FROM threads t
+    WHERE @sandbox_type::text = 'agent' AND t.user_id = @user_id::text AND t.thread_id = @thread_id::text
+)
+SELECT greatest(
+    (SELECT coalesce(max(s.generation), 0) FROM sandboxes s
+     WHERE s.sandbox_type = @sandbox_type::text AND s.user_id = @user_id::text
+       AND coalesce(s.thread_id, '') = @thread_id::text
+       AND (s.deleted_at IS NOT NULL OR s.created_at < (SELECT created_at FROM life))),
+    (SELECT coalesce(max(generation), 0) FROM life)
+)::int AS generation;
 
 -- name: ActiveSnapshotName :one
 -- The Daytona name of the active skills snapshot new agent sandboxes use.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -190,10 +191,13 @@ type Env struct {
 	Activities *activities.Activities
 	API        *api.Server
 	URL        string // API base URL
-	UserID     string
-	UserKey    string
-	AdminKey   string
-	Logger     *slog.Logger
+	// HTTP is a client for URL that validates every exchange against the
+	// OpenAPI document (see APIValidator); violations fail the test.
+	HTTP     *http.Client
+	UserID   string
+	UserKey  string
+	AdminKey string
+	Logger   *slog.Logger
 
 	t      testing.TB
 	worker sdkworker.Worker
@@ -259,6 +263,7 @@ func New(t testing.TB, opts Options) *Env {
 	apiSrv := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { apiSrv.Close(); srv.Close() })
 	e.API, e.URL = srv, apiSrv.URL
+	e.HTTP = APIClient(t)
 
 	e.UserID = "user-" + randomHex(3)
 	e.UserKey = e.Key(e.UserID, false)

@@ -15,7 +15,8 @@ import (
 )
 
 // fdo sends a request to the files routes with Bearer auth (key may be
-// empty) and returns the response and its body.
+// empty) and returns the response and its body. Through env.HTTP, every
+// exchange outside WebDAV is checked against the OpenAPI document.
 func fdo(t *testing.T, env *testenv.Env, key, method, path string, body io.Reader, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, env.URL+path, body)
@@ -26,7 +27,7 @@ func fdo(t *testing.T, env *testenv.Env, key, method, path string, body io.Reade
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := env.HTTP.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -100,13 +100,13 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 			ct, mp := multipartBody(t, fmt.Sprintf("volume/edge/%d", i), string(body))
 			resp, b := fdo(t, env, key, http.MethodPost, "/v1/threads/edge/files/upload", mp, map[string]string{"Content-Type": ct})
 			var up struct {
-				Files []struct{ Path, Error string } `json:"files"`
+				Files []struct{ Path, Code, Error string } `json:"files"`
 			}
 			_ = json.Unmarshal([]byte(b), &up)
 			if resp.StatusCode != 200 || len(up.Files) != 1 {
 				return outcome{answer: b}
 			}
-			return outcome{up.Files[0].Error == "", strings.Contains(up.Files[0].Error, "quota"), b}
+			return outcome{up.Files[0].Code == "", up.Files[0].Code == "quota_exceeded", b}
 		},
 		func(i int) outcome { // tus
 			resp, b := fdo(t, env, key, http.MethodPost, "/v1/uploads/", nil, tusHeaders(map[string]string{

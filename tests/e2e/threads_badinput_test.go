@@ -50,7 +50,7 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, env.URL+"/v1/threads/files/files?path=dir/sub/a.txt", nil)
 		req.Header.Set("Authorization", "Bearer "+env.UserKey)
 		req.Header.Set("Range", "bytes=6-")
-		rr, err := httpClient.Do(req)
+		rr, err := env.HTTP.Do(req)
 		require.NoError(t, err)
 		rb := new(bytes.Buffer)
 		_, _ = rb.ReadFrom(rr.Body)
@@ -85,6 +85,7 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		var up struct {
 			Files []struct {
 				Path  string `json:"path"`
+				Code  string `json:"code"`
 				Error string `json:"error"`
 			} `json:"files"`
 		}
@@ -93,7 +94,9 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		require.Equal(t, "/home/daytona/up/one.txt", up.Files[0].Path)
 		require.Empty(t, up.Files[0].Error)
 		require.NotEmpty(t, up.Files[1].Error)
+		require.Equal(t, "invalid_path", up.Files[1].Code, "a failed file carries a code clients can branch on")
 		require.Empty(t, up.Files[2].Error)
+		require.Empty(t, up.Files[2].Code)
 
 		resp, body = c.call(http.MethodPost, "/v1/threads/files/files/download", map[string]any{"paths": []string{"up/one.txt", "/home/daytona/volume/two.txt", "nope.txt", "../../x", "dir"}})
 		require.Equal(t, 200, resp.StatusCode, string(body))
@@ -101,6 +104,7 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 			Files []struct {
 				Path    string `json:"path"`
 				Content []byte `json:"content"`
+				Code    string `json:"code"`
 				Error   string `json:"error"`
 			} `json:"files"`
 		}
@@ -108,8 +112,10 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		require.Len(t, down.Files, 5)
 		require.Equal(t, "one", string(down.Files[0].Content))
 		require.Equal(t, "two", string(down.Files[1].Content))
-		for _, f := range down.Files[2:] {
+		for i, code := range []string{"file_not_found", "invalid_path", "is_a_directory"} {
+			f := down.Files[2+i]
 			require.NotEmpty(t, f.Error, f.Path)
+			require.Equal(t, code, f.Code, f.Path)
 			require.Empty(t, f.Content)
 		}
 

@@ -28,7 +28,8 @@ func newTC(t *testing.T, env *testenv.Env, key string) tc { return tc{t: t, env:
 
 var httpClient = &http.Client{Timeout: 3 * time.Minute}
 
-// raw sends a request with a given content type and returns status and body.
+// raw sends a request with a given content type and returns status and body,
+// through env.HTTP: the exchange is checked against the OpenAPI document.
 func (c tc) raw(method, path, contentType string, body io.Reader) (*http.Response, []byte) {
 	c.t.Helper()
 	req, err := http.NewRequest(method, c.env.URL+path, body)
@@ -39,7 +40,7 @@ func (c tc) raw(method, path, contentType string, body io.Reader) (*http.Respons
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := c.env.HTTP.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -20,8 +20,8 @@ type saClient struct {
 	key string
 }
 
-var saHTTP = &http.Client{Timeout: 3 * time.Minute}
-
+// do sends a request through env.HTTP, which checks it against the OpenAPI
+// document.
 func (c saClient) do(method, path, contentType string, body io.Reader) (int, []byte) {
 	c.t.Helper()
 	req, err := http.NewRequest(method, c.env.URL+path, body)
@@ -34,7 +34,7 @@ func (c saClient) do(method, path, contentType string, body io.Reader) (int, []b
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := saHTTP.Do(req)
+	resp, err := c.env.HTTP.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
