@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
@@ -245,4 +246,26 @@ func TestConcurrentWritesNeverExceedTheQuota(t *testing.T) {
 	for _, n := range r.names(t, "/w") {
 		require.False(t, volume.IsSpool(n), "no spool left: %s", n)
 	}
+}
+
+// A measurement counts the user's files only: the hidden files of writes in
+// flight are counted by their reservations, and a spool idle for a day
+// (left by a writer that died before reservations tracked it, or by a
+// failed cleanup) is removed.
+func TestMeasureSkipsHiddenFilesAndRemovesStaleSpools(t *testing.T) {
+	r := newRig(t, 1<<30)
+	ctx := context.Background()
+	res, err := r.sb.Toolbox.Exec(ctx, daytona.ExecRequest{Timeout: time.Minute, Command: `cd ` + entity.VolumeMountPath + ` &&
+		head -c 1000 /dev/zero > kept.bin &&
+		head -c 5000 /dev/zero > .tbpart-aaaa-fresh && head -c 7000 /dev/zero > .tbold-bbbb-aside &&
+		head -c 9000 /dev/zero > .tbpart-cccc-stale && touch -d '2 days ago' .tbpart-cccc-stale`})
+	require.NoError(t, err)
+	require.Equal(t, 0, res.ExitCode, res.Output)
+	used, err := volume.Measure(ctx, r.files)
+	require.NoError(t, err)
+	require.EqualValues(t, 1000, used, "only the user's own files count")
+	names := r.names(t, "/")
+	require.NotContains(t, names, ".tbpart-cccc-stale", "a spool idle for a day is removed")
+	require.Contains(t, names, ".tbpart-aaaa-fresh", "a recent spool may belong to a write in flight")
+	require.Contains(t, names, ".tbold-bbbb-aside", "an old file moved aside is the sweep's to settle, never removed by age")
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -147,4 +148,32 @@ func TestPushAfterItsReservationExpired(t *testing.T) {
 	resp = send(t, "HEAD", srv.URL+"/up/"+id, "u1", nil, nil)
 	require.Equal(t, 200, resp.StatusCode, "with room again, the next request stores it")
 	require.Len(t, r.stored(t, "u1", "/late.bin"), 600)
+}
+
+// The janitor fails an upload still receiving whose reservation is gone
+// (expired and swept: its spool was lost with another replica's disk, or
+// the process died): nobody can finish it, and HEAD then says 404.
+func TestJanitorFailsAbandonedUploads(t *testing.T) {
+	r := newRig(t)
+	svc, srv := r.start(t)
+	defer func() { srv.Close(); svc.Close() }()
+	ctx := context.Background()
+	resp, gone := createUpload(t, srv.URL, "u1", "gone.bin", 10)
+	require.Equal(t, 201, resp.StatusCode)
+	resp, live := createUpload(t, srv.URL, "u1", "live.bin", 10)
+	require.Equal(t, 201, resp.StatusCode)
+	// Created long ago, its reservation swept, its spool not on this disk.
+	_, err := r.pool.Exec(ctx, `DELETE FROM volume_reservations WHERE id = $1`, gone)
+	require.NoError(t, err)
+	_, err = r.pool.Exec(ctx, `UPDATE uploads SET created_at = now() - interval '2 hours' WHERE id = $1`, gone)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(filepath.Join(r.dir, gone)))
+	require.NoError(t, os.Remove(filepath.Join(r.dir, gone+".info")))
+
+	svc.Sweep(ctx, time.Now())
+	for id, want := range map[string]string{gone: "failed", live: "receiving"} {
+		row, err := r.q.GetUpload(ctx, db.GetUploadParams{ID: id, UserID: "u1"})
+		require.NoError(t, err)
+		require.Equal(t, want, row.State, id)
+	}
 }
