@@ -392,7 +392,9 @@ func (q *Queries) ReservedVolumeBytes(ctx context.Context, arg ReservedVolumeByt
 const setMeasuredVolumeUsage = `-- name: SetMeasuredVolumeUsage :execrows
 UPDATE volumes SET used_bytes = $1, used_measured_at = now(), updated_at = now(),
     usage_version = usage_version + 1
-WHERE user_id = $2 AND usage_version = $3
+WHERE volumes.user_id = $2 AND usage_version = $3
+  AND NOT EXISTS (SELECT 1 FROM volume_reservations r
+                  WHERE r.user_id = $2 AND r.phase <> 'spool' AND r.expires_at > now())
 `
 
 type SetMeasuredVolumeUsageParams struct {
@@ -401,8 +403,10 @@ type SetMeasuredVolumeUsageParams struct {
 	SeenVersion int64  `json:"seen_version"`
 }
 
-// Stores a measurement unless usage changed while it ran (a write counted in
-// the meantime may or may not be in it): compare-and-set on usage_version.
+// Stores a measurement unless a write may be in it without being counted,
+// or counted without being in it: usage changed while it ran
+// (compare-and-set on usage_version), or a write is committing now (its
+// file may already be in place, its count not yet added).
 func (q *Queries) SetMeasuredVolumeUsage(ctx context.Context, arg SetMeasuredVolumeUsageParams) (int64, error) {
 	result, err := q.db.Exec(ctx, setMeasuredVolumeUsage, arg.UsedBytes, arg.UserID, arg.SeenVersion)
 	if err != nil {

@@ -69,9 +69,10 @@ func (q *Quota) Used(ctx context.Context) (int64, error) {
 }
 
 // remeasure measures the volume and stores the result, unless a write was
-// counted while the measurement ran (it may or may not be in it): then it
-// measures once more, and failing again takes the larger of the two figures
-// without storing it (never less than what is there).
+// counted while the measurement ran or is committing as it ends (it may or
+// may not be in it): then it measures once more, and failing again takes
+// the larger of the measurement and the stored figure without storing
+// either (never less than what is there).
 func (q *Quota) remeasure(ctx context.Context) (int64, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -218,6 +218,17 @@ func (v *Volume) PutReserved(ctx context.Context, name string, r io.Reader, size
 // than it uses, in a few steps (a gigabyte takes a dozen).
 const growStep = 256 << 10
 
+// A claim that finds no room is tried growAttempts times in all, growBackoff
+// apart (doubling), before the write is refused (350 ms at most): at the
+// quota's edge the room may be held for a moment by writers that are about
+// to fail and let go of it.
+const (
+	growAttempts = 4
+	growBackoff  = 50 * time.Millisecond
+)
+
+func quotaOnly(err error) bool { return errors.Is(err, ErrQuotaExceeded) }
+
 func (v *Volume) put(ctx context.Context, name string, r io.Reader, size int64, reserved string) (int64, error) {
 	if name == "/" {
 		return 0, rootErr("write")
@@ -285,8 +296,13 @@ func (v *Volume) reserve(ctx context.Context, st commitState, size, replacing in
 		if size < 0 {
 			need, want = 0, 0 // claimed as the bytes arrive
 		}
-		return v.Quota.Reserve(ctx, ReserveOptions{Need: need, Want: want, Credit: replacing,
-			Spool: st.Spool, Target: st.Target, KeepAlive: true})
+		var res *Reservation
+		err := Retry(ctx, growAttempts, growBackoff, quotaOnly, func() (err error) {
+			res, err = v.Quota.Reserve(ctx, ReserveOptions{Need: need, Want: want, Credit: replacing,
+				Spool: st.Spool, Target: st.Target, KeepAlive: true})
+			return err
+		})
+		return res, err
 	}
 	res, err := v.Quota.Adopt(ctx, reserved)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -480,7 +496,11 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 		left = c.res.Claimed() - c.n
 		if int64(len(p)) > left && !c.fixed {
 			want := max(2*c.n, c.n+int64(len(p)), growStep)
-			switch err := c.res.Grow(c.ctx, c.n+1, want); {
+			// Several bodies of unknown length can each hold part of the room
+			// at the quota's edge and starve one another: retried (see
+			// growAttempts) while the losers let go.
+			grow := func() error { return c.res.Grow(c.ctx, c.n+1, want) }
+			switch err := Retry(c.ctx, growAttempts, growBackoff, quotaOnly, grow); {
 			case errors.Is(err, ErrQuotaExceeded):
 				c.fixed = true
 			case err != nil:

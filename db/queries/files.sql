@@ -9,11 +9,15 @@ UPDATE volumes SET used_bytes = @used_bytes, used_measured_at = now(), updated_a
 WHERE user_id = @user_id;
 
 -- name: SetMeasuredVolumeUsage :execrows
--- Stores a measurement unless usage changed while it ran (a write counted in
--- the meantime may or may not be in it): compare-and-set on usage_version.
+-- Stores a measurement unless a write may be in it without being counted,
+-- or counted without being in it: usage changed while it ran
+-- (compare-and-set on usage_version), or a write is committing now (its
+-- file may already be in place, its count not yet added).
 UPDATE volumes SET used_bytes = @used_bytes, used_measured_at = now(), updated_at = now(),
     usage_version = usage_version + 1
-WHERE user_id = @user_id AND usage_version = @seen_version;
+WHERE volumes.user_id = @user_id AND usage_version = @seen_version
+  AND NOT EXISTS (SELECT 1 FROM volume_reservations r
+                  WHERE r.user_id = @user_id AND r.phase <> 'spool' AND r.expires_at > now());
 
 -- name: AddVolumeUsage :execrows
 UPDATE volumes SET used_bytes = GREATEST(used_bytes + @delta, 0), updated_at = now(),
