@@ -3,15 +3,17 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
+VERSITYGW_VERSION := v1.8.0
 
-.PHONY: run test tools bwrap sqlc sqlc-check vet build bench api-docs
+.PHONY: run test tools versitygw bwrap sqlc sqlc-check vet build bench api-docs
 
 ## run: the whole system on this machine (emulator, Temporal dev server + UI, API, worker)
 run: tools bwrap
 	$(GO) run ./cmd/threadbox dev
 
-## test: the full test suite (unit, PostgreSQL, Temporal dev server, emulator, WebDAV/tus clients)
-test: tools bwrap sqlc-check vet
+## test: the full test suite (unit, PostgreSQL, Temporal dev server, emulator, WebDAV/tus
+## clients, an S3 gateway)
+test: tools versitygw bwrap sqlc-check vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 ## bwrap: install bubblewrap when missing, as .ci/run does: the emulator runs every
@@ -22,7 +24,8 @@ bwrap:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  $$sudo apt-get update -q && $$sudo apt-get install -y -q --no-install-recommends bubblewrap; }
 
-## tools: install the Temporal CLI and sqlc into .bin/ when missing
+## tools: install the Temporal CLI and sqlc into .bin/ when missing (`make test` also
+## builds versitygw, the S3-compatible gateway the upload tests spool into; Apache-2.0)
 tools: $(BIN)/temporal $(BIN)/sqlc
 
 $(BIN)/temporal:
@@ -30,6 +33,12 @@ $(BIN)/temporal:
 
 $(BIN)/sqlc:
 	GOBIN=$(BIN) $(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@$(SQLC_VERSION)
+
+## versitygw: the S3 gateway the upload tests start (internal/testenv.S3)
+versitygw: $(BIN)/versitygw
+
+$(BIN)/versitygw:
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 ## sqlc: regenerate db/*.gen.go from db/queries and db/migrations
 sqlc: $(BIN)/sqlc

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/usage"
 )
 
 // Lifecycle causes written to the ledger.
@@ -35,6 +37,9 @@ type LifecycleEvent struct {
 	Cause      string      `json:"Cause"` // one of the Cause* constants
 	Detail     string      `json:"Detail"`
 	OccurredAt time.Time   `json:"OccurredAt"`
+	// StopDeadline is the policy deadline an idle stop carried out (set on
+	// "stopped" rows only): the ledger's measure of late stops.
+	StopDeadline time.Time `json:"StopDeadline"`
 
 	// Thread row after the transition (threads only).
 	State          string    `json:"State"` // creating, running, stopped, deleted, error
@@ -50,7 +55,12 @@ type LifecycleEvent struct {
 // threads, the thread's new state, in one transaction. It is idempotent: a
 // retry with the same DedupKey changes nothing.
 func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent) error {
+	// PostgreSQL keeps microseconds: measure with the times as stored, so
+	// the counters and the usage report (read from the rows) agree.
+	ev.OccurredAt = ev.OccurredAt.Truncate(time.Microsecond)
+	ev.StopDeadline = ev.StopDeadline.Truncate(time.Microsecond)
 	recorded := false
+	var ran time.Duration // the running interval this row ends, if any
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
 		q := a.Queries.WithTx(tx)
 		n, err := insertLedgerRow(ctx, q, ev)
@@ -58,8 +68,14 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 			return err
 		}
 		recorded = n > 0
-		if n == 0 || ev.Kind != entity.KindThread {
+		if n == 0 {
 			return nil // already recorded by an earlier attempt
+		}
+		if ran, err = runningUntil(ctx, q, ev); err != nil {
+			return err
+		}
+		if ev.Kind != entity.KindThread {
+			return nil
 		}
 		if _, err := q.UpdateThreadLifecycle(ctx, db.UpdateThreadLifecycleParams{
 			UserID:         ev.UserID,
@@ -78,9 +94,38 @@ func (a *Activities) RecordLifecycleEvent(ctx context.Context, ev LifecycleEvent
 		return nil
 	})
 	if err == nil && recorded {
-		a.Metrics.transition(ev) // once per row: a retry of a committed write records nothing
+		// Once per row: a retry of a committed write records nothing.
+		a.Metrics.transition(ev)
+		a.Metrics.ran(ev, ran)
 	}
 	return err
+}
+
+// runningUntil is how long the sandbox ran until ev, when ev ends a running
+// interval (or starts another while one was open), by the rule of package
+// usage, so the counter and the usage report agree.
+func runningUntil(ctx context.Context, q *db.Queries, ev LifecycleEvent) (time.Duration, error) {
+	if !usage.Starts(ev.Event) && !usage.Ends(ev.Event) {
+		return 0, nil
+	}
+	prev, err := q.PreviousRunBoundary(ctx, db.PreviousRunBoundaryParams{EntityKind: string(ev.Kind), UserID: ev.UserID,
+		EntityID: ledgerEntityID(ev), At: ev.OccurredAt, DedupKey: ev.DedupKey, Boundaries: usage.Boundaries()})
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !usage.Starts(prev.Event)) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger: previous boundary of %s: %w", ev.DedupKey, err)
+	}
+	return max(ev.OccurredAt.Sub(prev.OccurredAt), 0), nil
+}
+
+// ledgerEntityID is the ledger's entity id: the thread, or for a files
+// session its user.
+func ledgerEntityID(ev LifecycleEvent) string {
+	if ev.Kind == entity.KindFiles {
+		return ev.UserID
+	}
+	return ev.ThreadID
 }
 
 func optionalTime(t time.Time) *time.Time {
@@ -95,20 +140,17 @@ func optionalTime(t time.Time) *time.Time {
 // is not a transition of its thread, whose row (live or not) it must leave
 // alone.
 func insertLedgerRow(ctx context.Context, q *db.Queries, ev LifecycleEvent) (n int64, err error) {
-	entityID := ev.ThreadID
-	if ev.Kind == entity.KindFiles {
-		entityID = ev.UserID
-	}
 	n, err = q.RecordLifecycleEvent(ctx, db.RecordLifecycleEventParams{
-		DedupKey:   ev.DedupKey,
-		EntityKind: string(ev.Kind),
-		UserID:     ev.UserID,
-		EntityID:   entityID,
-		SandboxID:  ev.SandboxID,
-		Event:      ev.Event,
-		Cause:      ev.Cause,
-		Detail:     ev.Detail,
-		OccurredAt: ev.OccurredAt,
+		DedupKey:     ev.DedupKey,
+		EntityKind:   string(ev.Kind),
+		UserID:       ev.UserID,
+		EntityID:     ledgerEntityID(ev),
+		SandboxID:    ev.SandboxID,
+		Event:        ev.Event,
+		Cause:        ev.Cause,
+		Detail:       ev.Detail,
+		OccurredAt:   ev.OccurredAt,
+		StopDeadline: optionalTime(ev.StopDeadline),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("ledger %s: %w", ev.DedupKey, err)

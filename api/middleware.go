@@ -92,6 +92,19 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// rateLimit takes each authenticated request from its key's token bucket
+// (429 rate_limited with Retry-After when empty).
+func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p, ok := auth.PrincipalFrom(c.Request().Context()); ok {
+			if err := s.admission.Allow(p.KeyID); err != nil {
+				return err
+			}
+		}
+		return next(c)
+	}
+}
+
 // requireAdmin refuses non-admin keys under /v1/admin (after authMiddleware).
 func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/threadbox/threadbox/admission"
 	"github.com/threadbox/threadbox/api/admin"
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/api/dav"
@@ -27,6 +28,7 @@ import (
 	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/config"
+	"github.com/threadbox/threadbox/davlock"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
@@ -48,15 +50,17 @@ type Deps struct {
 
 // Server is the API server.
 type Server struct {
-	cfg      config.Config
-	pool     *pgxpool.Pool
-	keys     *auth.Store
-	temporal client.Client
-	daytona  *daytona.Gateway
-	log      *slog.Logger
-	metrics  *httpMetrics
-	echo     *echo.Echo
-	closers  []func()
+	cfg  config.Config
+	pool *pgxpool.Pool
+	keys *auth.Cache
+	// admission enforces the limits on threads, sandboxes and request rate.
+	admission *admission.Controller
+	temporal  client.Client
+	daytona   *daytona.Gateway
+	log       *slog.Logger
+	metrics   *httpMetrics
+	echo      *echo.Echo
+	closers   []func()
 }
 
 // New builds the server and its routes: every route group is its own
@@ -70,10 +74,11 @@ func New(d Deps) (*Server, error) {
 		d.Registry = prometheus.NewRegistry()
 	}
 	q := db.New(d.Pool)
+	keyStore := auth.NewStore(q)
 	s := &Server{
 		cfg:      d.Config,
 		pool:     d.Pool,
-		keys:     auth.NewStore(q),
+		keys:     auth.NewCache(keyStore, d.Logger, nil),
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
@@ -83,7 +88,17 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.closers = append(s.closers, s.keys.Close)
+	s.admission = admission.New(admission.Options{Pool: d.Pool, Limits: limitsOf(d.Config), Logger: d.Logger})
+	if err := s.admission.Register(d.Registry); err != nil {
+		return nil, err
+	}
+	browser, err := browserMiddleware(d.Config.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	sandboxes := sandbox.New(sandbox.Options{
+		Admit:     s.admission.AdmitSandbox,
 		Temporal:  d.Temporal,
 		Gateway:   d.Daytona,
 		TaskQueue: d.Config.TemporalTaskQueue,
@@ -117,17 +132,24 @@ func New(d Deps) (*Server, error) {
 	// Authentication is a global middleware scoped by path rather than group
 	// middleware: echo implements group middleware with a catch-all route,
 	// which would turn a wrong method on a known route into a 404 (not 405).
-	e.Use(s.authMiddleware, requireAdmin)
+	e.Use(browser...)
+	e.Use(s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Logger: d.Logger}).Register(v1)
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Admission: s.admission, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
+	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))
 
-	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
+	davLocks := &davlock.Store{Pool: d.Pool, Logger: d.Logger.With("component", "webdav")}
+	davHandler := echo.WrapHandler(&dav.Handler{Prefix: "/dav", Locks: davLocks, Logger: d.Logger.With("component", "webdav"), Volumes: volumes})
 	e.Match(dav.Methods, "/dav", davHandler)
 	e.Match(dav.Methods, "/dav/*", davHandler)
 
+	spool, err := uploadSpool(d)
+	if err != nil {
+		return nil, err
+	}
 	up, err := uploads.New(uploads.Config{
 		Dir:        d.Config.UploadDir,
 		BasePath:   "/v1/uploads/",
@@ -136,6 +158,7 @@ func New(d Deps) (*Server, error) {
 		Queries:    q,
 		Logger:     d.Logger.With("component", "uploads"),
 		Volumes:    volumes,
+		Spool:      spool,
 	})
 	if err != nil {
 		return nil, err
@@ -148,6 +171,14 @@ func New(d Deps) (*Server, error) {
 	v1.Match([]string{http.MethodOptions, http.MethodPost}, "/uploads/", uh)
 	v1.Match([]string{http.MethodHead, http.MethodPatch, http.MethodDelete}, "/uploads/:upload_id", uh)
 	return s, nil
+}
+
+// limitsOf reads the admission limits from the configuration.
+func limitsOf(c config.Config) admission.Limits {
+	return admission.Limits{
+		ThreadsPerUser: c.MaxThreadsPerUser, RunningPerUser: c.MaxRunningSandboxesPerUser,
+		RunningTotal: c.MaxRunningSandboxes, RequestsPerSecond: c.RateLimit, Burst: c.RateBurst,
+	}
 }
 
 // Route is one method and path the server registers, in echo's pattern

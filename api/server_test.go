@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -31,14 +32,24 @@ func baseServer(t *testing.T) (*httptest.Server, *auth.Store) {
 func baseServerPool(t *testing.T) (*httptest.Server, *pgxpool.Pool) {
 	t.Helper()
 	pool, _ := testenv.Database(t)
+	return replica(t, pool, nil), pool
+}
+
+// replica is one API server over pool, as one of several `serve` replicas
+// behind a load balancer would be; configure adjusts the defaults.
+func replica(t *testing.T, pool *pgxpool.Pool, configure func(*config.Config)) *httptest.Server {
+	t.Helper()
 	cfg, err := config.Load("", func(string) (string, bool) { return "", false })
 	require.NoError(t, err)
-	cfg.UploadDir = t.TempDir() // never the default, which is relative to the package dir
+	cfg.UploadDir = t.TempDir()
+	if configure != nil {
+		configure(&cfg)
+	}
 	srv, err := api.New(api.Deps{Config: cfg, Pool: pool})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	return ts, pool
+	return ts
 }
 
 type apiError struct {
@@ -52,10 +63,21 @@ type apiError struct {
 // the OpenAPI document.
 func do(t *testing.T, method, url, key string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
+	var hdr map[string]string
+	if key != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + key}
+	}
+	return send(t, method, url, hdr, body)
+}
+
+// send sends a request with the given headers (body may be nil) and
+// returns its response and body.
+func send(t *testing.T, method, url string, hdr map[string]string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	require.NoError(t, err)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := testenv.APIClient(t).Do(req)
 	require.NoError(t, err)
@@ -132,9 +154,10 @@ func TestAuthentication(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.JSONEq(t, `{"user_id":"root","admin":true}`, string(body))
 
-	// A revoked key is refused.
+	// A revoked key is refused within auth.CacheTTL (the contract: a second).
 	_, err = keys.Revoke(ctx, row.ID)
 	require.NoError(t, err)
+	time.Sleep(auth.CacheTTL)
 	resp, body = do(t, "GET", ts.URL+"/v1/whoami", userKey, nil)
 	requireError(t, resp, body, 401, "unauthorized")
 }

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -101,10 +102,25 @@ type Config struct {
 	ExecOutputLimit   int            `env:"THREADBOX_EXEC_OUTPUT_LIMIT" envDefault:"1048576"`
 	MaxExecTimeout    time.Duration  `env:"THREADBOX_MAX_EXEC_TIMEOUT" envDefault:"1h"`
 	UploadDir         string         `env:"THREADBOX_UPLOAD_DIR" envDefault:".threadbox/uploads"`
-	ReconcileInterval Interval       `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
-	WorkerMetricsAddr string         `env:"THREADBOX_WORKER_METRICS_ADDR"`
-	LogLevel          string         `env:"LOG_LEVEL" envDefault:"info"`
-	LogFormat         string         `env:"LOG_FORMAT" envDefault:"text"`
+	// The tus spool in an S3-compatible bucket, shared by every serve
+	// replica (uploadspool.S3); empty bucket: the local UploadDir.
+	UploadS3Bucket    string   `env:"THREADBOX_UPLOAD_S3_BUCKET"`
+	UploadS3Endpoint  string   `env:"THREADBOX_UPLOAD_S3_ENDPOINT"`
+	UploadS3Region    string   `env:"THREADBOX_UPLOAD_S3_REGION" envDefault:"us-east-1"`
+	UploadS3Prefix    string   `env:"THREADBOX_UPLOAD_S3_PREFIX" envDefault:"threadbox-uploads/"`
+	UploadS3AccessKey string   `env:"THREADBOX_UPLOAD_S3_ACCESS_KEY"`
+	UploadS3SecretKey string   `env:"THREADBOX_UPLOAD_S3_SECRET_KEY"`
+	ReconcileInterval Interval `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	WorkerMetricsAddr string   `env:"THREADBOX_WORKER_METRICS_ADDR"`
+	// Admission limits (package admission); 0 turns a limit off.
+	MaxThreadsPerUser          int      `env:"THREADBOX_MAX_THREADS_PER_USER" envDefault:"1000"`
+	MaxRunningSandboxesPerUser int      `env:"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER" envDefault:"5"`
+	MaxRunningSandboxes        int      `env:"THREADBOX_MAX_RUNNING_SANDBOXES" envDefault:"10"`
+	RateLimit                  float64  `env:"THREADBOX_RATE_LIMIT" envDefault:"50"`
+	RateBurst                  int      `env:"THREADBOX_RATE_BURST" envDefault:"100"`
+	CORSOrigins                []string `env:"THREADBOX_CORS_ORIGINS" envSeparator:","`
+	LogLevel                   string   `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat                  string   `env:"LOG_FORMAT" envDefault:"text"`
 }
 
 // DefaultDatabaseURL is used when DATABASE_URL is unset: the local PostgreSQL
@@ -155,7 +171,12 @@ func Names() []string {
 		"DAYTONA_VOLUME_SIZE_GB", "DAYTONA_BASE_SNAPSHOT", "DAYTONA_VOLUME_STRATEGY", "DAYTONA_SHARED_VOLUME",
 		"DATABASE_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TASK_QUEUE", "HTTP_ADDR",
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
-		"THREADBOX_UPLOAD_DIR", "THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR", "LOG_LEVEL", "LOG_FORMAT",
+		"THREADBOX_UPLOAD_DIR", "THREADBOX_UPLOAD_S3_BUCKET", "THREADBOX_UPLOAD_S3_ENDPOINT", "THREADBOX_UPLOAD_S3_REGION",
+		"THREADBOX_UPLOAD_S3_PREFIX", "THREADBOX_UPLOAD_S3_ACCESS_KEY", "THREADBOX_UPLOAD_S3_SECRET_KEY",
+		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR",
+		"THREADBOX_MAX_THREADS_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES",
+		"THREADBOX_RATE_LIMIT", "THREADBOX_RATE_BURST", "THREADBOX_CORS_ORIGINS",
+		"LOG_LEVEL", "LOG_FORMAT",
 	}
 }
 
@@ -194,6 +215,32 @@ func (c Config) validate() error {
 	if c.MaxExecTimeout <= 0 {
 		bad("THREADBOX_MAX_EXEC_TIMEOUT", "must be positive")
 	}
+	for name, v := range map[string]int{
+		"THREADBOX_MAX_THREADS_PER_USER":           c.MaxThreadsPerUser,
+		"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER": c.MaxRunningSandboxesPerUser,
+		"THREADBOX_MAX_RUNNING_SANDBOXES":          c.MaxRunningSandboxes,
+	} {
+		if v < 0 {
+			bad(name, "must be 0 (no limit) or positive, got %d", v)
+		}
+	}
+	if c.RateLimit < 0 {
+		bad("THREADBOX_RATE_LIMIT", "must be 0 (no limit) or a positive number of requests per second, got %g", c.RateLimit)
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		bad("THREADBOX_RATE_BURST", "must be at least 1 when THREADBOX_RATE_LIMIT is set, got %d", c.RateBurst)
+	}
+	for _, o := range c.CORSOrigins {
+		if err := validOrigin(o); err != nil {
+			bad("THREADBOX_CORS_ORIGINS", "%v", err)
+		}
+	}
+	if c.UploadS3Bucket != "" && (c.UploadS3AccessKey == "" || c.UploadS3SecretKey == "") {
+		bad("THREADBOX_UPLOAD_S3_ACCESS_KEY", "and THREADBOX_UPLOAD_S3_SECRET_KEY are required with THREADBOX_UPLOAD_S3_BUCKET")
+	}
+	if c.UploadS3Endpoint != "" && !strings.HasPrefix(c.UploadS3Endpoint, "http://") && !strings.HasPrefix(c.UploadS3Endpoint, "https://") {
+		bad("THREADBOX_UPLOAD_S3_ENDPOINT", "%q is not an http(s) URL", c.UploadS3Endpoint)
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -203,6 +250,18 @@ func (c Config) validate() error {
 		bad("LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// validOrigin accepts a browser origin as the Origin header carries it:
+// http(s)://host[:port], nothing after it. Wildcards are refused: every
+// origin a deployment trusts is written out.
+func validOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(u.Host, "*") {
+		return fmt.Errorf("%q is not an origin like https://ui.example.com[:port]", o)
+	}
+	return nil
 }
 
 // VolumeQuotaBytes is the per-user quota in bytes.

@@ -30,63 +30,93 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, VolumePerUser, cfg.VolumeStrategy)
 	require.Empty(t, cfg.DaytonaAPIURL)
 	require.Empty(t, cfg.BaseSnapshot)
+	require.Equal(t, 1000, cfg.MaxThreadsPerUser)
+	require.Equal(t, 5, cfg.MaxRunningSandboxesPerUser)
+	require.Equal(t, 10, cfg.MaxRunningSandboxes)
+	require.InDelta(t, 50, cfg.RateLimit, 0)
+	require.Equal(t, 100, cfg.RateBurst)
+	require.Empty(t, cfg.CORSOrigins)
 }
 
 func TestEveryVariable(t *testing.T) {
 	env := map[string]string{
-		"DAYTONA_API_URL":                    "https://daytona.example/api",
-		"DAYTONA_API_KEY":                    "dtn_key",
-		"DAYTONA_TARGET":                     "eu",
-		"DAYTONA_AUTO_STOP_INTERVAL":         "30s",
-		"DAYTONA_AUTO_DELETE_INTERVAL":       "7",
-		"DAYTONA_FILES_SANDBOX_AUTO_STOP":    "1h30m",
-		"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE": "1440",
-		"DAYTONA_VOLUME_SIZE_GB":             "3",
-		"DAYTONA_BASE_SNAPSHOT":              "base:1",
-		"DAYTONA_VOLUME_STRATEGY":            "shared",
-		"DAYTONA_SHARED_VOLUME":              "all-users",
-		"DATABASE_URL":                       "postgres://u@db:5432/tb",
-		"TEMPORAL_ADDRESS":                   "temporal:7233",
-		"TEMPORAL_NAMESPACE":                 "prod",
-		"TEMPORAL_TASK_QUEUE":                "tq",
-		"HTTP_ADDR":                          "0.0.0.0:9000",
-		"THREADBOX_MAX_BODY_BYTES":           "1024",
-		"THREADBOX_EXEC_OUTPUT_LIMIT":        "2048",
-		"THREADBOX_MAX_EXEC_TIMEOUT":         "10m",
-		"THREADBOX_UPLOAD_DIR":               "/var/spool/tb",
-		"THREADBOX_RECONCILE_INTERVAL":       "5m",
-		"THREADBOX_WORKER_METRICS_ADDR":      "0.0.0.0:9090",
-		"LOG_LEVEL":                          "debug",
-		"LOG_FORMAT":                         "json",
+		"DAYTONA_API_URL":                          "https://daytona.example/api",
+		"DAYTONA_API_KEY":                          "dtn_key",
+		"DAYTONA_TARGET":                           "eu",
+		"DAYTONA_AUTO_STOP_INTERVAL":               "30s",
+		"DAYTONA_AUTO_DELETE_INTERVAL":             "7",
+		"DAYTONA_FILES_SANDBOX_AUTO_STOP":          "1h30m",
+		"DAYTONA_FILES_SANDBOX_AUTO_ARCHIVE":       "1440",
+		"DAYTONA_VOLUME_SIZE_GB":                   "3",
+		"DAYTONA_BASE_SNAPSHOT":                    "base:1",
+		"DAYTONA_VOLUME_STRATEGY":                  "shared",
+		"DAYTONA_SHARED_VOLUME":                    "all-users",
+		"DATABASE_URL":                             "postgres://u@db:5432/tb",
+		"TEMPORAL_ADDRESS":                         "temporal:7233",
+		"TEMPORAL_NAMESPACE":                       "prod",
+		"TEMPORAL_TASK_QUEUE":                      "tq",
+		"HTTP_ADDR":                                "0.0.0.0:9000",
+		"THREADBOX_MAX_BODY_BYTES":                 "1024",
+		"THREADBOX_EXEC_OUTPUT_LIMIT":              "2048",
+		"THREADBOX_MAX_EXEC_TIMEOUT":               "10m",
+		"THREADBOX_UPLOAD_DIR":                     "/var/spool/tb",
+		"THREADBOX_UPLOAD_S3_BUCKET":               "uploads",
+		"THREADBOX_UPLOAD_S3_ENDPOINT":             "http://minio:9000",
+		"THREADBOX_UPLOAD_S3_REGION":               "eu-west-1",
+		"THREADBOX_UPLOAD_S3_PREFIX":               "tb/",
+		"THREADBOX_UPLOAD_S3_ACCESS_KEY":           "ak",
+		"THREADBOX_UPLOAD_S3_SECRET_KEY":           "sk",
+		"THREADBOX_RECONCILE_INTERVAL":             "5m",
+		"THREADBOX_WORKER_METRICS_ADDR":            "0.0.0.0:9090",
+		"THREADBOX_MAX_THREADS_PER_USER":           "20",
+		"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER": "3",
+		"THREADBOX_MAX_RUNNING_SANDBOXES":          "40",
+		"THREADBOX_RATE_LIMIT":                     "2.5",
+		"THREADBOX_RATE_BURST":                     "7",
+		"THREADBOX_CORS_ORIGINS":                   "https://ui.example.com,http://localhost:5173",
+		"LOG_LEVEL":                                "debug",
+		"LOG_FORMAT":                               "json",
 	}
 	require.ElementsMatch(t, Names(), keys(env), "the test must set every variable Names lists")
 	cfg, err := Load("", lookupFrom(env))
 	require.NoError(t, err)
 	require.Equal(t, Config{
-		DaytonaAPIURL:         "https://daytona.example/api",
-		DaytonaAPIKey:         "dtn_key",
-		DaytonaTarget:         "eu",
-		AutoStopInterval:      Interval(30 * time.Second),
-		AutoDeleteInterval:    Interval(7 * time.Minute),
-		FilesAutoStopInterval: Interval(90 * time.Minute),
-		FilesAutoArchive:      Interval(24 * time.Hour),
-		VolumeSizeGB:          3,
-		BaseSnapshot:          "base:1",
-		VolumeStrategy:        VolumeShared,
-		SharedVolumeName:      "all-users",
-		DatabaseURL:           "postgres://u@db:5432/tb",
-		TemporalAddress:       "temporal:7233",
-		TemporalNamespace:     "prod",
-		TemporalTaskQueue:     "tq",
-		HTTPAddr:              "0.0.0.0:9000",
-		MaxBodyBytes:          1024,
-		ExecOutputLimit:       2048,
-		MaxExecTimeout:        10 * time.Minute,
-		UploadDir:             "/var/spool/tb",
-		ReconcileInterval:     Interval(5 * time.Minute),
-		WorkerMetricsAddr:     "0.0.0.0:9090",
-		LogLevel:              "debug",
-		LogFormat:             "json",
+		DaytonaAPIURL:              "https://daytona.example/api",
+		DaytonaAPIKey:              "dtn_key",
+		DaytonaTarget:              "eu",
+		AutoStopInterval:           Interval(30 * time.Second),
+		AutoDeleteInterval:         Interval(7 * time.Minute),
+		FilesAutoStopInterval:      Interval(90 * time.Minute),
+		FilesAutoArchive:           Interval(24 * time.Hour),
+		VolumeSizeGB:               3,
+		BaseSnapshot:               "base:1",
+		VolumeStrategy:             VolumeShared,
+		SharedVolumeName:           "all-users",
+		DatabaseURL:                "postgres://u@db:5432/tb",
+		TemporalAddress:            "temporal:7233",
+		TemporalNamespace:          "prod",
+		TemporalTaskQueue:          "tq",
+		HTTPAddr:                   "0.0.0.0:9000",
+		MaxBodyBytes:               1024,
+		ExecOutputLimit:            2048,
+		MaxExecTimeout:             10 * time.Minute,
+		UploadDir:                  "/var/spool/tb",
+		UploadS3Bucket:             "uploads",
+		UploadS3Endpoint:           "http://minio:9000",
+		UploadS3Region:             "eu-west-1",
+		UploadS3Prefix:             "tb/",
+		UploadS3AccessKey:          "ak",
+		UploadS3SecretKey:          "sk",
+		ReconcileInterval:          Interval(5 * time.Minute),
+		WorkerMetricsAddr:          "0.0.0.0:9090",
+		MaxThreadsPerUser:          20,
+		MaxRunningSandboxesPerUser: 3,
+		MaxRunningSandboxes:        40,
+		RateLimit:                  2.5,
+		RateBurst:                  7,
+		CORSOrigins:                []string{"https://ui.example.com", "http://localhost:5173"},
+		LogLevel:                   "debug",
+		LogFormat:                  "json",
 	}, cfg)
 }
 
@@ -115,21 +145,27 @@ func TestParseInterval(t *testing.T) {
 
 func TestBadValuesNameTheVariable(t *testing.T) {
 	cases := map[string]string{
-		"DAYTONA_AUTO_STOP_INTERVAL":      "soon",
-		"DAYTONA_AUTO_DELETE_INTERVAL":    "-3",
-		"DAYTONA_FILES_SANDBOX_AUTO_STOP": "0",
-		"DAYTONA_VOLUME_SIZE_GB":          "ten",
-		"DAYTONA_API_URL":                 "ftp://x",
-		"DAYTONA_VOLUME_STRATEGY":         "per-thread",
-		"DATABASE_URL":                    "mysql://x",
-		"TEMPORAL_ADDRESS":                "nohostport",
-		"HTTP_ADDR":                       "8080",
-		"THREADBOX_MAX_BODY_BYTES":        "0",
-		"THREADBOX_EXEC_OUTPUT_LIMIT":     "-1",
-		"THREADBOX_MAX_EXEC_TIMEOUT":      "forever",
-		"THREADBOX_RECONCILE_INTERVAL":    "-1",
-		"LOG_LEVEL":                       "loud",
-		"LOG_FORMAT":                      "xml",
+		"DAYTONA_AUTO_STOP_INTERVAL":               "soon",
+		"DAYTONA_AUTO_DELETE_INTERVAL":             "-3",
+		"DAYTONA_FILES_SANDBOX_AUTO_STOP":          "0",
+		"DAYTONA_VOLUME_SIZE_GB":                   "ten",
+		"DAYTONA_API_URL":                          "ftp://x",
+		"DAYTONA_VOLUME_STRATEGY":                  "per-thread",
+		"DATABASE_URL":                             "mysql://x",
+		"TEMPORAL_ADDRESS":                         "nohostport",
+		"HTTP_ADDR":                                "8080",
+		"THREADBOX_MAX_BODY_BYTES":                 "0",
+		"THREADBOX_EXEC_OUTPUT_LIMIT":              "-1",
+		"THREADBOX_MAX_EXEC_TIMEOUT":               "forever",
+		"THREADBOX_RECONCILE_INTERVAL":             "-1",
+		"THREADBOX_MAX_THREADS_PER_USER":           "-1",
+		"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER": "many",
+		"THREADBOX_MAX_RUNNING_SANDBOXES":          "-2",
+		"THREADBOX_RATE_LIMIT":                     "-1",
+		"THREADBOX_CORS_ORIGINS":                   "https://ui.example.com/app",
+		"LOG_LEVEL":                                "loud",
+		"LOG_FORMAT":                               "xml",
+		"THREADBOX_UPLOAD_S3_ENDPOINT":             "minio:9000",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -138,6 +174,16 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 			require.Contains(t, err.Error(), name)
 		})
 	}
+	for _, origin := range []string{"*", "https://*.example.com", "ui.example.com", "ftp://x", "https://u@x", "https://x?y"} {
+		_, err := Load("", lookupFrom(map[string]string{"THREADBOX_CORS_ORIGINS": origin}))
+		require.ErrorContains(t, err, "THREADBOX_CORS_ORIGINS", origin)
+	}
+	_, err := Load("", lookupFrom(map[string]string{"THREADBOX_RATE_BURST": "0"}))
+	require.ErrorContains(t, err, "THREADBOX_RATE_BURST")
+	t.Run("a bucket without keys", func(t *testing.T) {
+		_, err := Load("", lookupFrom(map[string]string{"THREADBOX_UPLOAD_S3_BUCKET": "b", "THREADBOX_UPLOAD_S3_ACCESS_KEY": "ak"}))
+		require.ErrorContains(t, err, "THREADBOX_UPLOAD_S3_SECRET_KEY")
+	})
 	t.Run("zero volume size", func(t *testing.T) {
 		_, err := Load("", lookupFrom(map[string]string{"DAYTONA_VOLUME_SIZE_GB": "0"}))
 		require.ErrorContains(t, err, "DAYTONA_VOLUME_SIZE_GB")

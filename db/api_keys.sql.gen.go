@@ -7,22 +7,24 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
 
 const createAPIKey = `-- name: CreateAPIKey :one
-INSERT INTO api_keys (id, user_id, key_hash, key_prefix, is_admin)
-VALUES ($1, $2, $3, $4, $5)
-RETURNING id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at
+INSERT INTO api_keys (id, user_id, key_hash, key_prefix, is_admin, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at, expires_at, last_used_at
 `
 
 type CreateAPIKeyParams struct {
-	ID        uuid.UUID `json:"id"`
-	UserID    string    `json:"user_id"`
-	KeyHash   []byte    `json:"key_hash"`
-	KeyPrefix string    `json:"key_prefix"`
-	IsAdmin   bool      `json:"is_admin"`
+	ID        uuid.UUID  `json:"id"`
+	UserID    string     `json:"user_id"`
+	KeyHash   []byte     `json:"key_hash"`
+	KeyPrefix string     `json:"key_prefix"`
+	IsAdmin   bool       `json:"is_admin"`
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (ApiKey, error) {
@@ -32,6 +34,7 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (Api
 		arg.KeyHash,
 		arg.KeyPrefix,
 		arg.IsAdmin,
+		arg.ExpiresAt,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -42,14 +45,39 @@ func (q *Queries) CreateAPIKey(ctx context.Context, arg CreateAPIKeyParams) (Api
 		&i.IsAdmin,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.ExpiresAt,
+		&i.LastUsedAt,
+	)
+	return i, err
+}
+
+const getAPIKey = `-- name: GetAPIKey :one
+SELECT id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at, expires_at, last_used_at FROM api_keys WHERE id = $1
+`
+
+func (q *Queries) GetAPIKey(ctx context.Context, id uuid.UUID) (ApiKey, error) {
+	row := q.db.QueryRow(ctx, getAPIKey, id)
+	var i ApiKey
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.KeyHash,
+		&i.KeyPrefix,
+		&i.IsAdmin,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.ExpiresAt,
+		&i.LastUsedAt,
 	)
 	return i, err
 }
 
 const getActiveAPIKeyByHash = `-- name: GetActiveAPIKeyByHash :one
-SELECT id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+SELECT id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at, expires_at, last_used_at FROM api_keys
+WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 `
 
+// A key that verifies: not revoked and not expired.
 func (q *Queries) GetActiveAPIKeyByHash(ctx context.Context, keyHash []byte) (ApiKey, error) {
 	row := q.db.QueryRow(ctx, getActiveAPIKeyByHash, keyHash)
 	var i ApiKey
@@ -61,16 +89,28 @@ func (q *Queries) GetActiveAPIKeyByHash(ctx context.Context, keyHash []byte) (Ap
 		&i.IsAdmin,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.ExpiresAt,
+		&i.LastUsedAt,
 	)
 	return i, err
 }
 
-const listAPIKeysByUser = `-- name: ListAPIKeysByUser :many
-SELECT id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at FROM api_keys WHERE user_id = $1 ORDER BY created_at
+const listAPIKeys = `-- name: ListAPIKeys :many
+SELECT id, user_id, key_hash, key_prefix, is_admin, created_at, revoked_at, expires_at, last_used_at FROM api_keys
+WHERE ($1::text IS NULL OR user_id = $1)
+  AND ($2::boolean OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+ORDER BY created_at, id
 `
 
-func (q *Queries) ListAPIKeysByUser(ctx context.Context, userID string) ([]ApiKey, error) {
-	rows, err := q.db.Query(ctx, listAPIKeysByUser, userID)
+type ListAPIKeysParams struct {
+	UserID          *string `json:"user_id"`
+	IncludeInactive bool    `json:"include_inactive"`
+}
+
+// Keys, oldest first: of one user when user_id is given, else all; revoked
+// and expired keys only when asked for.
+func (q *Queries) ListAPIKeys(ctx context.Context, arg ListAPIKeysParams) ([]ApiKey, error) {
+	rows, err := q.db.Query(ctx, listAPIKeys, arg.UserID, arg.IncludeInactive)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +126,8 @@ func (q *Queries) ListAPIKeysByUser(ctx context.Context, userID string) ([]ApiKe
 			&i.IsAdmin,
 			&i.CreatedAt,
 			&i.RevokedAt,
+			&i.ExpiresAt,
+			&i.LastUsedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -107,4 +149,16 @@ func (q *Queries) RevokeAPIKey(ctx context.Context, id uuid.UUID) (int64, error)
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const touchAPIKey = `-- name: TouchAPIKey :exec
+UPDATE api_keys SET last_used_at = now()
+WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+`
+
+// Records a use, at most once a minute per key whatever the number of API
+// replicas: a later touch within the minute changes nothing.
+func (q *Queries) TouchAPIKey(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, touchAPIKey, id)
+	return err
 }

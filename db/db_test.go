@@ -65,7 +65,8 @@ func TestAPIKeyQueriesRoundTrip(t *testing.T) {
 	require.Equal(t, created.ID, got.ID)
 	require.Equal(t, "u1", got.UserID)
 
-	list, err := q.ListAPIKeysByUser(ctx, "u1")
+	user := "u1"
+	list, err := q.ListAPIKeys(ctx, db.ListAPIKeysParams{UserID: &user})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 

@@ -11,7 +11,7 @@ import (
 )
 
 const listLifecycleEvents = `-- name: ListLifecycleEvents :many
-SELECT id, dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at FROM lifecycle_events
+SELECT id, dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at, stop_deadline FROM lifecycle_events
 WHERE entity_kind = $1 AND user_id = $2 AND entity_id = $3
 ORDER BY occurred_at, id
 `
@@ -42,6 +42,7 @@ func (q *Queries) ListLifecycleEvents(ctx context.Context, arg ListLifecycleEven
 			&i.Cause,
 			&i.Detail,
 			&i.OccurredAt,
+			&i.StopDeadline,
 		); err != nil {
 			return nil, err
 		}
@@ -53,22 +54,61 @@ func (q *Queries) ListLifecycleEvents(ctx context.Context, arg ListLifecycleEven
 	return items, nil
 }
 
+const previousRunBoundary = `-- name: PreviousRunBoundary :one
+SELECT event, occurred_at FROM lifecycle_events
+WHERE entity_kind = $1 AND user_id = $2 AND entity_id = $3
+  AND occurred_at <= $4 AND dedup_key <> $5 AND event = ANY($6::text[])
+ORDER BY occurred_at DESC, id DESC
+LIMIT 1
+`
+
+type PreviousRunBoundaryParams struct {
+	EntityKind string    `json:"entity_kind"`
+	UserID     string    `json:"user_id"`
+	EntityID   string    `json:"entity_id"`
+	At         time.Time `json:"at"`
+	DedupKey   string    `json:"dedup_key"`
+	Boundaries []string  `json:"boundaries"`
+}
+
+type PreviousRunBoundaryRow struct {
+	Event      string    `json:"event"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+// The entity's last row up to @at, other than @dedup_key's, that starts or
+// ends a running interval: whether a sandbox was running, and since when.
+func (q *Queries) PreviousRunBoundary(ctx context.Context, arg PreviousRunBoundaryParams) (PreviousRunBoundaryRow, error) {
+	row := q.db.QueryRow(ctx, previousRunBoundary,
+		arg.EntityKind,
+		arg.UserID,
+		arg.EntityID,
+		arg.At,
+		arg.DedupKey,
+		arg.Boundaries,
+	)
+	var i PreviousRunBoundaryRow
+	err := row.Scan(&i.Event, &i.OccurredAt)
+	return i, err
+}
+
 const recordLifecycleEvent = `-- name: RecordLifecycleEvent :execrows
-INSERT INTO lifecycle_events (dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO lifecycle_events (dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at, stop_deadline)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (dedup_key) DO NOTHING
 `
 
 type RecordLifecycleEventParams struct {
-	DedupKey   string    `json:"dedup_key"`
-	EntityKind string    `json:"entity_kind"`
-	UserID     string    `json:"user_id"`
-	EntityID   string    `json:"entity_id"`
-	SandboxID  string    `json:"sandbox_id"`
-	Event      string    `json:"event"`
-	Cause      string    `json:"cause"`
-	Detail     string    `json:"detail"`
-	OccurredAt time.Time `json:"occurred_at"`
+	DedupKey     string     `json:"dedup_key"`
+	EntityKind   string     `json:"entity_kind"`
+	UserID       string     `json:"user_id"`
+	EntityID     string     `json:"entity_id"`
+	SandboxID    string     `json:"sandbox_id"`
+	Event        string     `json:"event"`
+	Cause        string     `json:"cause"`
+	Detail       string     `json:"detail"`
+	OccurredAt   time.Time  `json:"occurred_at"`
+	StopDeadline *time.Time `json:"stop_deadline"`
 }
 
 func (q *Queries) RecordLifecycleEvent(ctx context.Context, arg RecordLifecycleEventParams) (int64, error) {
@@ -82,9 +122,82 @@ func (q *Queries) RecordLifecycleEvent(ctx context.Context, arg RecordLifecycleE
 		arg.Cause,
 		arg.Detail,
 		arg.OccurredAt,
+		arg.StopDeadline,
 	)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const usageEvents = `-- name: UsageEvents :many
+SELECT id, dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at, stop_deadline FROM (
+    SELECT e.id, e.dedup_key, e.entity_kind, e.user_id, e.entity_id, e.sandbox_id, e.event, e.cause, e.detail, e.occurred_at, e.stop_deadline FROM lifecycle_events e
+    WHERE e.entity_kind IN ('thread', 'files') AND e.event = ANY($1::text[])
+      AND e.occurred_at >= $2 AND e.occurred_at < $3
+      AND ($4::text = '' OR e.user_id = $4)
+    UNION ALL
+    SELECT b.id, b.dedup_key, b.entity_kind, b.user_id, b.entity_id, b.sandbox_id, b.event, b.cause, b.detail, b.occurred_at, b.stop_deadline FROM (
+        SELECT DISTINCT ON (entity_kind, user_id, entity_id) id, dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at, stop_deadline FROM lifecycle_events
+        WHERE entity_kind IN ('thread', 'files') AND event = ANY($1::text[])
+          AND occurred_at < $2 AND ($4::text = '' OR user_id = $4)
+        ORDER BY entity_kind, user_id, entity_id, occurred_at DESC, id DESC
+    ) b
+    UNION ALL
+    SELECT a.id, a.dedup_key, a.entity_kind, a.user_id, a.entity_id, a.sandbox_id, a.event, a.cause, a.detail, a.occurred_at, a.stop_deadline FROM (
+        SELECT DISTINCT ON (entity_kind, user_id, entity_id) id, dedup_key, entity_kind, user_id, entity_id, sandbox_id, event, cause, detail, occurred_at, stop_deadline FROM lifecycle_events
+        WHERE entity_kind IN ('thread', 'files') AND event = ANY($1::text[])
+          AND occurred_at >= $3 AND ($4::text = '' OR user_id = $4)
+        ORDER BY entity_kind, user_id, entity_id, occurred_at, id
+    ) a
+) rows
+ORDER BY entity_kind, user_id, entity_id, occurred_at, id
+`
+
+type UsageEventsParams struct {
+	Boundaries  []string  `json:"boundaries"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	UserID      string    `json:"user_id"`
+}
+
+// The rows that decide sandboxes' running time in a period: the boundaries
+// inside it, each entity's last boundary before it (its state at the start)
+// and first after it (how an interval open at the end ended), optionally for
+// one user.
+func (q *Queries) UsageEvents(ctx context.Context, arg UsageEventsParams) ([]LifecycleEvent, error) {
+	rows, err := q.db.Query(ctx, usageEvents,
+		arg.Boundaries,
+		arg.PeriodStart,
+		arg.PeriodEnd,
+		arg.UserID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []LifecycleEvent{}
+	for rows.Next() {
+		var i LifecycleEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.DedupKey,
+			&i.EntityKind,
+			&i.UserID,
+			&i.EntityID,
+			&i.SandboxID,
+			&i.Event,
+			&i.Cause,
+			&i.Detail,
+			&i.OccurredAt,
+			&i.StopDeadline,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -11,13 +11,29 @@ import (
 )
 
 type ApiKey struct {
-	ID        uuid.UUID  `json:"id"`
+	ID         uuid.UUID  `json:"id"`
+	UserID     string     `json:"user_id"`
+	KeyHash    []byte     `json:"key_hash"`
+	KeyPrefix  string     `json:"key_prefix"`
+	IsAdmin    bool       `json:"is_admin"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+type DavLock struct {
+	Token     string     `json:"token"`
 	UserID    string     `json:"user_id"`
-	KeyHash   []byte     `json:"key_hash"`
-	KeyPrefix string     `json:"key_prefix"`
-	IsAdmin   bool       `json:"is_admin"`
+	Root      string     `json:"root"`
+	ZeroDepth bool       `json:"zero_depth"`
+	Shared    bool       `json:"shared"`
+	Transient bool       `json:"transient"`
+	OwnerXml  string     `json:"owner_xml"`
+	TimeoutS  int64      `json:"timeout_s"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	HeldUntil *time.Time `json:"held_until"`
 	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
 }
 
 type DeadProp struct {
@@ -29,16 +45,23 @@ type DeadProp struct {
 }
 
 type LifecycleEvent struct {
-	ID         int64     `json:"id"`
-	DedupKey   string    `json:"dedup_key"`
-	EntityKind string    `json:"entity_kind"`
-	UserID     string    `json:"user_id"`
-	EntityID   string    `json:"entity_id"`
-	SandboxID  string    `json:"sandbox_id"`
-	Event      string    `json:"event"`
-	Cause      string    `json:"cause"`
-	Detail     string    `json:"detail"`
-	OccurredAt time.Time `json:"occurred_at"`
+	ID           int64      `json:"id"`
+	DedupKey     string     `json:"dedup_key"`
+	EntityKind   string     `json:"entity_kind"`
+	UserID       string     `json:"user_id"`
+	EntityID     string     `json:"entity_id"`
+	SandboxID    string     `json:"sandbox_id"`
+	Event        string     `json:"event"`
+	Cause        string     `json:"cause"`
+	Detail       string     `json:"detail"`
+	OccurredAt   time.Time  `json:"occurred_at"`
+	StopDeadline *time.Time `json:"stop_deadline"`
+}
+
+type RunningSandbox struct {
+	SandboxType string `json:"sandbox_type"`
+	UserID      string `json:"user_id"`
+	ThreadID    string `json:"thread_id"`
 }
 
 type Sandbox struct {
@@ -53,6 +76,14 @@ type Sandbox struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	DeletedAt   *time.Time `json:"deleted_at"`
+}
+
+type SandboxClaim struct {
+	Token       uuid.UUID `json:"token"`
+	SandboxType string    `json:"sandbox_type"`
+	UserID      string    `json:"user_id"`
+	ThreadID    string    `json:"thread_id"`
+	ExpiresAt   time.Time `json:"expires_at"`
 }
 
 type Skill struct {
@@ -123,6 +154,18 @@ type Upload struct {
 	State       string     `json:"state"`
 	CreatedAt   time.Time  `json:"created_at"`
 	CompletedAt *time.Time `json:"completed_at"`
+}
+
+type UploadLock struct {
+	UploadID  string    `json:"upload_id"`
+	Holder    string    `json:"holder"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type UploadSpool struct {
+	UploadID  string    `json:"upload_id"`
+	SpoolID   string    `json:"spool_id"`
+	TouchedAt time.Time `json:"touched_at"`
 }
 
 type Volume struct {

@@ -270,6 +270,7 @@ type State struct {
 	LastUseAt    time.Time            `json:"LastUseAt"`
 	StoppedAt    time.Time            `json:"StoppedAt"`
 	Leases       map[string]time.Time `json:"Leases"`       // lease id → expiry
+	LeasedUntil  time.Time            `json:"LeasedUntil"`  // latest expiry of a lease that ended by itself: the stop deadline never comes before it
 	AutoStopAt   time.Time            `json:"AutoStopAt"`   // zero unless running
 	AutoDeleteAt time.Time            `json:"AutoDeleteAt"` // zero unless stopped and AutoDelete > 0
 	Error        string               `json:"Error"`

@@ -47,6 +47,30 @@ const (
 	// VolumeQuotaBytes is the per-user quota (DAYTONA_VOLUME_SIZE_GB).
 	VolumeQuotaBytes = "threadbox_volume_quota_bytes"
 
+	// AdmissionLimit is each admission limit's configured value, by limit
+	// (thread_limit and sandbox_limit per user, total_sandbox_limit,
+	// rate_limited in requests per second per key and replica); a limit
+	// that is off is left out.
+	AdmissionLimit = "threadbox_admission_limit"
+	// AdmissionUsage is the usage each limit is compared with, read from
+	// PostgreSQL at scrape time: running sandboxes in total
+	// (total_sandbox_limit), the most running agent sandboxes of any user
+	// (sandbox_limit), the most live threads of any user (thread_limit).
+	AdmissionUsage = "threadbox_admission_usage"
+	// AdmissionUsersAtLimit is the number of users at a per-user limit.
+	AdmissionUsersAtLimit = "threadbox_admission_users_at_limit"
+	// AdmissionRefused counts requests refused with 429, by limit.
+	AdmissionRefused = "threadbox_admission_refused_total"
+
+	// SandboxSeconds counts the seconds sandboxes ran, by kind (agent,
+	// files), from the lifecycle ledger as each running interval ends (the
+	// usage report's numbers; activities.Metrics).
+	SandboxSeconds = "threadbox_sandbox_seconds_total"
+	// SandboxStopDelay is how long after its policy deadline (last use +
+	// auto-stop, or the last lease) an idle sandbox was stopped, by kind:
+	// the ledger's "late stops".
+	SandboxStopDelay = "threadbox_sandbox_stop_delay_seconds"
+
 	// TemporalWorkflowTaskFailures is the Temporal SDK's count of failed
 	// workflow tasks (a panic, a non-determinism error), exported by the
 	// worker through TemporalHandler.
@@ -64,16 +88,9 @@ const (
 	// kind (thread, files) and result (hit, miss); a hit is an exec or file
 	// call that skipped Temporal. To be recorded in the API's sandbox client.
 	HotPathCacheLookups = "threadbox_hotpath_cache_lookups_total"
-	// SandboxSeconds counts the seconds sandboxes ran, by kind (agent, files),
-	// from the lifecycle ledger (the usage report's numbers).
-	SandboxSeconds = "threadbox_sandbox_seconds_total"
-	// SandboxStopDelay is how long after its policy deadline (last use +
-	// auto-stop, or the last lease) a sandbox was stopped, by kind: the
-	// ledger's "late stops".
-	SandboxStopDelay = "threadbox_sandbox_stop_delay_seconds"
 )
 
 // Pending lists the names above that no process exports yet.
 func Pending() []string {
-	return []string{HotPathCacheLookups, SandboxSeconds, SandboxStopDelay}
+	return []string{HotPathCacheLookups}
 }

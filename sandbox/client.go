@@ -38,6 +38,11 @@ type Options struct {
 	Thread entity.Config
 	Files  entity.Config
 	Logger *slog.Logger
+	// Admit, when set, runs before an ensure-running that goes to the
+	// workflow (never on the cached path), after the use's Guard: it may
+	// refuse the use (a limit on running sandboxes, package admission), and
+	// its release runs once that ensure is over, successful or not.
+	Admit func(ctx context.Context, ref entity.Ref) (release func(), err error)
 	// EnsureTimeout bounds one ensure-running round trip that several
 	// requests share (default entity.MaxEnsureWait + 30 s).
 	EnsureTimeout time.Duration
@@ -79,6 +84,9 @@ type entry struct {
 	// sandbox because of uses this client reported (leases are left out:
 	// they can be released early).
 	horizon time.Time
+	// incarnation is what the use's guard answered when the window was
+	// cached (a thread row's life); another answer drops the window.
+	incarnation string
 
 	pending  time.Time // latest use not yet reported
 	lastSent time.Time
@@ -176,6 +184,15 @@ func (c *Client) Forget(ref entity.Ref) {
 	c.mu.Lock()
 	if e := c.entries[ref.WorkflowID()]; e != nil {
 		e.valid = false
+	}
+	c.mu.Unlock()
+}
+
+// setIncarnation records the guard's answer for the cached window.
+func (c *Client) setIncarnation(ref entity.Ref, incarnation string) {
+	c.mu.Lock()
+	if e := c.entries[ref.WorkflowID()]; e != nil {
+		e.incarnation = incarnation
 	}
 	c.mu.Unlock()
 }

@@ -10,8 +10,16 @@ import (
 
 // Lease takes a client-requested lease of ttl inside ensure-running: the
 // sandbox runs when it returns and is not auto-stopped before the lease
-// expires or is released.
+// expires or is released. It may start the sandbox, so it is admitted like
+// any ensure that goes to the workflow (Options.Admit).
 func (c *Client) Lease(ctx context.Context, ref entity.Ref, leaseID string, ttl time.Duration) (entity.EnsureResult, error) {
+	if c.opts.Admit != nil {
+		release, err := c.opts.Admit(ctx, ref)
+		if err != nil {
+			return entity.EnsureResult{}, err
+		}
+		defer release()
+	}
 	res, _, _, err := c.update(ctx, ref, &entity.LeaseRequest{ID: leaseID, TTL: ttl})
 	return res, err
 }

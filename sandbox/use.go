@@ -33,10 +33,14 @@ type UseOptions struct {
 	// command's timeout); a use that runs longer is held anyway (see Use),
 	// Need only decides whether the cached window suffices up front.
 	Need time.Duration
-	// Guard runs before any Temporal call, never on the cached path: the
-	// thread routes check the thread row there, so a deleted thread answers
-	// 404 instead of coming back.
-	Guard func(context.Context) error
+	// Guard runs before every use, the cached ones included: the thread
+	// routes check the thread row there, so a deleted thread answers 404
+	// instead of coming back, and a thread deleted through another replica
+	// is not used through this one's cached window (a user delete ends the
+	// workflow's promise early, and only the row says so at once). It
+	// returns the entity's incarnation (a revived thread's is new): a
+	// window cached for another incarnation is not used.
+	Guard func(context.Context) (incarnation string, err error)
 	// Replayable reports whether fn may run again after it failed (a
 	// streamed request body that was partly consumed, or a response already
 	// started, cannot). nil means yes.
@@ -101,18 +105,31 @@ func (sb *Sandbox) Gone(ctx context.Context, err error) bool {
 // ensure returns the entity's running sandbox, guaranteed to stay up for at
 // least need from now: from the cache when it fits, else through the
 // workflow. When the result holds a lease, done releases it.
-func (c *Client) ensure(ctx context.Context, ref entity.Ref, need time.Duration, guard func(context.Context) error) (*Sandbox, error) {
+func (c *Client) ensure(ctx context.Context, ref entity.Ref, need time.Duration, guard func(context.Context) (string, error)) (*Sandbox, error) {
 	id := ref.WorkflowID()
 	margin := c.margin(ref.Kind)
 	now := c.opts.Now()
 	c.mu.Lock()
 	if e := c.entries[id]; e != nil && e.valid && now.Add(need+margin).Before(e.horizon) {
 		out := &Sandbox{Ref: ref, Result: e.res, Toolbox: e.tb, Cached: true, c: c}
+		incarnation := e.incarnation
 		c.mu.Unlock()
-		c.touch(ref, now)
-		return out, nil
+		fresh := true
+		if guard != nil {
+			got, err := guard(ctx)
+			if err != nil {
+				return nil, err
+			}
+			fresh = got == incarnation
+		}
+		if fresh {
+			c.touch(ref, now)
+			return out, nil
+		}
+		c.Forget(ref) // cached for an earlier life of the entity
+	} else {
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 
 	// A thread deleted a moment ago may still have a closing run, which
 	// refuses new work; once it has closed, Update-With-Start starts a new
@@ -120,12 +137,24 @@ func (c *Client) ensure(ctx context.Context, ref entity.Ref, need time.Duration,
 	// deleted answers 404 instead of coming back.
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		incarnation := ""
 		if guard != nil {
-			if err := guard(ctx); err != nil {
+			var err error
+			if incarnation, err = guard(ctx); err != nil {
 				return nil, err
 			}
 		}
+		if attempt == 0 && c.opts.Admit != nil {
+			release, err := c.opts.Admit(ctx, ref)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
+		}
 		out, err := c.ensureCold(ctx, ref, need, margin)
+		if err == nil {
+			c.setIncarnation(ref, incarnation)
+		}
 		if err == nil || !entityEnding(err) || attempt >= 20 {
 			return out, err
 		}

@@ -261,6 +261,9 @@ func (e *entityRun) ready() bool {
 // after the last use, and never before a live lease expires.
 func (e *entityRun) stopDeadline() time.Time {
 	d := e.st.LastUseAt.Add(e.in.Config.AutoStop)
+	if e.st.LeasedUntil.After(d) {
+		d = e.st.LeasedUntil
+	}
 	for _, exp := range e.st.Leases { // a max does not depend on map order
 		if exp.After(d) {
 			d = exp
@@ -283,6 +286,9 @@ func (e *entityRun) pruneLeases(now time.Time) {
 	for id, exp := range e.st.Leases {
 		if !exp.After(now) {
 			delete(e.st.Leases, id)
+			if exp.After(e.st.LeasedUntil) {
+				e.st.LeasedUntil = exp
+			}
 		}
 	}
 }

@@ -100,6 +100,11 @@ func (e *entityRun) refreshActivity(ctx workflow.Context) error {
 // ledger row (which also updates the thread row the API serves). A ledger
 // failure after its retries is logged, never allowed to stall the lifecycle.
 func (e *entityRun) transition(ctx workflow.Context, event, cause, detail string) {
+	e.transitionWith(ctx, event, cause, detail, nil)
+}
+
+// transitionWith is transition with the ledger row amended by amend.
+func (e *entityRun) transitionWith(ctx workflow.Context, event, cause, detail string, amend func(*activities.LifecycleEvent)) {
 	e.seq++
 	e.upsertSearchAttributes(ctx, false)
 	workflow.SetCurrentDetails(ctx, e.details(""))
@@ -123,6 +128,9 @@ func (e *entityRun) transition(ctx workflow.Context, event, cause, detail string
 	}
 	if e.st.Phase == entity.PhaseRunning {
 		ev.AutoStopAt = e.stopDeadline()
+	}
+	if amend != nil {
+		amend(&ev)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,

@@ -335,6 +335,7 @@ func userFacingFailure(err error) string {
 
 // stop stops the sandbox once its deadline passed and no lease is live.
 func (e *entityRun) stop(ctx workflow.Context) {
+	deadline := e.stopDeadline() // the policy this stop carries out, for the ledger
 	e.op = opStopping
 	res, err := e.stopSandbox(ctx)
 	e.op = opNone
@@ -356,7 +357,7 @@ func (e *entityRun) stop(ctx workflow.Context) {
 	if e.in.Config.AutoDelete > 0 {
 		e.st.AutoDeleteAt = now.Add(e.in.Config.AutoDelete)
 	}
-	e.transition(ctx, "stopped", activities.CauseIdleTimer, "")
+	e.transitionWith(ctx, "stopped", activities.CauseIdleTimer, "", func(ev *activities.LifecycleEvent) { ev.StopDeadline = deadline })
 }
 
 // lost records that Daytona no longer has the sandbox (its backstop or an

@@ -1,5 +1,5 @@
-// Package admin serves /v1/admin: skills (upload, validation status) and
-// snapshot versions (list, activate, roll back). The server only routes
+// Package admin serves /v1/admin: skills (upload, validation status),
+// snapshot versions (list, activate, roll back) and the usage report. The server only routes
 // admin keys here (403 otherwise); the work itself runs in the skills and
 // snapshot workflows, which these routes start and read.
 package admin
@@ -35,6 +35,7 @@ func (a *Routes) Register(g *echo.Group) {
 	g.GET("/snapshots/:id", a.getSnapshot)
 	g.POST("/snapshots/:id/activate", a.activateSnapshot)
 	g.POST("/snapshots/rollback", a.rollbackSnapshot)
+	g.GET("/usage", a.usage)
 }
 
 // actor is the admin acting (set by the API's authentication).

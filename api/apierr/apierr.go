@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/threadbox/threadbox/admission"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/daytona"
@@ -69,6 +70,10 @@ func Classify(err error) *Error {
 	var apiErr *Error
 	if errors.As(err, &apiErr) {
 		return apiErr
+	}
+	var limit *admission.Error
+	if errors.As(err, &limit) {
+		return &Error{Status: http.StatusTooManyRequests, Code: limit.Limit, Message: limit.Message(), RetryAfter: limit.RetryAfter}
 	}
 	if e := classifyHTTP(err); e != nil {
 		return e

@@ -11,7 +11,8 @@
 //   - fs.go, file*.go, statcache.go: webdav.FileSystem over a Volume with a
 //     request-scoped stat cache, lazy ranged reads and streamed writes.
 //   - props*.go: dead properties in PostgreSQL, plus RFC 4331 quota properties.
-//   - locks.go: per-user in-memory lock systems with clamped timeouts.
+//   - lock.go, locks.go, ifheader.go: LOCK, the engine's lock system over
+//     the lock table every replica shares (package davlock), the If header.
 //   - handler.go: the wrapper that fixes the engine's known bugs.
 //   - quota.go: volume usage accounting.
 package dav

@@ -2,11 +2,10 @@ package dav
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
 	"time"
-
-	"golang.org/x/net/webdav"
 
 	"github.com/threadbox/threadbox/api/httpio"
 	"github.com/threadbox/threadbox/daytona"
@@ -41,6 +40,23 @@ func (f *fileInfo) ContentType(context.Context) (string, error) {
 	return httpio.ContentType(f.name), nil
 }
 
-// ETag falls back to the engine's modtime+size tag: the toolbox offers no
-// content hash.
-func (f *fileInfo) ETag(context.Context) (string, error) { return "", webdav.ErrNotImplemented }
+// ETag is the engine's own default tag, modification time and size (the
+// toolbox offers no content hash), given here so the If header's entity
+// tags are compared with exactly what GET and PROPFIND answer.
+func (f *fileInfo) ETag(context.Context) (string, error) {
+	return fmt.Sprintf(`"%x%x"`, f.fi.ModTime.UnixNano(), f.fi.Size), nil
+}
+
+// etag is the current ETag of volume path p, for the If header; false when
+// p does not exist.
+func (fs *FS) etag(ctx context.Context, p string) (string, bool, error) {
+	fi, err := fs.Stat(ctx, p)
+	if os.IsNotExist(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	tag, err := fi.(*fileInfo).ETag(ctx)
+	return tag, true, err
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/threadbox/threadbox/api/httpio"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
+	"github.com/threadbox/threadbox/davlock"
 	"github.com/threadbox/threadbox/volume"
 	"golang.org/x/net/webdav"
 )
@@ -41,9 +42,17 @@ const DefaultMaxLockTimeout = time.Hour
 //   - MOVE without Overwrite means T (RFC 4918), not F (golang/go#66059).
 //   - Destination is reduced to its path: proxies that rewrite Host made the
 //     engine answer 502; the path itself is validated like the request's.
-//   - LOCK timeouts are clamped (missing would be an infinite lock).
+//   - LOCK timeouts are clamped (missing would be an infinite lock), and
+//     LOCK itself is served by the wrapper (lock.go): shared locks too, and
+//     a lockroot with the mount prefix. Locks live in PostgreSQL (davlock),
+//     shared by every replica.
+//   - The If header is evaluated whole, entity tags and "Not" included
+//     (ifheader.go); the engine ignored both.
+//   - An XML body binding a prefix to the empty namespace is 400 (the
+//     engine's XML decoder accepts it).
 //   - GET/HEAD get a Content-Type from the extension, so the engine never
-//     reads 512 bytes to sniff one.
+//     reads 512 bytes to sniff one, and the headers that keep user content
+//     from running on the API's origin (httpio.UserContentHeaders).
 //   - Failures the engine flattens into 405/403/500 (quota, sandbox down) are
 //     answered with their real status, in the API's JSON error shape.
 //   - A files sandbox found stopped behind the cache is started again and the
@@ -56,7 +65,8 @@ const DefaultMaxLockTimeout = time.Hour
 type Handler struct {
 	// Prefix is the mount point, e.g. "/dav" (no trailing slash).
 	Prefix string
-	Locks  *Locks
+	// Locks is the lock table every replica shares.
+	Locks *davlock.Store
 	// MaxLockTimeout caps LOCK timeouts (DefaultMaxLockTimeout when 0).
 	MaxLockTimeout time.Duration
 	Logger         *slog.Logger
@@ -81,16 +91,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !h.fixRequest(w, r, src) {
+	dst, ok := h.fixRequest(w, r, src)
+	if !ok {
 		return
 	}
 	// Bodies other than PUT's are small XML documents: read them whole
 	// (capped) so a use retried after a stopped files sandbox sees them
 	// again. PUT streams; it can be retried only before its first byte.
 	xmlBody, err := h.readXMLBody(w, r)
+	if err == nil {
+		err = checkNamespaces(xmlBody)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	var ifh ifHeader
+	if hdr := r.Header.Get("If"); hdr != "" {
+		if ifh, ok = parseIf(hdr); !ok {
+			h.fail(w, r, apierr.BadRequest("invalid_if_header", "the If header is malformed (RFC 4918 §10.4)"))
+			return
+		}
 	}
 	ctx := r.Context()
 	if r.Method == http.MethodPut && r.ContentLength >= 0 {
@@ -112,10 +133,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if xmlBody != nil {
 			r.Body = io.NopCloser(bytes.NewReader(xmlBody))
 		}
+		if ifh != nil {
+			holds, err := ifh.holds(ctx, src, h.volumePath, ifState{locks: lockCache(h.Locks, p.UserID, time.Now()), etag: fs.etag})
+			if err != nil {
+				return err
+			}
+			if !holds {
+				writeStatus(w, http.StatusPreconditionFailed)
+				return nil
+			}
+			// Evaluated: the engine only has to know there was a header, so it
+			// confirms the request's locks once (its own evaluation would skip
+			// a list tagged with another host, e.g. behind a proxy).
+			r.Header.Set("If", "(<"+evaluatedIf+">)")
+		}
+		if r.Method == "LOCK" {
+			return h.serveLock(ctx, w, r, fs, p.UserID, src, xmlBody, ifh)
+		}
+		locks := &requestLocks{ctx: ctx, store: h.Locks, user: p.UserID, src: src, dst: dst,
+			tree: r.Method == http.MethodDelete || r.Method == "MOVE" || r.Method == "COPY", presented: ifh.tokens(), fs: fs}
+		defer locks.releaseAll()
 		engine := &webdav.Handler{
 			Prefix:     h.Prefix,
 			FileSystem: fs,
-			LockSystem: noteLocks{LockSystem: h.Locks.For(p.UserID), fs: fs},
+			LockSystem: locks,
 			Logger: func(r *http.Request, err error) {
 				if err != nil && h.Logger != nil {
 					h.Logger.DebugContext(r.Context(), "webdav", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -131,9 +172,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// evaluatedIf is the state token the wrapper leaves in an If header it has
+// evaluated (any absolute URI would do; requestLocks ignores conditions).
+const evaluatedIf = "urn:threadbox:if-header-evaluated"
+
 // fail answers err in the API's JSON error shape (its status from apierr).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Del("ETag")
+	w.Header().Del("Content-Disposition")
 	apierr.Respond(w, r, err, h.logger(), "component", "webdav")
 }
 
@@ -197,9 +243,9 @@ func (h *Handler) volumePath(p string) (string, error) {
 	return clientpath.Volume(rest)
 }
 
-// fixRequest applies the request-side fixes; false means a response was
-// written.
-func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string) bool {
+// fixRequest applies the request-side fixes and returns the volume path of
+// a COPY's or MOVE's Destination; false means a response was written.
+func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string) (dst string, ok bool) {
 	switch r.Method {
 	case "PROPFIND":
 		if d := r.Header.Get("Depth"); d != "0" && d != "1" {
@@ -207,7 +253,7 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 			w.WriteHeader(http.StatusForbidden)
 			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="utf-8"?>` +
 				`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`))
-			return false
+			return "", false
 		}
 	case "COPY", "MOVE":
 		hdr := r.Header.Get("Destination")
@@ -217,17 +263,17 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		u, err := url.Parse(hdr)
 		if err != nil {
 			h.fail(w, r, &clientpath.Error{Reason: "Destination is not a URL"})
-			return false
+			return "", false
 		}
-		dst, err := h.volumePath(u.Path)
+		dst, err = h.volumePath(u.Path)
 		if err != nil {
 			h.fail(w, r, err)
-			return false
+			return "", false
 		}
 		// Everything is inside the root: copying it anywhere would recurse.
 		if src == "/" || strings.HasPrefix(dst, src+"/") {
 			h.fail(w, r, apierr.New(http.StatusForbidden, "forbidden", "cannot copy or move a resource into itself"))
-			return false
+			return "", false
 		}
 		r.Header.Set("Destination", (&url.URL{Path: u.Path}).EscapedPath())
 		if r.Method == "MOVE" && r.Header.Get("Overwrite") == "" {
@@ -240,19 +286,19 @@ func (h *Handler) fixRequest(w http.ResponseWriter, r *http.Request, src string)
 		}
 		r.Header.Set("Timeout", clampTimeout(r.Header.Get("Timeout"), max))
 	case http.MethodGet, http.MethodHead:
-		w.Header().Set("Content-Type", httpio.ContentType(src))
+		httpio.UserContentHeaders(w.Header(), src)
 	}
-	return true
+	return dst, true
 }
 
 // MaxXMLBody caps the request bodies of every method but PUT. The engine
 // reads PROPFIND, PROPPATCH and LOCK bodies whole into memory (and keeps dead
-// properties in PostgreSQL and lock owners in memory for an hour); no
+// properties and lock owners in PostgreSQL for up to an hour); no
 // client sends more than a few KiB. Over it: 413, nothing touched.
 const MaxXMLBody = 1 << 20
 
-// MaxLockBody caps LOCK bodies: their owner XML is kept in memory for the
-// lock's life (MaxLocksPerUser of them per user).
+// MaxLockBody caps LOCK bodies: their owner XML is kept for the lock's life
+// (MaxLocksPerUser of them per user).
 const MaxLockBody = 64 << 10
 
 // clampTimeout rewrites a LOCK Timeout header (RFC 4918 §10.7: a list of
@@ -293,6 +339,9 @@ func (g *statusGuard) WriteHeader(code int) {
 			g.failure = err
 			return
 		}
+	}
+	if code >= 400 {
+		g.Header().Del("Content-Disposition") // an error text is no download
 	}
 	g.wroteHead = true
 	g.ResponseWriter.WriteHeader(code)

@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/webdav"
 
 	"github.com/threadbox/threadbox/api/dav"
 	"github.com/threadbox/threadbox/db"
@@ -62,37 +60,6 @@ func TestXMLBodiesCapped(t *testing.T) {
 	small := `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:k>v</Z:k></D:prop></D:set></D:propertyupdate>`
 	resp, body = s.do(t, "PROPPATCH", "p.txt", strings.NewReader(small), nil)
 	require.Equal(t, 207, resp.StatusCode, body)
-}
-
-// Live locks per user are bounded; expired and released ones free a slot,
-// and another user is not affected.
-func TestLocksPerUserBounded(t *testing.T) {
-	l := &dav.Locks{}
-	ls := l.For("a")
-	now := time.Now()
-	ld := func(i int) webdav.LockDetails {
-		return webdav.LockDetails{Root: fmt.Sprintf("/f%d", i), Duration: time.Minute, ZeroDepth: true}
-	}
-	var first string
-	for i := range dav.MaxLocksPerUser {
-		tok, err := ls.Create(now, ld(i))
-		require.NoError(t, err)
-		if i == 0 {
-			first = tok
-		}
-	}
-	_, err := ls.Create(now, ld(-1))
-	require.ErrorIs(t, err, dav.ErrTooManyLocks)
-	_, err = l.For("b").Create(now, ld(-1))
-	require.NoError(t, err, "another user's locks do not count")
-
-	require.NoError(t, ls.Unlock(now, first))
-	_, err = ls.Create(now, ld(-1))
-	require.NoError(t, err, "an unlock frees a slot")
-	_, err = ls.Create(now, ld(-2))
-	require.ErrorIs(t, err, dav.ErrTooManyLocks)
-	_, err = ls.Create(now.Add(2*time.Minute), ld(-2))
-	require.NoError(t, err, "expired locks free their slots")
 }
 
 // Over the limit, LOCK answers 429 and creates nothing.

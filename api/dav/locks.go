@@ -1,157 +1,161 @@
 package dav
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/threadbox/threadbox/api/apierr"
 	"golang.org/x/net/webdav"
+
+	"github.com/threadbox/threadbox/api/apierr"
+	"github.com/threadbox/threadbox/davlock"
 )
 
-// MaxLocksPerUser bounds the live locks one user may hold (each lives in
-// this process's memory, with its owner XML, for up to MaxLockTimeout).
-const MaxLocksPerUser = 1000
+// MaxLocksPerUser bounds the live locks one user may hold (each is a row in
+// PostgreSQL, with its owner XML, for up to MaxLockTimeout).
+const MaxLocksPerUser = davlock.DefaultMaxPerUser
 
 // ErrTooManyLocks is a LOCK refused because the user holds MaxLocksPerUser
 // live locks already: 429, as the contract answers every per-user limit.
 var ErrTooManyLocks = &apierr.Error{Status: http.StatusTooManyRequests, Code: "too_many_locks",
 	Message: "too many live WebDAV locks; unlock some or wait for them to expire", RetryAfter: time.Minute}
 
-// Locks holds one in-memory webdav.LockSystem per user, so a lock path never
-// collides with another user's same-named file and one user cannot see or
-// break another's locks.
+// errLocked is a write to a resource locked by a lock it did not present,
+// found after its If header held (the engine would have said 412).
+var errLocked = &apierr.Error{Status: http.StatusLocked, Code: "locked",
+	Message: "the resource is locked; present its lock token in the If header"}
+
+// requestLocks is the engine's webdav.LockSystem for one request, over the
+// shared lock store (davlock): locks are in PostgreSQL, so every replica
+// sees them. The engine uses it only to guard writes (LOCK is served by
+// the wrapper, see lock.go):
+//   - Confirm (a write with an If header) checks the request's own
+//     resources — not the list's resource tag, which names the lock rather
+//     than what is written — against the tokens the whole If header
+//     presented (the wrapper has already evaluated it), and holds the
+//     presented locks until the engine releases them.
+//   - Create (a write without an If header: the engine's temporary lock on
+//     each resource it changes) takes a transient lock, which Unlock drops.
+//   - Unlock otherwise is UNLOCK, addressed to the request's resource.
 //
-// Locks live in this process's memory only: they are lost on restart (a
-// client's next request with a stale token gets 412 and it re-locks), and
-// they are not shared between replicas of `threadbox serve`. Scaled out, the
-// load balancer must route a user's /dav/ traffic to one replica (sticky by
-// user or by Authorization); a PostgreSQL-backed LockSystem would lift that.
-type Locks struct {
+// Store failures are noted on the FS, so the wrapper answers them (503)
+// instead of the engine's 500.
+type requestLocks struct {
+	ctx   context.Context
+	store *davlock.Store
+	user  string
+	// src and dst are the request's volume paths (dst: COPY and MOVE).
+	src, dst string
+	// tree: the request changes everything below its resources (DELETE,
+	// MOVE, COPY), so locks below them must have been presented too.
+	tree      bool
+	presented []string
+	fs        *FS
+
 	mu     sync.Mutex
-	byUser map[string]*userLocks
+	grants map[string]*davlock.Grant // transient lock token → its grant
+	own    []string                  // this request's transient lock tokens
 }
 
-// For returns the user's lock system.
-func (l *Locks) For(userID string) webdav.LockSystem {
+var _ webdav.LockSystem = (*requestLocks)(nil)
+
+func (l *requestLocks) tokens() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.byUser == nil {
-		l.byUser = map[string]*userLocks{}
-	}
-	ls, ok := l.byUser[userID]
-	if !ok {
-		ls = &userLocks{LockSystem: webdav.NewMemLS(), expiry: map[string]time.Time{}, engine: map[string]string{}}
-		l.byUser[userID] = ls
-	}
-	return ls
+	return append(slices.Clone(l.presented), l.own...)
 }
 
-// userLocks is a user's lock system with a count of live locks: it mirrors
-// the expiry of every token it handed out (the engine's memLS does not
-// expose its own) and refuses new locks past MaxLocksPerUser. It also hands
-// out lock tokens that are URIs ("urn:uuid:…", RFC 4918 §6.5) in place of
-// the engine's bare counters, translating them back on every call.
-type userLocks struct {
-	webdav.LockSystem
-
-	mu     sync.Mutex
-	expiry map[string]time.Time // by public token; zero: no expiry
-	engine map[string]string    // public token → the engine's token
+// Confirm implements webdav.LockSystem. The conditions are ignored: the
+// wrapper evaluated the whole If header before the engine ran.
+func (l *requestLocks) Confirm(now time.Time, name0, name1 string, _ ...webdav.Condition) (func(), error) {
+	var targets []davlock.Target
+	if name0 != "" {
+		targets = append(targets, davlock.Target{Path: l.src, Tree: l.tree})
+	}
+	if name1 != "" {
+		targets = append(targets, davlock.Target{Path: l.dst, Tree: l.tree})
+	}
+	g, err := l.store.Acquire(l.ctx, l.user, now, targets, l.tokens())
+	switch {
+	case errors.Is(err, davlock.ErrHeld):
+		return nil, webdav.ErrConfirmationFailed // in use by another request: 412, as the engine answers
+	case errors.Is(err, davlock.ErrLocked):
+		return nil, l.fs.note(errLocked)
+	case err != nil:
+		return nil, l.fs.note(err)
+	}
+	return g.Release, nil
 }
 
-// engineToken translates a client's token; an unknown one is passed on as
-// it is, which the engine does not know either.
-func (u *userLocks) engineToken(token string) string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if t, ok := u.engine[token]; ok {
-		return t
+// Create implements webdav.LockSystem for the engine's temporary locks.
+func (l *requestLocks) Create(now time.Time, d webdav.LockDetails) (string, error) {
+	g, err := l.store.Acquire(l.ctx, l.user, now, []davlock.Target{{Path: d.Root, Tree: l.tree}}, l.tokens())
+	switch {
+	case errors.Is(err, davlock.ErrLocked):
+		return "", webdav.ErrLocked
+	case err != nil:
+		return "", l.fs.note(err)
 	}
-	return token
+	// The engine only hands the token back to Unlock: any unique name does.
+	token := "urn:uuid:" + uuid.NewString()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.grants == nil {
+		l.grants = map[string]*davlock.Grant{}
+	}
+	l.grants[token] = g
+	l.own = append(l.own, g.Tokens()...)
+	return token, nil
 }
 
-func (u *userLocks) forget(token string) {
-	delete(u.expiry, token)
-	delete(u.engine, token)
-}
-
-// Confirm implements webdav.LockSystem with the conditions' tokens translated.
-func (u *userLocks) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
-	translated := make([]webdav.Condition, len(conditions))
-	for i, c := range conditions {
-		if c.Token != "" {
-			c.Token = u.engineToken(c.Token)
-		}
-		translated[i] = c
-	}
-	return u.LockSystem.Confirm(now, name0, name1, translated...)
-}
-
-func (u *userLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for tok, exp := range u.expiry {
-		if !exp.IsZero() && !exp.After(now) {
-			u.forget(tok)
-		}
-	}
-	if len(u.expiry) >= MaxLocksPerUser {
-		return "", ErrTooManyLocks
-	}
-	inner, err := u.LockSystem.Create(now, details)
+// Refresh implements webdav.LockSystem (the wrapper serves LOCK, so the
+// engine does not call it).
+func (l *requestLocks) Refresh(now time.Time, token string, d time.Duration) (webdav.LockDetails, error) {
+	lk, err := l.store.Refresh(l.ctx, l.user, now, token, l.src, d)
 	if err != nil {
-		return "", err
+		return webdav.LockDetails{}, l.engineErr(err)
 	}
-	tok := "urn:uuid:" + uuid.NewString()
-	u.engine[tok] = inner
-	u.expiry[tok] = expiryOf(now, details.Duration)
-	return tok, nil
+	return webdav.LockDetails{Root: lk.Root, Duration: lk.Timeout, OwnerXML: lk.OwnerXML, ZeroDepth: lk.ZeroDepth}, nil
 }
 
-func (u *userLocks) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
-	ld, err := u.LockSystem.Refresh(now, u.engineToken(token), duration)
-	u.mu.Lock()
-	defer u.mu.Unlock()
+// Unlock implements webdav.LockSystem: the end of a temporary lock, or UNLOCK.
+func (l *requestLocks) Unlock(now time.Time, token string) error {
+	l.mu.Lock()
+	g, ok := l.grants[token]
+	delete(l.grants, token)
+	l.mu.Unlock()
+	if ok {
+		g.Release()
+		return nil
+	}
+	return l.engineErr(l.store.Unlock(l.ctx, l.user, now, token, l.src))
+}
+
+// engineErr turns store errors into the engine's (which picks the status).
+func (l *requestLocks) engineErr(err error) error {
 	switch {
 	case err == nil:
-		u.expiry[token] = expiryOf(now, duration)
-	case errors.Is(err, webdav.ErrNoSuchLock):
-		u.forget(token)
+		return nil
+	case errors.Is(err, davlock.ErrNoSuchLock):
+		return webdav.ErrNoSuchLock
+	case errors.Is(err, davlock.ErrHeld), errors.Is(err, davlock.ErrLocked):
+		return webdav.ErrLocked
 	}
-	return ld, err
+	return l.fs.note(err)
 }
 
-func (u *userLocks) Unlock(now time.Time, token string) error {
-	err := u.LockSystem.Unlock(now, u.engineToken(token))
-	if err == nil || errors.Is(err, webdav.ErrNoSuchLock) {
-		u.mu.Lock()
-		u.forget(token)
-		u.mu.Unlock()
+// releaseAll drops what the engine left held when the request ends (it
+// releases everything itself; this is the safety net for a panic).
+func (l *requestLocks) releaseAll() {
+	l.mu.Lock()
+	grants := l.grants
+	l.grants = nil
+	l.mu.Unlock()
+	for _, g := range grants {
+		g.Release()
 	}
-	return err
-}
-
-func expiryOf(now time.Time, d time.Duration) time.Time {
-	if d < 0 {
-		return time.Time{}
-	}
-	return now.Add(d)
-}
-
-// noteLocks reports a refused LOCK on the request's FS, so the wrapper
-// answers 429 instead of the engine's 500.
-type noteLocks struct {
-	webdav.LockSystem
-	fs *FS
-}
-
-func (n noteLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
-	tok, err := n.LockSystem.Create(now, details)
-	if errors.Is(err, ErrTooManyLocks) {
-		n.fs.note(err)
-	}
-	return tok, err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/threadbox/threadbox/api/dav"
 	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/davlock"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
@@ -38,6 +39,7 @@ type davServer struct {
 	Files sandboxfs.FS // the volume, for looking behind the handler's back
 	Pool  *pgxpool.Pool
 	Q     *db.Queries
+	v     *volume.Volume
 }
 
 // directOpener opens one volume without a sandbox lifecycle.
@@ -61,7 +63,16 @@ func newDavServer(t *testing.T, quota int64) *davServer {
 		Quota: &volume.Quota{Pool: pool, UserID: testUser, Limit: quota, MaxAge: time.Minute,
 			Measure: func(ctx context.Context) (int64, error) { return volume.Measure(ctx, files) }},
 	}
-	h := &dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Volumes: directOpener{v}}
+	s := &davServer{SB: sb, Files: files, Pool: pool, Q: q, v: v}
+	s.URL = s.serve(t)
+	return s
+}
+
+// serve starts a WebDAV handler over the server's volume with its own lock
+// store (a replica of the API, sharing only the database) and returns its
+// /dav/ URL.
+func (s *davServer) serve(t *testing.T) string {
+	h := &dav.Handler{Prefix: "/dav", Locks: &davlock.Store{Pool: s.Pool}, Volumes: directOpener{s.v}}
 	// The API authenticates before the handler runs; so does this stand-in.
 	authed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, p, ok := r.BasicAuth(); ok && p == testKey {
@@ -71,7 +82,7 @@ func newDavServer(t *testing.T, quota int64) *davServer {
 	})
 	srv := httptest.NewServer(authed)
 	t.Cleanup(srv.Close)
-	return &davServer{URL: srv.URL + "/dav/", SB: sb, Files: files, Pool: pool, Q: q}
+	return srv.URL + "/dav/"
 }
 
 // put writes a file into the volume directly (not through WebDAV).

@@ -155,7 +155,8 @@ type Download func(ctx context.Context, offset, length int64) (io.ReadCloser, er
 
 // ServeFile answers with the file name (described by info) streamed from
 // open, honouring a single Range (206/416), with Content-Length, a type from
-// the extension and Last-Modified. Once headers are out, a failure can only
+// the extension, Last-Modified and the headers that keep user content from
+// running in a browser (UserContentHeaders). Once headers are out, a failure can only
 // cut the body short; it is logged.
 func ServeFile(c echo.Context, log *slog.Logger, name string, info daytona.FileInfo, open Download) error {
 	ctx := c.Request().Context()
@@ -171,7 +172,7 @@ func ServeFile(c echo.Context, log *slog.Logger, name string, info daytona.FileI
 		}
 		defer body.Close()
 	}
-	h.Set(echo.HeaderContentType, ContentType(name))
+	UserContentHeaders(h, name)
 	h.Set(echo.HeaderContentLength, strconv.FormatInt(length, 10))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set(echo.HeaderLastModified, info.ModTime.UTC().Format(http.TimeFormat))

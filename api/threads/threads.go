@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
+	"github.com/threadbox/threadbox/admission"
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/api/httpio"
 	"github.com/threadbox/threadbox/auth"
@@ -32,6 +33,8 @@ type Routes struct {
 	Queries   *db.Queries
 	Sandboxes *sandbox.Client
 	Volumes   VolumeViews
+	// Admission creates thread rows within the per-user thread limit.
+	Admission *admission.Controller
 	Logger    *slog.Logger
 }
 
@@ -116,13 +119,19 @@ func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, err
 	return row, nil
 }
 
-// guard is the existence check the sandbox client runs before it talks to
-// Temporal; the cached path needs none because its entry was made after one
-// (and is dropped on delete).
-func (t *Routes) guard(ref entity.Ref) func(context.Context) error {
-	return func(ctx context.Context) error {
-		_, err := t.liveThread(ctx, ref)
-		return err
+// guard is the existence check the sandbox client runs before every use,
+// cached ones included: a thread deleted through any replica answers 404 at
+// once on every other, whose cached window the delete ended early. The
+// row's created_at (reset when a deleted thread is created again) names the
+// thread's life, so a window cached for an earlier life is not reused.
+// One primary-key read per use; Temporal stays off the warm path.
+func (t *Routes) guard(ref entity.Ref) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		row, err := t.liveThread(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		return row.CreatedAt.UTC().Format(time.RFC3339Nano), nil
 	}
 }
 
@@ -130,8 +139,8 @@ type createThreadRequest struct {
 	ThreadID *string `json:"thread_id"`
 }
 
-// create is POST /v1/threads: insert or revive the row, then make sure the
-// sandbox runs. 201 when this call created (or revived) the thread, 200 when
+// create is POST /v1/threads: insert or revive the row (within the thread
+// limit), then make sure the sandbox runs (within the sandbox limits). 201 when this call created (or revived) the thread, 200 when
 // it already existed, decided by the insert so concurrent creates agree.
 func (t *Routes) create(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -149,21 +158,26 @@ func (t *Routes) create(c echo.Context) error {
 		}
 	}
 	ref := entity.Ref{Kind: entity.KindThread, UserID: principalOf(c).UserID, ThreadID: id}
-	created := true
-	if _, err := t.Queries.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: ref.UserID, ThreadID: id}); err != nil {
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("creating thread: %w", err)
-		}
-		created = false
+	created, err := t.Admission.CreateThread(ctx, ref.UserID, id)
+	if err != nil {
+		return err
 	}
 	if created {
 		t.Sandboxes.Forget(ref) // a revived thread must not reuse its last life's sandbox
 	}
 	var res entity.EnsureResult
-	err := t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: t.guard(ref)}, func(_ context.Context, sb *sandbox.Sandbox) error {
+	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: t.guard(ref)}, func(_ context.Context, sb *sandbox.Sandbox) error {
 		res = sb.Result
 		return nil
 	})
+	var refused *admission.Error
+	if created && errors.As(err, &refused) {
+		// No sandbox may start for it now: a refused create leaves no
+		// thread behind (it would count against the thread limit).
+		if _, derr := t.Queries.APIMarkThreadDeleted(context.WithoutCancel(ctx), db.APIMarkThreadDeletedParams{UserID: ref.UserID, ThreadID: id}); derr != nil {
+			t.Logger.WarnContext(ctx, "undoing a refused thread create", "workflow_id", ref.WorkflowID(), "err", derr)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Package uploads accepts tus 1.0 resumable uploads into users' volumes,
-// through tusd v2 embedded in the API: bytes are spooled on local disk
-// (filestore under Config.Dir, so an upload resumes across client and server
-// restarts), and when the last byte arrives the file is pushed into the
+// through tusd v2 embedded in the API: bytes wait in a spool (package
+// uploadspool: local disk under Config.Dir, or an S3 bucket every replica
+// reaches, so an upload resumes across client and server restarts, and with
+// S3 on any replica), and when the last byte arrives the file is pushed into the
 // volume through the files sandbox before the final response, so a 204 means
 // "stored". Each upload is recorded in the uploads table; a client that lost
 // that response asks again with HEAD and sees Upload-Offset == Upload-Length.

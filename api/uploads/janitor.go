@@ -2,9 +2,6 @@ package uploads
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/threadbox/threadbox/db"
@@ -29,35 +26,27 @@ func (s *Service) janitor(ctx context.Context) {
 	}
 }
 
-// Sweep removes spools whose data was not touched for SpoolTTL before now
-// (an interrupted upload's client may still come back until then), marks
-// them failed and releases their reservations; marks failed the uploads
-// still receiving whose reservation is gone (their spool was on another
-// replica, or lost with its disk: nobody can finish them); and forgets old
-// finished records.
+// Sweep removes spools that received no bytes for SpoolTTL before now (an
+// interrupted upload's client may still come back until then), marks them
+// failed and releases their reservations; marks failed the uploads still
+// receiving whose reservation is gone (their spool was lost, or their
+// process died: nobody can finish them); and forgets old finished records.
 func (s *Service) Sweep(ctx context.Context, now time.Time) {
-	infos, err := filepath.Glob(filepath.Join(s.cfg.Dir, "*.info"))
-	if err != nil {
-		return
+	stale, err := s.spool.Stale(ctx, now.Add(-s.cfg.SpoolTTL))
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.WarnContext(ctx, "listing stale upload spools", "err", err)
 	}
-	for _, info := range infos {
-		id := strings.TrimSuffix(filepath.Base(info), ".info")
-		data := filepath.Join(s.cfg.Dir, id)
-		last := modTime(info)
-		if m := modTime(data); m.After(last) {
-			last = m
-		}
-		if last.IsZero() || now.Sub(last) < s.cfg.SpoolTTL {
+	for _, id := range stale {
+		if err := s.spool.Remove(ctx, id); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "removing stale upload spool", "upload", id, "err", err)
 			continue
 		}
-		_ = os.Remove(data)
-		_ = os.Remove(info)
 		if idPattern.MatchString(id) {
 			if err := s.cancelled(ctx, id); err != nil {
 				s.cfg.Logger.WarnContext(ctx, "releasing stale upload", "upload", id, "err", err)
 			}
 		}
-		s.cfg.Logger.InfoContext(ctx, "removed stale upload spool", "upload", id, "idle", now.Sub(last))
+		s.cfg.Logger.InfoContext(ctx, "removed stale upload spool", "upload", id)
 	}
 	abandoned, err := s.cfg.Queries.AbandonedUploads(ctx, now.Add(-s.cfg.SpoolTTL))
 	if err != nil && ctx.Err() == nil {
@@ -72,12 +61,4 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) {
 	if _, err := s.cfg.Queries.ForgetUploadsBefore(ctx, &before); err != nil && ctx.Err() == nil {
 		s.cfg.Logger.WarnContext(ctx, "forgetting old uploads", "err", err)
 	}
-}
-
-func modTime(p string) time.Time {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
 }

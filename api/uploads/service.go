@@ -4,23 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
-	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/uploadspool"
 	"github.com/threadbox/threadbox/volume"
 )
 
@@ -60,11 +57,15 @@ type Config struct {
 	// Volumes opens the owner's volume to reserve room at creation and to
 	// push a finished upload into it.
 	Volumes volume.Opener
+	// Spool holds uploads in progress and their locks: nil spools into Dir
+	// (one machine), an S3 spool lets every replica resume every upload.
+	Spool uploadspool.Spool
 }
 
 // Service is the tus endpoint plus its janitor.
 type Service struct {
 	cfg     Config
+	spool   uploadspool.Spool
 	handler http.Handler
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -72,9 +73,6 @@ type Service struct {
 
 // New builds the service and starts its janitor; Close stops it.
 func New(cfg Config) (*Service, error) {
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("upload spool %s: %w", cfg.Dir, err)
-	}
 	if cfg.SpoolTTL <= 0 {
 		cfg.SpoolTTL = 24 * time.Hour
 	}
@@ -84,14 +82,22 @@ func New(cfg Config) (*Service, error) {
 	if cfg.PushBackoff <= 0 {
 		cfg.PushBackoff = time.Second
 	}
-	s := &Service{cfg: cfg, done: make(chan struct{})}
-	st := &store{fs: filestore.New(cfg.Dir), queries: cfg.Queries, ttl: cfg.SpoolTTL, finish: s.finish, cancelled: s.cancelled}
+	spool := cfg.Spool
+	if spool == nil {
+		local, err := uploadspool.NewLocal(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		spool = local
+	}
+	s := &Service{cfg: cfg, spool: spool, done: make(chan struct{})}
+	st := &store{fs: spool, queries: cfg.Queries, ttl: cfg.SpoolTTL, finish: s.finish, cancelled: s.cancelled}
 	composer := handler.NewStoreComposer()
 	// Core and termination only: deferred length would bypass the quota
 	// check at creation, concatenation is not needed by our clients.
 	composer.UseCore(st)
 	composer.UseTerminater(st)
-	memorylocker.New().UseIn(composer)
+	composer.UseLocker(spool.Locker())
 	h, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,
@@ -122,10 +128,11 @@ func (s *Service) Handler() http.Handler {
 	}))
 }
 
-// Close stops the janitor.
+// Close stops the janitor and the spool's background work.
 func (s *Service) Close() {
 	s.stop()
 	<-s.done
+	s.spool.Close()
 }
 
 func newID() string {
@@ -203,7 +210,7 @@ func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler
 
 // preFinish pushes the finished spool into the volume before tusd answers
 // the last PATCH (see finish). When the push fails the answer is its error,
-// and the upload stays complete on disk with its room reserved: the
+// and the upload stays complete in the spool with its room reserved: the
 // client's next HEAD or PATCH (tus clients retry 5xx) pushes it again.
 func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) {
 	if err := s.finish(ev.Context, ev.Upload); err != nil {
@@ -214,8 +221,8 @@ func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) 
 
 // finish pushes a complete upload into the volume, retrying transient
 // failures (PushAttempts, with backoff), then records it as stored and
-// removes the spool. It runs detached from the request, so a client that
-// disconnects meanwhile still gets its file stored (and learns so with
+// removes it from the spool. It runs detached from the request, so a client
+// that disconnects meanwhile still gets its file stored (and learns so with
 // HEAD). On failure the spool and the reservation stay for the next try.
 func (s *Service) finish(ctx context.Context, info handler.FileInfo) error {
 	user, p := info.MetaData[metaOwner], info.MetaData[metaPath]
@@ -233,29 +240,30 @@ func (s *Service) finish(ctx context.Context, info handler.FileInfo) error {
 	if err := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: info.ID, State: stateStored}); err != nil {
 		return fmt.Errorf("recording upload %s: %w", info.ID, err)
 	}
-	s.removeSpool(info)
+	if err := s.spool.Remove(ctx, info.ID); err != nil {
+		s.cfg.Logger.WarnContext(ctx, "removing upload spool", "upload", info.ID, "err", err)
+	}
 	s.cfg.Logger.InfoContext(ctx, "upload stored", "upload", info.ID, "user", user, "path", p, "size", info.Size)
 	return nil
 }
 
-// push writes the spool into the volume under the upload's reservation.
+// push copies the finished upload from the spool into the volume under the
+// upload's reservation; a retry (the files sandbox was found stopped) reads
+// the spool again from the start.
 func (s *Service) push(ctx context.Context, user, p string, info handler.FileInfo) error {
-	f, err := os.Open(info.Storage["Path"])
-	if err != nil {
-		return fmt.Errorf("opening spool of %s: %w", info.ID, err)
-	}
-	defer f.Close()
-	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{Replayable: func() bool {
-		_, err := f.Seek(0, io.SeekStart) // the spool is on disk: a retry starts over
-		return err == nil
-	}}, func(ctx context.Context, v *volume.Volume) error {
-		_, err := v.PutReserved(ctx, p, f, info.Size, info.ID)
+	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{}, func(ctx context.Context, v *volume.Volume) error {
+		r, err := s.spool.Open(ctx, info.ID)
+		if err != nil {
+			return fmt.Errorf("opening spool of %s: %w", info.ID, err)
+		}
+		defer r.Close()
+		_, err = v.PutReserved(ctx, p, r, info.Size, info.ID)
 		return err
 	})
 }
 
-// cancelled ends an upload its client terminated (tus DELETE): its room is
-// released and it is recorded as failed.
+// cancelled ends an upload its client terminated (tus DELETE), or the
+// janitor dropped: its room is released and it is recorded as failed.
 func (s *Service) cancelled(ctx context.Context, id string) error {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.cfg.Queries.DeleteVolumeReservation(ctx, id); err != nil {
@@ -265,14 +273,4 @@ func (s *Service) cancelled(ctx context.Context, id string) error {
 		return fmt.Errorf("recording upload %s: %w", id, err)
 	}
 	return nil
-}
-
-func (s *Service) removeSpool(info handler.FileInfo) {
-	for _, k := range []string{"Path", "InfoPath"} {
-		if p := info.Storage[k]; p != "" {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				s.cfg.Logger.Warn("removing upload spool", "path", p, "err", err)
-			}
-		}
-	}
 }

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/uploadspool"
 )
 
 // Metadata keys: path is the client's destination; owner is set by the
@@ -29,13 +29,13 @@ const (
 // "not found" before it can reach the filestore as a file name.
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// store wraps the filestore with the owner check, the "finished" view of
+// store wraps the spool with the owner check, the "finished" view of
 // uploads already pushed into the volume, the renewal of an upload's
 // reservation on every PATCH, the push of a complete upload whose first
 // push failed (on the client's next HEAD or PATCH), and the release of a
 // cancelled upload's reservation.
 type store struct {
-	fs      filestore.FileStore
+	fs      uploadspool.Spool
 	queries *db.Queries
 	// ttl is how long an upload's reservation lasts after its last PATCH.
 	ttl time.Duration
@@ -89,8 +89,8 @@ func (s *store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 		if info.Offset < info.Size || info.SizeIsDeferred || !finishes(ctx) {
 			return spoolUpload{Upload: up, s: s, id: id}, nil
 		}
-		// Complete on disk but not stored: its push failed. Try again now;
-		// the client learns the outcome from this answer.
+		// Complete in the spool but not stored: its push failed. Try again
+		// now; the client learns the outcome from this answer.
 		if err := s.finish(ctx, info); err != nil {
 			return nil, err
 		}
@@ -125,7 +125,7 @@ func (s *store) AsTerminatableUpload(up handler.Upload) handler.TerminatableUplo
 	return s.fs.AsTerminatableUpload(up)
 }
 
-// spoolUpload is an upload on disk: every chunk written renews its
+// spoolUpload is an upload in the spool: every chunk written renews its
 // reservation, so an upload in use keeps its room for ttl after its last
 // request.
 type spoolUpload struct {

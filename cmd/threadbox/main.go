@@ -1,5 +1,5 @@
 // Command threadbox is the single binary of threadbox: the API server, the
-// Temporal worker, migrations, API keys, the Daytona emulator, and `dev`, which
+// Temporal worker, migrations, API keys, the usage report, the Daytona emulator, and `dev`, which
 // runs the whole system on one machine.
 package main
 
@@ -36,6 +36,7 @@ func newRootCommand() *cobra.Command {
 		newMigrateCommand(),
 		newEmulatorCommand(),
 		newAPIKeyCommand(),
+		newUsageCommand(),
 	)
 	return root
 }

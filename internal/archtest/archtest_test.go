@@ -29,8 +29,8 @@ var layers = map[string]int{
 	// threadbox itself.
 	"db": 1, "daytona": 1, "emulator": 1, "devstack": 1,
 	// Building blocks over them.
-	"clientpath": 2, "auth": 2, "sandboxfs": 2, "metrics": 2,
-	"activities": 3,
+	"clientpath": 2, "auth": 2, "sandboxfs": 2, "metrics": 2, "davlock": 2, "usage": 2, "uploadspool": 2,
+	"activities": 3, "admission": 3,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
 	"workflows": 4, "sandbox": 4,
 	"volume": 5, "worker": 5,

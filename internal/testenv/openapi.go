@@ -141,7 +141,7 @@ func (v *APIValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 	var reqBody []byte
 	reqBodyKnown := true
 	if sent != nil {
-		reqBody, reqBodyKnown = sent.buf.Bytes(), !sent.over
+		reqBody, reqBodyKnown = sent.sent()
 	}
 	for _, problem := range v.check(req, reqBody, reqBodyKnown, resp, body, bodyKnown) {
 		v.t.Errorf("openapi: %s %s -> %d: %s", req.Method, req.URL.RequestURI(), resp.StatusCode, problem)
@@ -152,14 +152,21 @@ func (v *APIValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 func isDAV(p string) bool { return p == "/dav" || strings.HasPrefix(p, "/dav/") }
 
 // capture keeps a copy of what the transport reads from a request body.
+// The transport may still be sending the body when the answer arrives (a
+// server that refuses early, e.g. 413 or 507): the copy is guarded, and a
+// body not sent to its end is reported unknown.
 type capture struct {
 	r    io.ReadCloser
+	mu   sync.Mutex
 	buf  bytes.Buffer
 	over bool
+	eof  bool
 }
 
 func (c *capture) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.over {
 		if c.buf.Len()+n > maxCheckedBody {
 			c.over = true
@@ -168,7 +175,17 @@ func (c *capture) Read(p []byte) (int, error) {
 			c.buf.Write(p[:n])
 		}
 	}
+	if err == io.EOF {
+		c.eof = true
+	}
 	return n, err
+}
+
+// sent is a copy of the body as sent so far, and whether that is all of it.
+func (c *capture) sent() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes()), c.eof && !c.over
 }
 
 func (c *capture) Close() error { return c.r.Close() }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -241,6 +242,11 @@ func New(t testing.TB, opts Options) *Env {
 	cfg.AutoDeleteInterval = config.Interval(opts.AutoDelete)
 	cfg.FilesAutoStopInterval = config.Interval(opts.FilesAutoStop)
 	cfg.UploadDir = t.TempDir()
+	// The suites and benchmarks ask more of one user than a deployment's
+	// defaults allow; the limits stay on (so every cold ensure goes through
+	// admission) but out of the way. Admission tests configure their own.
+	cfg.MaxThreadsPerUser, cfg.MaxRunningSandboxesPerUser, cfg.MaxRunningSandboxes = 10_000, 10_000, 10_000
+	cfg.RateLimit, cfg.RateBurst = 1e6, 1e6
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -269,6 +275,25 @@ func New(t testing.TB, opts Options) *Env {
 	e.UserKey = e.Key(e.UserID, false)
 	e.AdminKey = e.Key("admin-"+randomHex(3), true)
 	return e
+}
+
+// Replica starts another API server over the same database, Temporal and
+// Daytona, as a second `threadbox serve` would be: its own caches, lock
+// store handle and upload handler. configure may adjust its configuration
+// (nil: the same as the first). It returns the replica's base URL.
+func (e *Env) Replica(configure func(*config.Config)) string {
+	e.t.Helper()
+	cfg := e.Config
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := api.New(api.Deps{Config: cfg, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger})
+	if err != nil {
+		e.t.Fatalf("api replica: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	e.t.Cleanup(func() { hs.Close(); srv.Close() })
+	return hs.URL
 }
 
 // Key creates an API key for user.
@@ -326,4 +351,35 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// Clock is a settable clock for code that takes a `now func() time.Time`
+// (caches, limiters): tests move it instead of sleeping.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now reads the clock.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Set puts the clock at t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
 }

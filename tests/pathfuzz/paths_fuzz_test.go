@@ -33,6 +33,7 @@ import (
 	"github.com/threadbox/threadbox/api/uploads"
 	"github.com/threadbox/threadbox/auth"
 	"github.com/threadbox/threadbox/clientpath"
+	"github.com/threadbox/threadbox/davlock"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
@@ -195,7 +196,7 @@ func newRig(f *testing.F) *rig {
 	}
 	f.Cleanup(up.Close)
 	r := &rig{rec: rec, tb: sb.Toolbox, files: authed(e),
-		dav:    authed(&dav.Handler{Prefix: "/dav", Locks: &dav.Locks{}, Volumes: o}),
+		dav:    authed(&dav.Handler{Prefix: "/dav", Locks: &davlock.Store{Pool: pool}, Volumes: o}),
 		tus:    authed(http.StripPrefix("/v1/uploads", up.Handler())),
 		canary: entity.HomeDir + "/canary"}
 	if err := sb.Toolbox.Upload(context.Background(), r.canary, strings.NewReader("canary")); err != nil {
