@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 
@@ -96,6 +97,11 @@ func (v *Volume) commit(ctx context.Context, res *Reservation, st commitState, h
 		err := v.Files.Move(ctx, st.Spool, st.Target)
 		if err == nil {
 			return st, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// The spool, or the directory it was in, is gone (a recursive
+			// delete took it): settle finds out whether it arrived after all.
+			return st, fmt.Errorf("%w: %w", ErrWriteInterrupted, renamed(err, st.Target))
 		}
 		if !errors.Is(err, fs.ErrExist) || attempt == 2 {
 			return st, renamed(err, st.Target)

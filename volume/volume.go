@@ -130,6 +130,9 @@ var (
 	// ErrTooLarge: the write announced more bytes than the whole quota; it
 	// can never fit.
 	ErrTooLarge = errors.New("larger than the whole volume quota")
+	// ErrWriteInterrupted: the write's directory (and its spool with it) was
+	// removed while the file was being written; nothing was stored.
+	ErrWriteInterrupted = errors.New("the directory was removed while the file was being written")
 	// ErrIncompleteBody: a write whose request body broke off (the client
 	// went away or sent less than it announced): the client's fault.
 	ErrIncompleteBody = errors.New("the request body ended before it was complete")

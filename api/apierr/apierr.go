@@ -135,6 +135,9 @@ func classifyFiles(err error) *Error {
 	case errors.Is(err, volume.ErrTooLarge):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 			Message: "the body is larger than the whole volume quota (DAYTONA_VOLUME_SIZE_GB)", Err: err}
+	case errors.Is(err, volume.ErrWriteInterrupted):
+		return &Error{Status: http.StatusConflict, Code: "write_interrupted",
+			Message: "the directory was removed while the file was being written; nothing was stored", Err: err}
 	case errors.Is(err, volume.ErrQuotaExceeded):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "quota_exceeded",
 			Message: "the volume quota (DAYTONA_VOLUME_SIZE_GB) would be exceeded", Err: err}

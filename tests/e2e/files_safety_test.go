@@ -188,11 +188,18 @@ func testQuotaEdge(t *testing.T, env *testenv.Env) {
 
 // testDeleteDuringWrite: a write's spool sits next to its target from the
 // end of its upload until its commit (Daytona's toolbox makes a file appear
-// only once complete). A non-recursive DELETE of a directory whose only
-// content is such a spool is refused, and the write lands; a WebDAV DELETE
-// of the collection (recursive, RFC 4918) removes the spool with everything
-// else, and the write then fails: a write is never reported stored and then
-// missing, and nothing hidden is left.
+// only once complete); each check below holds a write there.
+//   - A non-recursive DELETE of a directory whose only content is such a
+//     spool is refused (409), and the write lands.
+//   - A WebDAV DELETE of the collection (recursive, RFC 4918) while a WebDAV
+//     write is in flight inside it is 423: the write holds a lock on its
+//     resource for its whole request (davlock), and the write lands.
+//   - A WebDAV DELETE of the collection while a REST write is in flight
+//     inside it (no WebDAV lock) removes its spool with everything else, and
+//     the write then fails.
+//
+// A write is never reported stored and then missing, and nothing hidden or
+// reserved is left.
 func testDeleteDuringWrite(t *testing.T, env *testenv.Env) {
 	user := "inflight-" + env.UserID
 	key := env.Key(user, false)
@@ -205,11 +212,13 @@ func testDeleteDuringWrite(t *testing.T, env *testenv.Env) {
 	// its spool into dir) until the returned release is called.
 	holdCommit := func(url, dir string) (release func() (int, string)) {
 		spooled, proceed := make(chan struct{}), make(chan struct{})
-		var once sync.Once
+		var spoolOnce, proceedOnce sync.Once
+		let := func() { proceedOnce.Do(func() { close(proceed) }) }
+		t.Cleanup(let)
 		env.Calls.Intercept(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			q := r.URL.Query()
 			if testenv.Route(r.URL.Path) == "files/move" && strings.Contains(q.Get("source"), "/"+dir+"/.tbpart-") {
-				once.Do(func() { close(spooled) })
+				spoolOnce.Do(func() { close(spooled) })
 				<-proceed
 			}
 			return false
@@ -220,8 +229,20 @@ func testDeleteDuringWrite(t *testing.T, env *testenv.Env) {
 		}
 		done := make(chan answer, 1)
 		go func() {
-			resp, b := fdo(t, env, key, http.MethodPut, url, bytes.NewReader(data), nil)
-			done <- answer{resp.StatusCode, b}
+			req, err := http.NewRequest(http.MethodPut, env.URL+url, bytes.NewReader(data))
+			if err != nil {
+				done <- answer{0, err.Error()}
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := env.HTTP.Do(req)
+			if err != nil {
+				done <- answer{0, err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			rb, _ := io.ReadAll(resp.Body)
+			done <- answer{resp.StatusCode, string(rb)}
 		}()
 		select {
 		case <-spooled:
@@ -230,7 +251,7 @@ func testDeleteDuringWrite(t *testing.T, env *testenv.Env) {
 		}
 		require.Contains(t, execIn(t, env, key, "inflight", "ls -a /home/daytona/volume/"+dir), ".tbpart-", "the spool is there")
 		return func() (int, string) {
-			close(proceed)
+			let()
 			a := <-done
 			env.Calls.Intercept(nil)
 			return a.status, a.body
@@ -247,13 +268,24 @@ func testDeleteDuringWrite(t *testing.T, env *testenv.Env) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, data, []byte(b), "the write in flight was not touched by the refused delete")
 
+	resp, b = fdo(t, env, key, "MKCOL", "/dav/locked/", nil, nil)
+	require.Equal(t, 201, resp.StatusCode, b)
+	release = holdCommit("/dav/locked/f.bin", "locked")
+	resp, b = fdo(t, env, key, http.MethodDelete, "/dav/locked/", nil, nil)
+	require.Equal(t, http.StatusLocked, resp.StatusCode, "a WebDAV write in flight locks its resource: %s", b)
+	status, answer = release()
+	require.Equal(t, 201, status, answer)
+	resp, b = fdo(t, env, key, http.MethodGet, "/v1/files?path=locked/f.bin", nil, nil)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, data, []byte(b))
+
 	resp, b = fdo(t, env, key, "MKCOL", "/dav/gone/", nil, nil)
 	require.Equal(t, 201, resp.StatusCode, b)
-	release = holdCommit("/dav/gone/f.bin", "gone")
+	release = holdCommit("/v1/files?path=gone/f.bin", "gone")
 	resp, b = fdo(t, env, key, http.MethodDelete, "/dav/gone/", nil, nil)
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, b)
 	status, answer = release()
-	require.GreaterOrEqual(t, status, 400, "the write whose collection was deleted under it failed: %s", answer)
+	require.GreaterOrEqual(t, status, 400, "the write whose directory was deleted under it failed: %s", answer)
 	resp, _ = fdo(t, env, key, http.MethodGet, "/v1/files?path=gone/f.bin", nil, nil)
 	require.Equal(t, 404, resp.StatusCode, "a failed write leaves nothing")
 	require.NotContains(t, execIn(t, env, key, "inflight", "ls -aR /home/daytona/volume"), ".tb", "nothing hidden left behind")
