@@ -111,6 +111,7 @@ func New(d Deps) (*Server, error) {
 	commands := command.New(command.Options{Sandboxes: sandboxes, Queries: q, Logger: d.Logger, OutputLimit: d.Config.ExecOutputLimit})
 	s.closers = append(s.closers, commands.Close)
 	volumes := &volume.Service{Sandboxes: sandboxes, Pool: d.Pool, QuotaBytes: d.Config.VolumeQuotaBytes()}
+	s.closers = append(s.closers, volumes.StartJanitor(volumeSweepInterval, d.Logger.With("component", "volume")))
 
 	e := echo.New()
 	e.HideBanner = true
@@ -138,7 +139,7 @@ func New(d Deps) (*Server, error) {
 	e.Use(s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Commands: commands, Admission: s.admission, Logger: d.Logger}).Register(v1)
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
 	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))
@@ -200,6 +201,10 @@ func (s *Server) Routes() []Route {
 
 // uploadSpoolTTL is how long an interrupted upload can be resumed.
 const uploadSpoolTTL = 24 * time.Hour
+
+// volumeSweepInterval is how often abandoned writes are settled (see
+// volume.Sweep).
+const volumeSweepInterval = time.Minute
 
 // handleError is echo's HTTPErrorHandler: every error a handler returns is
 // answered by apierr, the one mapping.

@@ -77,15 +77,60 @@ func Under(root, p string) (string, error) {
 	return out, nil
 }
 
+// Hidden names in a volume: the spool of a write in flight, and the file it
+// replaces while its commit moves it aside. Listings hide them, the quota
+// does not count them and sweeps remove them, so no client path may name
+// them (in a volume route, or under the volume mount in a thread route).
+const (
+	SpoolPrefix = ".tbpart-"
+	AsidePrefix = ".tbold-"
+)
+
+// Reserved reports whether a file name is one of the hidden names.
+func Reserved(name string) bool {
+	return strings.HasPrefix(name, SpoolPrefix) || strings.HasPrefix(name, AsidePrefix)
+}
+
+// refuseReserved refuses a clean absolute path with a hidden name in it.
+func refuseReserved(p string) (string, error) {
+	for seg := range strings.SplitSeq(p, "/") {
+		if Reserved(seg) {
+			return "", invalid("names starting with " + SpoolPrefix + " or " + AsidePrefix + " are reserved")
+		}
+	}
+	return p, nil
+}
+
 // Thread resolves a path given to a thread route. The thread's sandbox is the
 // caller's own, so an absolute path may name any file in it; a relative path
 // is relative to the sandbox's home and may not climb out of it, which is
-// what a traversal such as "../../etc/passwd" tries to do.
+// what a traversal such as "../../etc/passwd" tries to do. Under the volume
+// mount the volume's reserved names are refused.
 func Thread(p string) (string, error) {
+	root := entity.HomeDir
 	if strings.HasPrefix(p, "/") {
-		return Under("/", p)
+		root = "/"
 	}
-	return Under(entity.HomeDir, p)
+	out, err := Under(root, p)
+	if err != nil {
+		return "", err
+	}
+	if rel, ok := InVolume(out); ok {
+		if _, err := refuseReserved(rel); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
+}
+
+// InVolume reports whether the thread sandbox path p is inside the volume
+// mount (not the mount itself), and returns it as a volume path.
+func InVolume(p string) (string, bool) {
+	rel, ok := strings.CutPrefix(p, entity.VolumeMountPath+"/")
+	if !ok {
+		return "", false
+	}
+	return "/" + rel, true
 }
 
 // Volume resolves a path given to a volume route (/v1/files, WebDAV, tus)
@@ -94,13 +139,19 @@ func Thread(p string) (string, error) {
 // "..%2f") is refused when that ".." would climb out: nothing decodes it
 // later, but a client sending it is attempting traversal through some layer
 // that might.
+//
+// The volume's reserved names (SpoolPrefix, AsidePrefix) are refused.
 func Volume(p string) (string, error) {
 	if u, err := url.PathUnescape(p); err == nil && u != p {
 		if _, err := Under("/", u); err != nil {
 			return "", invalid("encoded traversal in path")
 		}
 	}
-	return Under("/", p)
+	out, err := Under("/", p)
+	if err != nil {
+		return "", err
+	}
+	return refuseReserved(out)
 }
 
 // Protected reports whether a thread sandbox path may not be deleted, moved

@@ -90,3 +90,41 @@ func TestProtected(t *testing.T) {
 		}
 	}
 }
+
+// The volume's hidden names (a write's spool, the file it replaces while it
+// commits) cannot be named by a client: in a volume route anywhere, in a
+// thread route under the volume mount.
+func TestReservedNames(t *testing.T) {
+	for _, in := range []string{".tbpart-x", "a/.tbpart-1-b", ".tbold-y", "d/.tbold-/e"} {
+		if got, err := clientpath.Volume(in); err == nil {
+			t.Errorf("Volume(%q) = %q, want a refusal", in, got)
+		}
+		if got, err := clientpath.Thread("/home/daytona/volume/" + in); err == nil {
+			t.Errorf("Thread(volume/%q) = %q, want a refusal", in, got)
+		}
+		if got, err := clientpath.Thread("volume/" + in); err == nil {
+			t.Errorf("Thread(relative volume/%q) = %q, want a refusal", in, got)
+		}
+	}
+	for _, in := range []string{"tbpart-x", "a.tbpart-x", "x/.tbpar"} {
+		if _, err := clientpath.Volume(in); err != nil {
+			t.Errorf("Volume(%q) refused an ordinary name: %v", in, err)
+		}
+	}
+	if _, err := clientpath.Thread("/tmp/.tbpart-x"); err != nil {
+		t.Errorf("outside the volume a thread's names are its own: %v", err)
+	}
+}
+
+func TestInVolume(t *testing.T) {
+	for in, want := range map[string]string{"/home/daytona/volume/a": "/a", "/home/daytona/volume/a/b": "/a/b"} {
+		if got, ok := clientpath.InVolume(in); !ok || got != want {
+			t.Errorf("InVolume(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"/home/daytona/volume", "/home/daytona/volumes/a", "/home/daytona", "/tmp/a"} {
+		if got, ok := clientpath.InVolume(in); ok {
+			t.Errorf("InVolume(%q) = %q, want outside", in, got)
+		}
+	}
+}

@@ -10,8 +10,42 @@ import (
 	"time"
 )
 
+const abandonedUploads = `-- name: AbandonedUploads :many
+SELECT u.id, u.user_id FROM uploads u
+WHERE u.state = 'receiving' AND u.created_at < $1
+  AND NOT EXISTS (SELECT 1 FROM volume_reservations r WHERE r.id = u.id AND r.expires_at > now())
+`
+
+type AbandonedUploadsRow struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+}
+
+// Uploads still receiving whose reservation is gone (expired and swept, or
+// released by a cancel): nobody can finish them any more.
+func (q *Queries) AbandonedUploads(ctx context.Context, before time.Time) ([]AbandonedUploadsRow, error) {
+	rows, err := q.db.Query(ctx, abandonedUploads, before)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AbandonedUploadsRow{}
+	for rows.Next() {
+		var i AbandonedUploadsRow
+		if err := rows.Scan(&i.ID, &i.UserID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const addVolumeUsage = `-- name: AddVolumeUsage :execrows
-UPDATE volumes SET used_bytes = GREATEST(used_bytes + $1, 0), updated_at = now()
+UPDATE volumes SET used_bytes = GREATEST(used_bytes + $1, 0), updated_at = now(),
+    usage_version = usage_version + 1
 WHERE user_id = $2
 `
 
@@ -26,6 +60,57 @@ func (q *Queries) AddVolumeUsage(ctx context.Context, arg AddVolumeUsageParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const claimExpiredReservations = `-- name: ClaimExpiredReservations :many
+UPDATE volume_reservations SET expires_at = now() + make_interval(secs => $1::float8)
+WHERE id IN (
+    SELECT r.id FROM volume_reservations r
+    WHERE r.expires_at < $2 AND (r.spool IS NOT NULL OR r.aside IS NOT NULL)
+    ORDER BY r.expires_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, user_id, bytes, spool, target, aside, phase, had_old, expires_at, created_at
+`
+
+type ClaimExpiredReservationsParams struct {
+	ClaimSeconds float64   `json:"claim_seconds"`
+	Before       time.Time `json:"before"`
+	MaxRows      int32     `json:"max_rows"`
+}
+
+// Expired reservations whose files need settling, claimed for a while so
+// another replica's sweep skips them.
+func (q *Queries) ClaimExpiredReservations(ctx context.Context, arg ClaimExpiredReservationsParams) ([]VolumeReservation, error) {
+	rows, err := q.db.Query(ctx, claimExpiredReservations, arg.ClaimSeconds, arg.Before, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []VolumeReservation{}
+	for rows.Next() {
+		var i VolumeReservation
+		if err := rows.Scan(
+			&i.ID,
+			&i.UserID,
+			&i.Bytes,
+			&i.Spool,
+			&i.Target,
+			&i.Aside,
+			&i.Phase,
+			&i.HadOld,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const createUpload = `-- name: CreateUpload :exec
@@ -92,6 +177,20 @@ func (q *Queries) DeadProps(ctx context.Context, arg DeadPropsParams) ([]DeadPro
 	return items, nil
 }
 
+const deleteBareExpiredReservations = `-- name: DeleteBareExpiredReservations :execrows
+DELETE FROM volume_reservations
+WHERE expires_at < $1 AND spool IS NULL AND aside IS NULL
+`
+
+// Expired reservations with nothing to clean up in the volume.
+func (q *Queries) DeleteBareExpiredReservations(ctx context.Context, before time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteBareExpiredReservations, before)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteDeadProp = `-- name: DeleteDeadProp :exec
 DELETE FROM dead_props
 WHERE user_id = $1 AND path = $2 AND namespace = $3 AND local = $4
@@ -132,6 +231,15 @@ func (q *Queries) DeleteDeadPropsTree(ctx context.Context, arg DeleteDeadPropsTr
 	return err
 }
 
+const deleteVolumeReservation = `-- name: DeleteVolumeReservation :exec
+DELETE FROM volume_reservations WHERE id = $1
+`
+
+func (q *Queries) DeleteVolumeReservation(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, deleteVolumeReservation, id)
+	return err
+}
+
 const forgetUploadsBefore = `-- name: ForgetUploadsBefore :execrows
 DELETE FROM uploads WHERE state <> 'receiving' AND completed_at < $1
 `
@@ -169,12 +277,60 @@ func (q *Queries) GetUpload(ctx context.Context, arg GetUploadParams) (Upload, e
 	return i, err
 }
 
+const getVolumeReservation = `-- name: GetVolumeReservation :one
+SELECT id, user_id, bytes, spool, target, aside, phase, had_old, expires_at, created_at FROM volume_reservations WHERE id = $1 AND user_id = $2
+`
+
+type GetVolumeReservationParams struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+}
+
+func (q *Queries) GetVolumeReservation(ctx context.Context, arg GetVolumeReservationParams) (VolumeReservation, error) {
+	row := q.db.QueryRow(ctx, getVolumeReservation, arg.ID, arg.UserID)
+	var i VolumeReservation
+	err := row.Scan(
+		&i.ID,
+		&i.UserID,
+		&i.Bytes,
+		&i.Spool,
+		&i.Target,
+		&i.Aside,
+		&i.Phase,
+		&i.HadOld,
+		&i.ExpiresAt,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const invalidateVolumeUsage = `-- name: InvalidateVolumeUsage :exec
 UPDATE volumes SET used_measured_at = NULL WHERE user_id = $1
 `
 
 func (q *Queries) InvalidateVolumeUsage(ctx context.Context, userID string) error {
 	_, err := q.db.Exec(ctx, invalidateVolumeUsage, userID)
+	return err
+}
+
+const leaveVolumeReservation = `-- name: LeaveVolumeReservation :exec
+UPDATE volume_reservations SET bytes = 0, expires_at = now() WHERE id = $1
+`
+
+// A write that ended but could not clean up after itself: it holds no bytes
+// any more, and the sweep takes over at once.
+func (q *Queries) LeaveVolumeReservation(ctx context.Context, id string) error {
+	_, err := q.db.Exec(ctx, leaveVolumeReservation, id)
+	return err
+}
+
+const lockVolumeQuota = `-- name: LockVolumeQuota :exec
+SELECT pg_advisory_xact_lock(hashtextextended('threadbox-volume-quota:' || $1::text, 0))
+`
+
+// Serialises quota decisions of one user for the rest of the transaction.
+func (q *Queries) LockVolumeQuota(ctx context.Context, userID string) error {
+	_, err := q.db.Exec(ctx, lockVolumeQuota, userID)
 	return err
 }
 
@@ -195,19 +351,68 @@ func (q *Queries) MoveDeadPropsTree(ctx context.Context, arg MoveDeadPropsTreePa
 	return err
 }
 
-const receivingUploadBytes = `-- name: ReceivingUploadBytes :one
-SELECT COALESCE(SUM(size), 0)::bigint AS bytes FROM uploads WHERE user_id = $1 AND state = 'receiving'
+const renewVolumeReservation = `-- name: RenewVolumeReservation :execrows
+UPDATE volume_reservations
+SET expires_at = GREATEST(expires_at, now() + make_interval(secs => $1::float8))
+WHERE id = $2
 `
 
-// Bytes promised to uploads still receiving: a new upload must fit the quota
-// together with them, so parallel uploads cannot each claim the same space
-// (and fill the spool disk). Abandoned uploads stop counting when the
-// janitor fails them.
-func (q *Queries) ReceivingUploadBytes(ctx context.Context, userID string) (int64, error) {
-	row := q.db.QueryRow(ctx, receivingUploadBytes, userID)
+type RenewVolumeReservationParams struct {
+	TtlSeconds float64 `json:"ttl_seconds"`
+	ID         string  `json:"id"`
+}
+
+// Never shortens: a long-lived reservation (an upload) keeps its own expiry.
+func (q *Queries) RenewVolumeReservation(ctx context.Context, arg RenewVolumeReservationParams) (int64, error) {
+	result, err := q.db.Exec(ctx, renewVolumeReservation, arg.TtlSeconds, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const reservedVolumeBytes = `-- name: ReservedVolumeBytes :one
+SELECT COALESCE(SUM(bytes), 0)::bigint AS bytes FROM volume_reservations
+WHERE user_id = $1 AND expires_at > now() AND id <> $2
+`
+
+type ReservedVolumeBytesParams struct {
+	UserID   string `json:"user_id"`
+	ExceptID string `json:"except_id"`
+}
+
+// Bytes promised to the user's other writes in flight.
+func (q *Queries) ReservedVolumeBytes(ctx context.Context, arg ReservedVolumeBytesParams) (int64, error) {
+	row := q.db.QueryRow(ctx, reservedVolumeBytes, arg.UserID, arg.ExceptID)
 	var bytes int64
 	err := row.Scan(&bytes)
 	return bytes, err
+}
+
+const setMeasuredVolumeUsage = `-- name: SetMeasuredVolumeUsage :execrows
+UPDATE volumes SET used_bytes = $1, used_measured_at = now(), updated_at = now(),
+    usage_version = usage_version + 1
+WHERE volumes.user_id = $2 AND usage_version = $3
+  AND NOT EXISTS (SELECT 1 FROM volume_reservations r
+                  WHERE r.user_id = $2 AND r.phase <> 'spool' AND r.expires_at > now())
+`
+
+type SetMeasuredVolumeUsageParams struct {
+	UsedBytes   int64  `json:"used_bytes"`
+	UserID      string `json:"user_id"`
+	SeenVersion int64  `json:"seen_version"`
+}
+
+// Stores a measurement unless a write may be in it without being counted,
+// or counted without being in it: usage changed while it ran
+// (compare-and-set on usage_version), or a write is committing now (its
+// file may already be in place, its count not yet added).
+func (q *Queries) SetMeasuredVolumeUsage(ctx context.Context, arg SetMeasuredVolumeUsageParams) (int64, error) {
+	result, err := q.db.Exec(ctx, setMeasuredVolumeUsage, arg.UsedBytes, arg.UserID, arg.SeenVersion)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const setUploadState = `-- name: SetUploadState :exec
@@ -227,7 +432,8 @@ func (q *Queries) SetUploadState(ctx context.Context, arg SetUploadStateParams) 
 }
 
 const setVolumeUsage = `-- name: SetVolumeUsage :execrows
-UPDATE volumes SET used_bytes = $1, used_measured_at = now(), updated_at = now()
+UPDATE volumes SET used_bytes = $1, used_measured_at = now(), updated_at = now(),
+    usage_version = usage_version + 1
 WHERE user_id = $2
 `
 
@@ -242,6 +448,36 @@ func (q *Queries) SetVolumeUsage(ctx context.Context, arg SetVolumeUsageParams) 
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const trackVolumeReservation = `-- name: TrackVolumeReservation :exec
+UPDATE volume_reservations
+SET spool = $1, target = $2, aside = $3,
+    phase = $4, had_old = $5
+WHERE id = $6
+`
+
+type TrackVolumeReservationParams struct {
+	Spool  *string `json:"spool"`
+	Target *string `json:"target"`
+	Aside  *string `json:"aside"`
+	Phase  string  `json:"phase"`
+	HadOld bool    `json:"had_old"`
+	ID     string  `json:"id"`
+}
+
+// Records where a write's files are and the commit step it is about to
+// take, before it takes it.
+func (q *Queries) TrackVolumeReservation(ctx context.Context, arg TrackVolumeReservationParams) error {
+	_, err := q.db.Exec(ctx, trackVolumeReservation,
+		arg.Spool,
+		arg.Target,
+		arg.Aside,
+		arg.Phase,
+		arg.HadOld,
+		arg.ID,
+	)
+	return err
 }
 
 const upsertDeadProp = `-- name: UpsertDeadProp :exec
@@ -269,20 +505,49 @@ func (q *Queries) UpsertDeadProp(ctx context.Context, arg UpsertDeadPropParams) 
 	return err
 }
 
+const upsertVolumeReservation = `-- name: UpsertVolumeReservation :exec
+INSERT INTO volume_reservations (id, user_id, bytes, spool, target, expires_at)
+VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6::float8))
+ON CONFLICT (id) DO UPDATE SET bytes = EXCLUDED.bytes,
+    expires_at = GREATEST(volume_reservations.expires_at, EXCLUDED.expires_at)
+`
+
+type UpsertVolumeReservationParams struct {
+	ID         string  `json:"id"`
+	UserID     string  `json:"user_id"`
+	Bytes      int64   `json:"bytes"`
+	Spool      *string `json:"spool"`
+	Target     *string `json:"target"`
+	TtlSeconds float64 `json:"ttl_seconds"`
+}
+
+func (q *Queries) UpsertVolumeReservation(ctx context.Context, arg UpsertVolumeReservationParams) error {
+	_, err := q.db.Exec(ctx, upsertVolumeReservation,
+		arg.ID,
+		arg.UserID,
+		arg.Bytes,
+		arg.Spool,
+		arg.Target,
+		arg.TtlSeconds,
+	)
+	return err
+}
+
 const volumeUsage = `-- name: VolumeUsage :one
 
-SELECT used_bytes, used_measured_at FROM volumes WHERE user_id = $1
+SELECT used_bytes, used_measured_at, usage_version FROM volumes WHERE user_id = $1
 `
 
 type VolumeUsageRow struct {
 	UsedBytes      int64      `json:"used_bytes"`
 	UsedMeasuredAt *time.Time `json:"used_measured_at"`
+	UsageVersion   int64      `json:"usage_version"`
 }
 
 // User files: volume usage accounting, WebDAV dead properties, tus uploads.
 func (q *Queries) VolumeUsage(ctx context.Context, userID string) (VolumeUsageRow, error) {
 	row := q.db.QueryRow(ctx, volumeUsage, userID)
 	var i VolumeUsageRow
-	err := row.Scan(&i.UsedBytes, &i.UsedMeasuredAt)
+	err := row.Scan(&i.UsedBytes, &i.UsedMeasuredAt, &i.UsageVersion)
 	return i, err
 }

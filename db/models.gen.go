@@ -196,4 +196,18 @@ type Volume struct {
 	CreatedAt       time.Time  `json:"created_at"`
 	UpdatedAt       time.Time  `json:"updated_at"`
 	UsedMeasuredAt  *time.Time `json:"used_measured_at"`
+	UsageVersion    int64      `json:"usage_version"`
+}
+
+type VolumeReservation struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Bytes     int64     `json:"bytes"`
+	Spool     *string   `json:"spool"`
+	Target    *string   `json:"target"`
+	Aside     *string   `json:"aside"`
+	Phase     string    `json:"phase"`
+	HadOld    bool      `json:"had_old"`
+	ExpiresAt time.Time `json:"expires_at"`
+	CreatedAt time.Time `json:"created_at"`
 }

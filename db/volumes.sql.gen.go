@@ -10,7 +10,7 @@ import (
 )
 
 const getVolume = `-- name: GetVolume :one
-SELECT user_id, volume_name, subpath, daytona_volume_id, used_bytes, created_at, updated_at, used_measured_at FROM volumes WHERE user_id = $1
+SELECT user_id, volume_name, subpath, daytona_volume_id, used_bytes, created_at, updated_at, used_measured_at, usage_version FROM volumes WHERE user_id = $1
 `
 
 func (q *Queries) GetVolume(ctx context.Context, userID string) (Volume, error) {
@@ -25,6 +25,7 @@ func (q *Queries) GetVolume(ctx context.Context, userID string) (Volume, error) 
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.UsedMeasuredAt,
+		&i.UsageVersion,
 	)
 	return i, err
 }

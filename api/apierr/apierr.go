@@ -136,6 +136,12 @@ func classifyHTTP(err error) *Error {
 // classifyFiles maps failures about a client's files and volume.
 func classifyFiles(err error) *Error {
 	switch {
+	case errors.Is(err, volume.ErrTooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: "the body is larger than the whole volume quota (DAYTONA_VOLUME_SIZE_GB)", Err: err}
+	case errors.Is(err, volume.ErrWriteInterrupted):
+		return &Error{Status: http.StatusConflict, Code: "write_interrupted",
+			Message: "the directory was removed while the file was being written; nothing was stored", Err: err}
 	case errors.Is(err, volume.ErrQuotaExceeded):
 		return &Error{Status: http.StatusInsufficientStorage, Code: "quota_exceeded",
 			Message: "the volume quota (DAYTONA_VOLUME_SIZE_GB) would be exceeded", Err: err}
@@ -297,7 +303,7 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 // successful answer, such as one file of a batch.
 func Message(err error) string {
 	e := Classify(err)
-	if e.Status >= 500 {
+	if ServerFault(e) {
 		return "internal error"
 	}
 	return e.Message

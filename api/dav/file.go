@@ -216,7 +216,7 @@ func (w *writeFile) Write(p []byte) (int, error) {
 }
 
 func (w *writeFile) finish(n int64, err error) {
-	w.done, w.written, w.err = true, n, w.fs.note(err)
+	w.done, w.written, w.err = true, n, w.fs.noteWrite(err)
 	w.info = daytona.FileInfo{Size: n, ModTime: time.Now()}
 	w.fs.cache.clear()
 }

@@ -57,6 +57,21 @@ func (fs *FS) note(err error) error {
 	return err
 }
 
+// noteWrite records the failure of a write whatever it is: unlike a lookup,
+// a write whose directory vanished under it (a DELETE of the collection
+// while it streamed) has failed, and the engine would flatten that into 405.
+func (fs *FS) noteWrite(err error) error {
+	if err == nil {
+		return nil
+	}
+	fs.mu.Lock()
+	if fs.firstErr == nil {
+		fs.firstErr = err
+	}
+	fs.mu.Unlock()
+	return err
+}
+
 func (fs *FS) clean(op, name string) (string, error) {
 	n, err := clientpath.Volume(name)
 	if err != nil {

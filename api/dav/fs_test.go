@@ -85,6 +85,12 @@ func TestQuotaLeavesNothing(t *testing.T) {
 
 	resp, body = s.do(t, http.MethodPut, "b.bin", bytes.NewReader(make([]byte, 50_000)), nil)
 	require.Equal(t, 507, resp.StatusCode, body)
+	require.Contains(t, body, `"quota_exceeded"`)
+	// A body announced larger than the whole quota can never fit: 413, as on
+	// every other path into the volume.
+	resp, body = s.do(t, http.MethodPut, "huge.bin", bytes.NewReader(make([]byte, 100_001)), nil)
+	require.Equal(t, 413, resp.StatusCode, body)
+	require.Contains(t, body, `"too_large"`)
 	// Unknown length: refused mid-stream.
 	resp, body = s.do(t, http.MethodPut, "c.bin", io.MultiReader(bytes.NewReader(make([]byte, 50_000))), nil)
 	require.Equal(t, 507, resp.StatusCode, body)

@@ -60,7 +60,7 @@ func newDavServer(t *testing.T, quota int64) *davServer {
 	v := &volume.Volume{
 		Files: files,
 		Props: &volume.Props{Pool: pool, UserID: testUser},
-		Quota: &volume.Quota{Queries: q, UserID: testUser, Limit: quota, MaxAge: time.Minute,
+		Quota: &volume.Quota{Pool: pool, UserID: testUser, Limit: quota, MaxAge: time.Minute,
 			Measure: func(ctx context.Context) (int64, error) { return volume.Measure(ctx, files) }},
 	}
 	s := &davServer{SB: sb, Files: files, Pool: pool, Q: q, v: v}

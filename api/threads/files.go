@@ -15,6 +15,7 @@ import (
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/sandboxfs"
+	"github.com/threadbox/threadbox/volume"
 )
 
 // files is the thread sandbox's file view: absolute sandbox paths.
@@ -27,12 +28,56 @@ func (t *Routes) fileNeed() time.Duration {
 	return min(time.Minute, t.Config.AutoStopInterval.Duration()/4)
 }
 
-// queryPath reads and validates ?path=.
-func queryPath(c echo.Context) (string, error) {
+// FilePath is the path rule of every thread file route: raw resolved by
+// clientpath.Thread (a relative path stays under the sandbox's home), and,
+// for a route that changes what is there (write, delete, move, upload),
+// the sandbox's root, its home, the volume mount and their ancestors
+// refused: on Daytona a recursive delete runs inside the sandbox, where the
+// user's volume (shared by all their threads) is mounted.
+func FilePath(raw string, changes bool) (string, error) {
+	p, err := clientpath.Thread(raw)
+	if err != nil {
+		return "", err
+	}
+	if changes && clientpath.Protected(p) {
+		return "", apierr.InvalidPath("cannot change " + p + ": it holds the sandbox's home or the user's volume")
+	}
+	return p, nil
+}
+
+// queryPath reads and validates ?path= (see FilePath).
+func queryPath(c echo.Context, changes bool) (string, error) {
 	if !c.QueryParams().Has("path") {
 		return "", apierr.InvalidPath("the path query parameter is required")
 	}
-	return clientpath.Thread(c.QueryParam("path"))
+	return FilePath(c.QueryParam("path"), changes)
+}
+
+// VolumeViews gives the user's volume as seen through one of their
+// sandboxes (volume.Service.Over): thread file writes under the volume
+// mount go through it, with the volume's quota and spool-and-commit rules.
+type VolumeViews interface {
+	Over(userID string, tb sandboxfs.Toolbox) *volume.Volume
+}
+
+// write writes r (size bytes, -1 unknown) to p in the thread's sandbox:
+// under the volume mount through the volume (quota reserved first, the file
+// replaced only when complete), elsewhere straight to the sandbox's disk.
+func (t *Routes) write(ctx context.Context, sb *sandbox.Sandbox, user, p string, r io.Reader, size int64) error {
+	if rel, ok := clientpath.InVolume(p); ok {
+		_, err := t.Volumes.Over(user, sb.Toolbox).Put(ctx, rel, r, size)
+		return err
+	}
+	return files(sb).Upload(ctx, p, r)
+}
+
+// tooLargeForVolume refuses a body announced larger than the whole volume
+// quota when p is in the volume: it can never fit (413, like /v1/files).
+func (t *Routes) tooLargeForVolume(p string, size int64) error {
+	if _, ok := clientpath.InVolume(p); ok && size > t.Config.VolumeQuotaBytes() {
+		return apierr.TooLarge("the body is larger than the whole volume quota")
+	}
+	return nil
 }
 
 // getFile is GET /v1/threads/{id}/files?path=P: a directory listing as JSON,
@@ -40,7 +85,7 @@ func queryPath(c echo.Context) (string, error) {
 // extension and single-range support (206/416). The download runs inside
 // the use, so the sandbox is held for as long as it streams.
 func (t *Routes) getFile(c echo.Context) error {
-	p, err := queryPath(c)
+	p, err := queryPath(c, false)
 	if err != nil {
 		return err
 	}
@@ -95,14 +140,13 @@ func (cr *cappedReader) tooLarge() error {
 // putFile is PUT /v1/threads/{id}/files?path=P: the body is streamed into
 // the sandbox (parents created, an existing file replaced). Bodies over
 // Config.MaxBodyBytes are 413, before anything is sent when Content-Length
-// says so. 201 {"path","size"}.
+// says so. Under the volume mount the write obeys the volume's quota (507
+// when it does not fit, 413 when larger than the whole quota). 201
+// {"path","size"}.
 func (t *Routes) putFile(c echo.Context) error {
-	p, err := queryPath(c)
+	p, err := queryPath(c, true)
 	if err != nil {
 		return err
-	}
-	if clientpath.Protected(p) {
-		return apierr.InvalidPath("cannot write to " + p)
 	}
 	ref, err := threadRef(c)
 	if err != nil {
@@ -114,11 +158,14 @@ func (t *Routes) putFile(c echo.Context) error {
 	if req.ContentLength > limit {
 		return body.tooLarge()
 	}
+	if err := t.tooLargeForVolume(p, req.ContentLength); err != nil {
+		return err
+	}
 	err = t.Sandboxes.Use(req.Context(), ref, sandbox.UseOptions{
 		Need: t.fileNeed(), Guard: t.guard(ref),
 		Replayable: func() bool { return body.n.Load() == 0 },
 	}, func(ctx context.Context, sb *sandbox.Sandbox) error {
-		return files(sb).Upload(ctx, p, body)
+		return t.write(ctx, sb, ref.UserID, p, body, req.ContentLength)
 	})
 	if body.over.Load() {
 		return body.tooLarge()
@@ -131,7 +178,7 @@ func (t *Routes) putFile(c echo.Context) error {
 
 // deleteFile is DELETE /v1/threads/{id}/files?path=P[&recursive=true]: 204.
 func (t *Routes) deleteFile(c echo.Context) error {
-	p, err := queryPath(c)
+	p, err := queryPath(c, true)
 	if err != nil {
 		return err
 	}
@@ -140,9 +187,6 @@ func (t *Routes) deleteFile(c echo.Context) error {
 		if recursive, err = strconv.ParseBool(v); err != nil {
 			return apierr.BadRequest("invalid_parameter", "recursive must be true or false")
 		}
-	}
-	if clientpath.Protected(p) {
-		return apierr.InvalidPath("cannot delete " + p)
 	}
 	ref, err := threadRef(c)
 	if err != nil {
@@ -172,16 +216,13 @@ func (t *Routes) moveFile(c echo.Context) error {
 	if req.From == nil || req.To == nil {
 		return apierr.InvalidPath("from and to are required")
 	}
-	from, err := clientpath.Thread(*req.From)
+	from, err := FilePath(*req.From, true)
 	if err != nil {
 		return err
 	}
-	to, err := clientpath.Thread(*req.To)
+	to, err := FilePath(*req.To, true)
 	if err != nil {
 		return err
-	}
-	if clientpath.Protected(from) || clientpath.Protected(to) {
-		return apierr.InvalidPath("cannot move " + from + " to " + to)
 	}
 	ref, err := threadRef(c)
 	if err != nil {

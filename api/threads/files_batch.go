@@ -1,8 +1,10 @@
 package threads
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +22,8 @@ import (
 )
 
 // Batch limits: how many files one request may name, and how many bytes a
-// batch download may return (base64 in JSON grows them by a third and the
-// whole answer is held in memory).
+// batch download may return (base64 in JSON grows them by a third; the
+// answer is streamed, so this bounds its length, not the API's memory).
 const (
 	maxBatchFiles         = 1000
 	maxBatchDownloadBytes = 64 << 20
@@ -43,7 +45,7 @@ type threadBatchFile struct {
 func (f *threadBatchFile) fail(err error) {
 	e := apierr.Classify(err)
 	f.Code, f.Error = e.Code, apierr.Message(err)
-	if e.Status >= 500 {
+	if apierr.ServerFault(e) { // a full volume (507) is the client's condition
 		f.Code = "internal"
 	}
 }
@@ -161,26 +163,22 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// uploadPart streams one part to its validated path; it returns the file's
-// result (the resolved path, and the failure if any).
+// uploadPart streams one part to its validated path (see FilePath); it
+// returns the file's result (the resolved path, and the failure if any).
 func (t *Routes) uploadPart(ctx context.Context, ref entity.Ref, raw string, part io.Reader, body *cappedReader) threadBatchFile {
 	res := threadBatchFile{Path: raw}
-	p, err := clientpath.Thread(raw)
+	p, err := FilePath(raw, true)
 	if err != nil {
 		res.fail(err)
 		return res
 	}
 	res.Path = p
-	if clientpath.Protected(p) {
-		res.refuse("invalid_path", "cannot write to "+p)
-		return res
-	}
 	before := body.n.Load()
 	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{
 		Need: t.fileNeed(), Guard: t.guard(ref),
 		Replayable: func() bool { return body.n.Load() == before },
 	}, func(ctx context.Context, sb *sandbox.Sandbox) error {
-		return files(sb).Upload(ctx, p, part)
+		return t.write(ctx, sb, ref.UserID, p, part, -1)
 	})
 	if err != nil {
 		if body.over.Load() {
@@ -198,9 +196,16 @@ type threadDownloadRequest struct {
 }
 
 // downloadFiles is POST /v1/threads/{id}/files/download {"paths":[...]}:
-// each file's bytes (base64 `content`) or its error, in order. The total is
-// capped at 64 MiB: files past the cap carry an error, so a client can fetch
-// them one by one through GET.
+// each file's bytes (base64 `content`, then its `size`) or its `error`, in
+// order. The answer is streamed: each file is encoded as it is read from the
+// sandbox, so a request holds a few buffers (see batchBuffer), not its
+// files. The total is capped at 64 MiB: files past the cap carry an error,
+// so a client can fetch them one by one through GET. Every file is stat-ed
+// before the answer starts (a sandbox found stopped is started again and
+// the request replayed); a file that cannot be read whole once its content
+// has started (it shrank, grew past the cap, or the sandbox went away) cuts
+// the connection, so a client never takes a truncated answer for a whole
+// one.
 func (t *Routes) downloadFiles(c echo.Context) error {
 	var req threadDownloadRequest
 	if err := httpio.DecodeJSON(c, &req); err != nil {
@@ -216,72 +221,127 @@ func (t *Routes) downloadFiles(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := threadBatchResult{Files: make([]threadBatchFile, len(req.Paths))}
-	resolved := make([]string, len(req.Paths))
-	for i, raw := range req.Paths {
-		out.Files[i].Path = raw
-		p, err := clientpath.Thread(raw)
+	return t.Sandboxes.Use(c.Request().Context(), ref, sandbox.UseOptions{
+		Need: t.fileNeed(), Guard: t.guard(ref),
+		Replayable: func() bool { return !c.Response().Committed },
+	}, func(ctx context.Context, sb *sandbox.Sandbox) error {
+		plan, err := planDownload(ctx, sb, req.Paths)
 		if err != nil {
-			out.Files[i].fail(err)
-			continue
+			return err
 		}
-		resolved[i] = p
-		out.Files[i].Path = p
-	}
-	budget := int64(maxBatchDownloadBytes)
-	err = t.Sandboxes.Use(c.Request().Context(), ref, sandbox.UseOptions{Need: t.fileNeed(), Guard: t.guard(ref)}, func(ctx context.Context, sb *sandbox.Sandbox) error {
-		for i, p := range resolved {
-			if p == "" || out.Files[i].Content != nil || out.Files[i].Error != "" { // done before a retry
-				continue
-			}
-			info, err := files(sb).Stat(ctx, p)
-			if err != nil {
-				if sb.Gone(ctx, err) {
-					return err // the sandbox, not the file: Use ensures it again
-				}
-				out.Files[i].fail(err)
-				continue
-			}
-			if info.IsDir {
-				out.Files[i].refuse("is_a_directory", "is a directory: "+p)
-				continue
-			}
-			if info.Size > budget {
-				out.Files[i].refuse("batch_too_large", "batch size limit (64 MiB) reached; download this file on its own")
-				continue
-			}
-			data, err := readWholeFile(ctx, sb, p, budget)
-			if err != nil {
-				out.Files[i].fail(err)
-				continue
-			}
-			budget -= int64(len(data))
-			n := int64(len(data))
-			enc := base64.StdEncoding.EncodeToString(data)
-			out.Files[i].Size = &n
-			out.Files[i].Content = &enc
-		}
-		return nil
+		return t.streamDownload(ctx, c, sb, plan)
 	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
 }
 
-// readWholeFile reads a whole file, refusing one that grew past budget meanwhile.
-func readWholeFile(ctx context.Context, sb *sandbox.Sandbox, p string, budget int64) ([]byte, error) {
-	r, err := sb.Toolbox.Download(ctx, p, 0, -1)
+// batchBuffer is the size of the buffers a streamed batch download holds:
+// one for reading a file, one in front of the connection.
+const batchBuffer = 32 << 10
+
+// planned is one entry of a batch download: what to send, decided before
+// the answer starts.
+type planned struct {
+	threadBatchFile
+	size int64 // bytes to stream; content is sent when Error is empty
+}
+
+// planDownload resolves and stats every path, and applies the byte cap. An
+// error is returned only when the sandbox itself is gone (the use retries).
+func planDownload(ctx context.Context, sb *sandbox.Sandbox, paths []string) ([]planned, error) {
+	plan := make([]planned, len(paths))
+	budget := int64(maxBatchDownloadBytes)
+	for i, raw := range paths {
+		e := &plan[i]
+		e.Path = raw
+		p, err := FilePath(raw, false)
+		if err != nil {
+			e.fail(err)
+			continue
+		}
+		e.Path = p
+		info, err := files(sb).Stat(ctx, p)
+		switch {
+		case err != nil && sb.Gone(ctx, err):
+			return nil, err // the sandbox, not the file
+		case err != nil:
+			e.fail(err)
+		case info.IsDir:
+			e.refuse("is_a_directory", "is a directory: "+p)
+		case info.Size > budget:
+			e.refuse("batch_too_large", "batch size limit (64 MiB) reached; download this file on its own")
+		default:
+			e.size = info.Size
+			budget -= info.Size
+		}
+	}
+	return plan, nil
+}
+
+// streamDownload writes the answer for plan, encoding each file as it is
+// read.
+func (t *Routes) streamDownload(ctx context.Context, c echo.Context, sb *sandbox.Sandbox, plan []planned) error {
+	res := c.Response()
+	res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	res.WriteHeader(http.StatusOK)
+	w := bufio.NewWriterSize(res, batchBuffer)
+	buf := make([]byte, batchBuffer)
+	_, _ = w.WriteString(`{"files":[`)
+	for i, e := range plan {
+		if i > 0 {
+			_ = w.WriteByte(',')
+		}
+		if e.Error == "" {
+			if err := streamFile(ctx, w, sb, e, buf); err != nil {
+				if !errors.Is(err, errOpen) {
+					t.Logger.WarnContext(ctx, "batch download cut off", "path", e.Path, "err", err)
+					_ = w.Flush()
+					panic(http.ErrAbortHandler) // headers are out: cut the connection
+				}
+				e.fail(err)
+			}
+			if e.Error == "" {
+				continue
+			}
+		}
+		b, _ := json.Marshal(threadBatchFile{Path: e.Path, Code: e.Code, Error: e.Error})
+		_, _ = w.Write(b)
+	}
+	_, _ = w.WriteString("]}\n")
+	if err := w.Flush(); err != nil {
+		t.Logger.WarnContext(ctx, "batch download interrupted", "err", err)
+	}
+	return nil
+}
+
+// errOpen marks a file that could not be opened: nothing of its entry was
+// written yet, so it is reported as the entry's error.
+var errOpen = errors.New("opening the file")
+
+// streamFile writes one entry {"path","content","size"} with the file's
+// bytes base64-encoded as they arrive.
+func streamFile(ctx context.Context, w *bufio.Writer, sb *sandbox.Sandbox, e planned, buf []byte) error {
+	r, err := files(sb).Download(ctx, e.Path, 0, -1)
 	if err != nil {
-		return nil, err
+		if sb.Gone(ctx, err) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errOpen, err)
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, budget+1))
+	path, _ := json.Marshal(e.Path)
+	_, _ = w.WriteString(`{"path":`)
+	_, _ = w.Write(path)
+	_, _ = w.WriteString(`,"content":"`)
+	enc := base64.NewEncoder(base64.StdEncoding, w)
+	n, err := io.CopyBuffer(enc, io.LimitReader(r, e.size+1), buf)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", p, err)
+		return fmt.Errorf("reading %s: %w", e.Path, err)
 	}
-	if int64(len(data)) > budget {
-		return nil, apierr.BadRequest("batch_too_large", "batch size limit (64 MiB) reached; download this file on its own")
+	if n != e.size {
+		return fmt.Errorf("%s changed while it was read (%d bytes, %d at its stat)", e.Path, n, e.size)
 	}
-	return data, nil
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	_, err = w.WriteString(`","size":` + strconv.FormatInt(n, 10) + `}`)
+	return err
 }

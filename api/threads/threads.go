@@ -26,13 +26,14 @@ import (
 )
 
 // Routes serve /v1/threads: threads, exec, background commands, their files
-// and leases. Every use
-// of a thread's sandbox goes through Sandboxes.Use; the thread row (Queries)
-// is the authority on whether a thread exists.
+// and leases. Every use of a thread's sandbox goes through Sandboxes.Use; the
+// thread row (Queries) is the authority on whether a thread exists. Writes
+// under the volume mount go through Volumes.
 type Routes struct {
 	Config    config.Config
 	Queries   *db.Queries
 	Sandboxes *sandbox.Client
+	Volumes   VolumeViews
 	Commands  *command.Service
 	// Admission creates thread rows within the per-user thread limit.
 	Admission *admission.Controller

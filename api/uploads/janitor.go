@@ -28,7 +28,9 @@ func (s *Service) janitor(ctx context.Context) {
 
 // Sweep removes spools that received no bytes for SpoolTTL before now (an
 // interrupted upload's client may still come back until then), marks them
-// failed, and forgets old finished records.
+// failed and releases their reservations; marks failed the uploads still
+// receiving whose reservation is gone (their spool was lost, or their
+// process died: nobody can finish them); and forgets old finished records.
 func (s *Service) Sweep(ctx context.Context, now time.Time) {
 	stale, err := s.spool.Stale(ctx, now.Add(-s.cfg.SpoolTTL))
 	if err != nil && ctx.Err() == nil {
@@ -40,9 +42,20 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) {
 			continue
 		}
 		if idPattern.MatchString(id) {
-			_ = s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: id, State: stateFailed})
+			if err := s.cancelled(ctx, id); err != nil {
+				s.cfg.Logger.WarnContext(ctx, "releasing stale upload", "upload", id, "err", err)
+			}
 		}
 		s.cfg.Logger.InfoContext(ctx, "removed stale upload spool", "upload", id)
+	}
+	abandoned, err := s.cfg.Queries.AbandonedUploads(ctx, now.Add(-s.cfg.SpoolTTL))
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Logger.WarnContext(ctx, "listing abandoned uploads", "err", err)
+	}
+	for _, u := range abandoned {
+		if err := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: u.ID, State: stateFailed}); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "failing abandoned upload", "upload", u.ID, "err", err)
+		}
 	}
 	before := now.Add(-recordTTL)
 	if _, err := s.cfg.Queries.ForgetUploadsBefore(ctx, &before); err != nil && ctx.Err() == nil {

@@ -76,12 +76,23 @@ func (w *errorRewriter) finish(method string) {
 	}
 }
 
+// contractCodes renames tusd's own codes where the contract has one for the
+// same condition: a body over a fixed limit is too_large on every route.
+var contractCodes = map[string]string{
+	"max_size_exceeded":    "too_large",
+	"upload_size_exceeded": "too_large",
+}
+
 // splitErrorText reads "ERR_SOME_CODE: message" or "some_code: message" into
 // a snake_case code and the message; other text keeps a code from the status.
 func splitErrorText(text string, status int) (code, msg string) {
 	text = strings.TrimSpace(text)
 	if c, m, ok := strings.Cut(text, ": "); ok && c != "" && !strings.ContainsAny(c, " \t") {
-		return strings.ToLower(strings.TrimPrefix(c, "ERR_")), strings.TrimSpace(m)
+		code = strings.ToLower(strings.TrimPrefix(c, "ERR_"))
+		if renamed, ok := contractCodes[code]; ok {
+			code = renamed
+		}
+		return code, strings.TrimSpace(m)
 	}
 	code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
 	if text == "" {

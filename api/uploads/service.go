@@ -43,12 +43,19 @@ type Config struct {
 	// QuotaBytes is the per-user volume quota: no upload may be larger, and
 	// uploads still receiving reserve their size against it.
 	QuotaBytes int64
-	// SpoolTTL is how long an untouched unfinished upload is kept.
+	// SpoolTTL is how long an untouched unfinished upload is kept (and its
+	// room reserved).
 	SpoolTTL time.Duration
-	Queries  *db.Queries
-	Logger   *slog.Logger
-	// Volumes opens the owner's volume to check room at creation and to push
-	// a finished upload into it.
+	// PushAttempts bounds the tries of pushing a finished upload into the
+	// volume within one request (a transient failure is retried after
+	// PushBackoff, doubling); default 3 and 1s. After that the spool is
+	// kept, and the client's next HEAD or PATCH tries again.
+	PushAttempts int
+	PushBackoff  time.Duration
+	Queries      *db.Queries
+	Logger       *slog.Logger
+	// Volumes opens the owner's volume to reserve room at creation and to
+	// push a finished upload into it.
 	Volumes volume.Opener
 	// Spool holds uploads in progress and their locks: nil spools into Dir
 	// (one machine), an S3 spool lets every replica resume every upload.
@@ -69,6 +76,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SpoolTTL <= 0 {
 		cfg.SpoolTTL = 24 * time.Hour
 	}
+	if cfg.PushAttempts <= 0 {
+		cfg.PushAttempts = 3
+	}
+	if cfg.PushBackoff <= 0 {
+		cfg.PushBackoff = time.Second
+	}
 	spool := cfg.Spool
 	if spool == nil {
 		local, err := uploadspool.NewLocal(cfg.Dir)
@@ -78,7 +91,7 @@ func New(cfg Config) (*Service, error) {
 		spool = local
 	}
 	s := &Service{cfg: cfg, spool: spool, done: make(chan struct{})}
-	st := &store{fs: spool, queries: cfg.Queries}
+	st := &store{fs: spool, queries: cfg.Queries, ttl: cfg.SpoolTTL, finish: s.finish, cancelled: s.cancelled}
 	composer := handler.NewStoreComposer()
 	// Core and termination only: deferred length would bypass the quota
 	// check at creation, concatenation is not needed by our clients.
@@ -109,7 +122,11 @@ func New(cfg Config) (*Service, error) {
 // Handler serves requests whose path is relative to BasePath (mount it
 // behind http.StripPrefix). tusd's plain-text errors are rewritten into the
 // API's JSON error shape.
-func (s *Service) Handler() http.Handler { return jsonErrors(s.handler) }
+func (s *Service) Handler() http.Handler {
+	return jsonErrors(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.handler.ServeHTTP(w, r.WithContext(withMethod(r.Context(), r.Method)))
+	}))
+}
 
 // Close stops the janitor and the spool's background work.
 func (s *Service) Close() {
@@ -142,18 +159,15 @@ func destination(raw string) (string, error) {
 	return p, err
 }
 
-// admit checks that size more bytes fit the user's quota, counting the
-// uploads still receiving (they reserve their size).
-func (s *Service) admit(ctx context.Context, user string, size int64) error {
+// reserve claims size bytes of the user's quota for the upload id, for as
+// long as the upload may be resumed (SpoolTTL after its last request).
+func (s *Service) reserve(ctx context.Context, user, id string, size int64) error {
 	if size > s.cfg.QuotaBytes {
 		return apierr.TooLarge("the upload is larger than the whole volume quota")
 	}
-	pending, err := s.cfg.Queries.ReceivingUploadBytes(ctx, user)
-	if err != nil {
-		return fmt.Errorf("reading pending uploads: %w", err)
-	}
 	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{}, func(ctx context.Context, v *volume.Volume) error {
-		return v.Quota.Check(ctx, size+pending, 0)
+		_, err := v.Quota.Reserve(ctx, volume.ReserveOptions{ID: id, Need: size, Want: size, TTL: s.cfg.SpoolTTL})
+		return err
 	})
 }
 
@@ -179,11 +193,12 @@ func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler
 	if err != nil {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(ctx, err)
 	}
-	if err := s.admit(ctx, user, info.Size); err != nil {
+	id := newID()
+	if err := s.reserve(ctx, user, id, info.Size); err != nil {
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(ctx, err)
 	}
-	id := newID()
 	if err := s.cfg.Queries.CreateUpload(ctx, db.CreateUploadParams{ID: id, UserID: user, Path: dst, Size: info.Size}); err != nil {
+		_ = s.cfg.Queries.DeleteVolumeReservation(context.WithoutCancel(ctx), id)
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, fmt.Errorf("recording upload: %w", err)
 	}
 	meta := handler.MetaData{metaPath: dst, metaOwner: user}
@@ -194,35 +209,47 @@ func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler
 }
 
 // preFinish pushes the finished spool into the volume before tusd answers
-// the last PATCH, records it as stored and removes the spool. On failure the
-// spool is removed too and the upload marked failed (HEAD then says 404), so
-// the client starts over instead of believing a half-done upload.
+// the last PATCH (see finish). When the push fails the answer is its error,
+// and the upload stays complete in the spool with its room reserved: the
+// client's next HEAD or PATCH (tus clients retry 5xx) pushes it again.
 func (s *Service) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) {
-	info := ev.Upload
-	user, p := info.MetaData[metaOwner], info.MetaData[metaPath]
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ev.Context), pushTimeout)
-	defer cancel()
-	err := s.push(ctx, user, p, info)
-	state := stateStored
-	if err != nil {
-		state = stateFailed
+	if err := s.finish(ev.Context, ev.Upload); err != nil {
+		return handler.HTTPResponse{}, s.reject(ev.Context, err)
 	}
-	if derr := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: info.ID, State: state}); derr != nil && err == nil {
-		err = fmt.Errorf("recording upload %s: %w", info.ID, derr)
-	}
-	if rerr := s.spool.Remove(ctx, info.ID); rerr != nil {
-		s.cfg.Logger.WarnContext(ctx, "removing upload spool", "upload", info.ID, "err", rerr)
-	}
-	if err != nil {
-		s.cfg.Logger.WarnContext(ctx, "upload push failed", "upload", info.ID, "user", user, "path", p, "err", err)
-		return handler.HTTPResponse{}, s.reject(ctx, err)
-	}
-	s.cfg.Logger.InfoContext(ctx, "upload stored", "upload", info.ID, "user", user, "path", p, "size", info.Size)
 	return handler.HTTPResponse{Header: handler.HTTPHeader{"Upload-Stored": "true"}}, nil
 }
 
-// push copies the finished upload from the spool into the volume; a retry
-// (the files sandbox was found stopped) reads the spool again from the start.
+// finish pushes a complete upload into the volume, retrying transient
+// failures (PushAttempts, with backoff), then records it as stored and
+// removes it from the spool. It runs detached from the request, so a client
+// that disconnects meanwhile still gets its file stored (and learns so with
+// HEAD). On failure the spool and the reservation stay for the next try.
+func (s *Service) finish(ctx context.Context, info handler.FileInfo) error {
+	user, p := info.MetaData[metaOwner], info.MetaData[metaPath]
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
+	defer cancel()
+	attempts := 0
+	err := volume.Retry(ctx, s.cfg.PushAttempts, s.cfg.PushBackoff,
+		func(err error) bool { return apierr.ServerFault(apierr.Classify(err)) },
+		func() error { attempts++; return s.push(ctx, user, p, info) })
+	if err != nil {
+		s.cfg.Logger.WarnContext(ctx, "upload push failed; the spool is kept for the next try",
+			"upload", info.ID, "user", user, "path", p, "attempts", attempts, "err", err)
+		return err
+	}
+	if err := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: info.ID, State: stateStored}); err != nil {
+		return fmt.Errorf("recording upload %s: %w", info.ID, err)
+	}
+	if err := s.spool.Remove(ctx, info.ID); err != nil {
+		s.cfg.Logger.WarnContext(ctx, "removing upload spool", "upload", info.ID, "err", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "upload stored", "upload", info.ID, "user", user, "path", p, "size", info.Size)
+	return nil
+}
+
+// push copies the finished upload from the spool into the volume under the
+// upload's reservation; a retry (the files sandbox was found stopped) reads
+// the spool again from the start.
 func (s *Service) push(ctx context.Context, user, p string, info handler.FileInfo) error {
 	return s.cfg.Volumes.Use(ctx, user, volume.UseOptions{}, func(ctx context.Context, v *volume.Volume) error {
 		r, err := s.spool.Open(ctx, info.ID)
@@ -230,7 +257,20 @@ func (s *Service) push(ctx context.Context, user, p string, info handler.FileInf
 			return fmt.Errorf("opening spool of %s: %w", info.ID, err)
 		}
 		defer r.Close()
-		_, err = v.Put(ctx, p, r, info.Size)
+		_, err = v.PutReserved(ctx, p, r, info.Size, info.ID)
 		return err
 	})
+}
+
+// cancelled ends an upload its client terminated (tus DELETE), or the
+// janitor dropped: its room is released and it is recorded as failed.
+func (s *Service) cancelled(ctx context.Context, id string) error {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.cfg.Queries.DeleteVolumeReservation(ctx, id); err != nil {
+		return fmt.Errorf("releasing upload %s: %w", id, err)
+	}
+	if err := s.cfg.Queries.SetUploadState(ctx, db.SetUploadStateParams{ID: id, State: stateFailed}); err != nil {
+		return fmt.Errorf("recording upload %s: %w", id, err)
+	}
+	return nil
 }

@@ -29,15 +29,16 @@ import (
 // rig is the upload service over a spool dir, pushing into real (emulated)
 // sandbox volumes: each user's volume is a directory of one sandbox.
 type rig struct {
-	dir  string
-	pool *pgxpool.Pool
-	q    *db.Queries
-	sb   *testenv.Sandbox
+	dir   string
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	sb    *testenv.Sandbox
+	quota int64
 }
 
 func newRig(t *testing.T) *rig {
 	pool, _ := testenv.Database(t)
-	return &rig{dir: t.TempDir(), pool: pool, q: db.New(pool), sb: testenv.NewSandbox(t)}
+	return &rig{dir: t.TempDir(), pool: pool, q: db.New(pool), sb: testenv.NewSandbox(t), quota: 1 << 30}
 }
 
 // files is user's volume.
@@ -59,15 +60,15 @@ func (r *rig) stored(t *testing.T, user, p string) []byte {
 // Use implements volume.Opener over the rig's sandbox.
 func (r *rig) Use(ctx context.Context, user string, _ volume.UseOptions, fn func(context.Context, *volume.Volume) error) error {
 	files := r.files(user)
-	return fn(ctx, &volume.Volume{Files: files, Quota: &volume.Quota{Queries: r.q, UserID: user, Limit: 1 << 30, MaxAge: time.Minute,
-		Measure: func(ctx context.Context) (int64, error) { return 0, nil }}})
+	return fn(ctx, &volume.Volume{Files: files, Quota: &volume.Quota{Pool: r.pool, UserID: user, Limit: r.quota, MaxAge: time.Minute,
+		Measure: func(ctx context.Context) (int64, error) { return volume.Measure(ctx, files) }}})
 }
 
 func (r *rig) start(t *testing.T) (*uploads.Service, *httptest.Server) {
 	t.Helper()
 	svc, err := uploads.New(uploads.Config{
-		Dir: r.dir, BasePath: "/up/", QuotaBytes: 1 << 30, SpoolTTL: time.Hour, Queries: r.q,
-		Logger: slogDiscard(), Volumes: r,
+		Dir: r.dir, BasePath: "/up/", QuotaBytes: r.quota, SpoolTTL: time.Hour, Queries: r.q,
+		PushBackoff: 10 * time.Millisecond, Logger: slogDiscard(), Volumes: r,
 	})
 	require.NoError(t, err)
 	h := http.StripPrefix("/up", svc.Handler())

@@ -3,8 +3,11 @@ package uploads
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"regexp"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -26,11 +29,33 @@ const (
 // "not found" before it can reach the filestore as a file name.
 var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
-// store wraps the spool with the owner check and the "finished" view of
-// uploads already pushed into the volume.
+// store wraps the spool with the owner check, the "finished" view of
+// uploads already pushed into the volume, the renewal of an upload's
+// reservation on every PATCH, the push of a complete upload whose first
+// push failed (on the client's next HEAD or PATCH), and the release of a
+// cancelled upload's reservation.
 type store struct {
 	fs      uploadspool.Spool
 	queries *db.Queries
+	// ttl is how long an upload's reservation lasts after its last PATCH.
+	ttl time.Duration
+	// finish pushes a complete upload into the volume (Service.finish).
+	finish func(ctx context.Context, info handler.FileInfo) error
+	// cancelled releases a terminated upload (Service.cancelled).
+	cancelled func(ctx context.Context, id string) error
+}
+
+// methodKey carries the request method to the store: only HEAD and PATCH
+// may finish an upload (a DELETE cancels it).
+type methodKey struct{}
+
+func withMethod(ctx context.Context, m string) context.Context {
+	return context.WithValue(ctx, methodKey{}, m)
+}
+
+func finishes(ctx context.Context) bool {
+	m, _ := ctx.Value(methodKey{}).(string)
+	return m == http.MethodHead || m == http.MethodPatch
 }
 
 // owner is the authenticated user of a request context.
@@ -61,7 +86,15 @@ func (s *store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 		if info.MetaData[metaOwner] != user {
 			return nil, handler.ErrNotFound
 		}
-		return up, nil
+		if info.Offset < info.Size || info.SizeIsDeferred || !finishes(ctx) {
+			return spoolUpload{Upload: up, s: s, id: id}, nil
+		}
+		// Complete in the spool but not stored: its push failed. Try again
+		// now; the client learns the outcome from this answer.
+		if err := s.finish(ctx, info); err != nil {
+			return nil, err
+		}
+		return storedUpload{info: info}, nil
 	}
 	if !errors.Is(err, handler.ErrNotFound) {
 		return nil, err
@@ -83,10 +116,44 @@ func (s *store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 }
 
 func (s *store) AsTerminatableUpload(up handler.Upload) handler.TerminatableUpload {
-	if st, ok := up.(storedUpload); ok {
-		return st
+	switch u := up.(type) {
+	case storedUpload:
+		return u
+	case spoolUpload:
+		return cancellableUpload{inner: s.fs.AsTerminatableUpload(u.Upload), s: s, id: u.id}
 	}
 	return s.fs.AsTerminatableUpload(up)
+}
+
+// spoolUpload is an upload in the spool: every chunk written renews its
+// reservation, so an upload in use keeps its room for ttl after its last
+// request.
+type spoolUpload struct {
+	handler.Upload
+	s  *store
+	id string
+}
+
+func (u spoolUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	if _, err := u.s.queries.RenewVolumeReservation(ctx, db.RenewVolumeReservationParams{ID: u.id, TtlSeconds: u.s.ttl.Seconds()}); err != nil {
+		return 0, fmt.Errorf("renewing the reservation of upload %s: %w", u.id, err)
+	}
+	return u.Upload.WriteChunk(ctx, offset, src)
+}
+
+// cancellableUpload removes the spool of a terminated upload, then releases
+// its reservation.
+type cancellableUpload struct {
+	inner handler.TerminatableUpload
+	s     *store
+	id    string
+}
+
+func (u cancellableUpload) Terminate(ctx context.Context) error {
+	if err := u.inner.Terminate(ctx); err != nil {
+		return err
+	}
+	return u.s.cancelled(ctx, u.id)
 }
 
 // storedUpload is an upload already in the volume: complete, read-only.

@@ -44,10 +44,25 @@ func Emulator(t testing.TB, faults emulator.Faults, log *slog.Logger) (*emulator
 }
 
 // Calls counts the requests an emulator served, by method and the route's
-// last path segment ("GET files/info", "GET files", "POST process/execute").
+// last path segment ("GET files/info", "GET files", "POST process/execute"),
+// and lets a test put faults in front of the emulator (Intercept).
 type Calls struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu        sync.Mutex
+	n         map[string]int
+	intercept Interceptor
+}
+
+// Interceptor sees every request before the emulator does. It may answer it
+// itself (a fault: return true), or pass it on, possibly calling next to
+// have the emulator carry it out first (a lost answer: the emulator acts,
+// the client gets the fault).
+type Interceptor func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
+
+// Intercept puts fn in front of the emulator (nil removes it).
+func (c *Calls) Intercept(fn Interceptor) {
+	c.mu.Lock()
+	c.intercept = fn
+	c.mu.Unlock()
 }
 
 func (c *Calls) wrap(h http.Handler) http.Handler {
@@ -57,10 +72,18 @@ func (c *Calls) wrap(h http.Handler) http.Handler {
 			c.n = map[string]int{}
 		}
 		c.n[r.Method+" "+route(r.URL.Path)]++
+		intercept := c.intercept
 		c.mu.Unlock()
+		if intercept != nil && intercept(w, r, h) {
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
+
+// Route is the toolbox route of a request path (/toolbox/{id}/files/info →
+// files/info), as Calls counts it.
+func Route(p string) string { return route(p) }
 
 // route is the toolbox route of a path (/toolbox/{id}/files/info →
 // files/info); other paths are returned as they are.

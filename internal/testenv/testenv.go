@@ -185,11 +185,13 @@ type Env struct {
 	DatabaseURL string
 	Emulator    *emulator.Server
 	EmulatorURL string
-	Gateway     *daytona.Gateway
-	Temporal    client.Client
-	Activities  *activities.Activities
-	API         *api.Server
-	URL         string // API base URL
+	// Calls counts the emulator's requests and takes faults (Intercept).
+	Calls      *Calls
+	Gateway    *daytona.Gateway
+	Temporal   client.Client
+	Activities *activities.Activities
+	API        *api.Server
+	URL        string // API base URL
 	// HTTP is a client for URL that validates every exchange against the
 	// OpenAPI document (see APIValidator); violations fail the test.
 	HTTP     *http.Client
@@ -221,8 +223,8 @@ func New(t testing.TB, opts Options) *Env {
 	e := &Env{t: t, Logger: log}
 	e.Pool, e.DatabaseURL = Database(t)
 
-	emu, _, emuURL, _ := Emulator(t, opts.Faults, log)
-	e.Emulator, e.EmulatorURL = emu, emuURL
+	emu, _, emuURL, calls := Emulator(t, opts.Faults, log)
+	e.Emulator, e.EmulatorURL, e.Calls = emu, emuURL, calls
 
 	tc, addr := Temporal(t)
 	e.Temporal = tc

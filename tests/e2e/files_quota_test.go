@@ -48,15 +48,22 @@ func testQuota(t *testing.T, env *testenv.Env) {
 	require.Contains(t, body, "quota_exceeded")
 	_, status := tusCreate(t, env, key, "big.bin", len(big))
 	require.Equal(t, 507, status)
-	_, status = tusCreate(t, env, key, "huge.bin", int(limit+1))
+	body, status = tusCreate(t, env, key, "huge.bin", int(limit+1))
 	require.Equal(t, 413, status)
+	require.Contains(t, body, `"too_large"`, "a body over the fixed limit is too_large on every route")
 
 	// Uploads still receiving reserve their size: two parallel uploads cannot
 	// both claim the 1 MiB left.
-	_, status = tusCreate(t, env, key, "first.bin", 600_000)
+	first, status := tusCreate(t, env, key, "first.bin", 600_000)
 	require.Equal(t, 201, status)
 	_, status = tusCreate(t, env, key, "second.bin", 600_000)
 	require.Equal(t, 507, status, "the second upload does not fit next to the first")
+	// Nor does any other write: the upload's room is reserved for every path.
+	resp, body = fdo(t, env, key, http.MethodPut, "/dav/small.bin", bytes.NewReader(big[:600_000]), nil)
+	require.Equal(t, 507, resp.StatusCode, body)
+	// Cancelling the upload gives its room back.
+	resp, body = fdo(t, env, key, http.MethodDelete, first, nil, tusHeaders(nil))
+	require.Equal(t, 204, resp.StatusCode, body)
 
 	// 600 KB fits once, a COPY of it does not.
 	resp, body = fdo(t, env, key, http.MethodPut, "/dav/small.bin", bytes.NewReader(big[:600_000]), nil)

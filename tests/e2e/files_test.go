@@ -86,6 +86,10 @@ func TestFiles(t *testing.T) {
 	t.Run("lifecycle", func(t *testing.T) { testLifecycle(t, env, key) })
 	t.Run("long-transfer", func(t *testing.T) { testLongTransfer(t, env, key) })
 	t.Run("incomplete-body", func(t *testing.T) { testIncompleteBody(t, env, key) })
+	// Each with users of its own, after the lifecycle check (which times the
+	// idle stops of the first user's sandboxes).
+	t.Run("quota-edge", func(t *testing.T) { testQuotaEdge(t, env) })
+	t.Run("delete-during-write", func(t *testing.T) { testDeleteDuringWrite(t, env) })
 }
 
 // The files routes get the same suspect-and-retry path as thread routes: a

@@ -150,8 +150,9 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		require.True(t, r.TimedOut)
 	})
 
-	// A canary that every refused request below must leave alone.
-	require.Equal(t, 0, c.exec("files", "echo canary > /home/daytona/canary").ExitCode)
+	// Canaries that every refused request below must leave alone: in the
+	// home, and in the user's volume (shared by all their threads).
+	require.Equal(t, 0, c.exec("files", "echo canary > /home/daytona/canary && mkdir -p /home/daytona/volume && echo kept > /home/daytona/volume/keep.txt").ExitCode)
 
 	t.Run("bad input", func(t *testing.T) {
 		c := newTC(t, env, env.UserKey)
@@ -192,7 +193,28 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 			{"long component", "PUT", "/v1/threads/files/files?path=" + long, "text/plain", "x", 400, "invalid_path"},
 			{"long path", "GET", "/v1/threads/files/files?path=" + deep, "", "", 400, "invalid_path"},
 			{"missing path", "GET", "/v1/threads/files/files", "", "", 400, "invalid_path"},
+			// The volume mount, its ancestors and the home: on Daytona a
+			// recursive delete runs inside the sandbox, where the whole
+			// volume is mounted.
 			{"delete home", "DELETE", "/v1/threads/files/files?path=/home/daytona&recursive=true", "", "", 400, "invalid_path"},
+			{"delete /home", "DELETE", "/v1/threads/files/files?path=/home&recursive=true", "", "", 400, "invalid_path"},
+			{"delete /", "DELETE", "/v1/threads/files/files?path=/&recursive=true", "", "", 400, "invalid_path"},
+			{"delete /home/", "DELETE", "/v1/threads/files/files?path=/home/&recursive=true", "", "", 400, "invalid_path"},
+			{"delete home relative", "DELETE", "/v1/threads/files/files?path=.&recursive=true", "", "", 400, "invalid_path"},
+			{"delete volume", "DELETE", "/v1/threads/files/files?path=/home/daytona/volume&recursive=true", "", "", 400, "invalid_path"},
+			{"delete volume relative", "DELETE", "/v1/threads/files/files?path=volume/&recursive=true", "", "", 400, "invalid_path"},
+			{"delete volume dotted", "DELETE", "/v1/threads/files/files?path=/home/./daytona//volume&recursive=true", "", "", 400, "invalid_path"},
+			{"move /home away", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"/home","to":"/tmp/h"}`, 400, "invalid_path"},
+			{"move / away", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"/","to":"/tmp/r"}`, 400, "invalid_path"},
+			{"move home away", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"/home/daytona","to":"/tmp/d"}`, 400, "invalid_path"},
+			{"move volume away", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"volume","to":"/tmp/v"}`, 400, "invalid_path"},
+			{"move onto volume", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"canary","to":"/home/daytona/volume"}`, 400, "invalid_path"},
+			{"move onto /home", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"canary","to":"/home"}`, 400, "invalid_path"},
+			{"put onto /", "PUT", "/v1/threads/files/files?path=/", "text/plain", "x", 400, "invalid_path"},
+			{"put onto /home", "PUT", "/v1/threads/files/files?path=/home", "text/plain", "x", 400, "invalid_path"},
+			{"put onto home", "PUT", "/v1/threads/files/files?path=/home/daytona", "text/plain", "x", 400, "invalid_path"},
+			{"put onto volume", "PUT", "/v1/threads/files/files?path=/home/daytona/volume", "text/plain", "x", 400, "invalid_path"},
+			{"put reserved name", "PUT", "/v1/threads/files/files?path=volume/.tbpart-x", "text/plain", "x", 400, "invalid_path"},
 			{"bad recursive", "DELETE", "/v1/threads/files/files?path=x&recursive=yes", "", "", 400, "invalid_parameter"},
 			{"move traversal", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"canary","to":"../../../tmp/x"}`, 400, "invalid_path"},
 			{"move missing", "POST", "/v1/threads/files/files/move", "application/json", `{"from":"canary"}`, 400, "invalid_path"},
@@ -224,9 +246,23 @@ func TestThreadFilesAndBadInput(t *testing.T) {
 		require.Equal(t, "abs\n", string(body))
 	})
 
-	r := c.exec("files", "cat /home/daytona/canary; ls /home/daytona")
+	// A batch upload names the same paths per entry: refused there too.
+	ct, mp := multipartBody(t, "/home", "x", "/home/daytona/volume", "x", "/", "x")
+	resp, body := c.raw(http.MethodPost, "/v1/threads/files/files/upload", ct, mp)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var up struct {
+		Files []struct{ Path, Error string } `json:"files"`
+	}
+	require.NoError(t, json.Unmarshal(body, &up))
+	require.Len(t, up.Files, 3)
+	for _, f := range up.Files {
+		require.NotEmpty(t, f.Error, f.Path)
+	}
+
+	r := c.exec("files", "cat /home/daytona/canary /home/daytona/volume/keep.txt; ls /home/daytona; test -d /home/daytona/volume && echo volume-dir")
 	require.Equal(t, 0, r.ExitCode)
-	require.True(t, strings.HasPrefix(r.Output, "canary\n"), r.Output)
+	require.True(t, strings.HasPrefix(r.Output, "canary\nkept\n"), r.Output)
+	require.Contains(t, r.Output, "volume-dir")
 	require.NotContains(t, r.Output, "big")
 }
 

@@ -10,10 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -197,7 +195,7 @@ func benchTus(b *testing.B, r *rig) {
 			var peak uint64
 			for b.Loop() {
 				runtime.GC()
-				stop := samplePeak(&peak)
+				stop := testenv.SamplePeakHeap(&peak)
 				tusUpload(b, r, src, size)
 				stop()
 			}
@@ -229,29 +227,4 @@ func tusUpload(b *testing.B, r *rig, src string, size int64) {
 		}
 		drain(b, resp, 204)
 	}
-}
-
-// samplePeak records the highest live heap every 5 ms until stopped.
-func samplePeak(peak *uint64) func() {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > *peak {
-				*peak = v
-			}
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
