@@ -47,6 +47,10 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry receives the API's Prometheus metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
+	// Migrated is closed once the database's migrations are applied; until
+	// then API requests answer 503 database_unavailable and /readyz 503.
+	// Nil: the database is migrated already.
+	Migrated <-chan struct{}
 }
 
 // Server is the API server.
@@ -62,6 +66,9 @@ type Server struct {
 	metrics   *httpMetrics
 	echo      *echo.Echo
 	closers   []func()
+	// migrated: see Deps.Migrated.
+	migrated <-chan struct{}
+	ready    readinessCache
 }
 
 // New builds the server and its routes: every route group is its own
@@ -83,6 +90,7 @@ func New(d Deps) (*Server, error) {
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
+		migrated: d.Migrated,
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
@@ -136,7 +144,7 @@ func New(d Deps) (*Server, error) {
 	// middleware: echo implements group middleware with a catch-all route,
 	// which would turn a wrong method on a known route into a 404 (not 405).
 	e.Use(browser...)
-	e.Use(s.authMiddleware, s.rateLimit, requireAdmin)
+	e.Use(s.requireMigrated, s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
 	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Logger: d.Logger}).Register(v1)
