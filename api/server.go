@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/internal/httpserve"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/volume"
 )
@@ -234,25 +236,37 @@ func (s *Server) Close() {
 	}
 }
 
-// ListenAndServe serves on addr until ctx is done, then shuts down gracefully.
+// ListenAndServe serves on addr until ctx is done, then shuts down
+// gracefully: the listener closes at once (new connections are refused, so
+// a client retries on another replica), and requests in flight get up to
+// THREADBOX_SHUTDOWN_TIMEOUT to finish; their contexts are not cancelled
+// by the shutdown (an exec keeps its lease and its sandbox), and whatever
+// still runs at the bound is cut with its connection.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Addr:              addr,
 		Handler:           s.echo,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
+	drain := s.cfg.ShutdownTimeout
+	if drain <= 0 {
+		drain = defaultShutdownTimeout
 	}
+	err = httpserve.Until(ctx, srv, ln, drain)
+	if ctx.Err() != nil {
+		s.log.InfoContext(ctx, "api stopped", "drain_bound", drain)
+		_ = srv.Close() // connections still open past the bound
+	}
+	return err
 }
+
+// defaultShutdownTimeout is the drain bound when the configuration has none
+// (a Config built in a test).
+const defaultShutdownTimeout = 30 * time.Second
 
 type whoamiResponse struct {
 	UserID string `json:"user_id"`

@@ -112,6 +112,12 @@ type Config struct {
 	UploadS3SecretKey string   `env:"THREADBOX_UPLOAD_S3_SECRET_KEY"`
 	ReconcileInterval Interval `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
 	WorkerMetricsAddr string   `env:"THREADBOX_WORKER_METRICS_ADDR"`
+	// ShutdownTimeout bounds a graceful stop after SIGTERM: how long serve
+	// lets in-flight requests finish after it stops accepting, and how long
+	// the worker lets running activities finish after it stops polling
+	// (then they are cancelled and retried on another worker). The
+	// orchestrator's grace period must exceed it.
+	ShutdownTimeout time.Duration `env:"THREADBOX_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	// Admission limits (package admission); 0 turns a limit off.
 	MaxThreadsPerUser          int      `env:"THREADBOX_MAX_THREADS_PER_USER" envDefault:"1000"`
 	MaxRunningSandboxesPerUser int      `env:"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER" envDefault:"5"`

@@ -253,7 +253,7 @@ func (s *system) runWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue}, acts)
+	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue, StopTimeout: s.cfg.ShutdownTimeout}, acts)
 	for {
 		err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration())
 		if err == nil {
