@@ -3,10 +3,19 @@ package api
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 )
+
+// ReadyCacheTTL is how long one readiness answer is served again. /readyz
+// needs no key and each check is a call to PostgreSQL, Temporal and Daytona:
+// without the cache, anyone who can reach the port could turn a flood of
+// /readyz into a flood on all three (and on Daytona's rate limit, shared with
+// every user). A load balancer probes every few seconds, so a second-old
+// answer loses it nothing.
+const ReadyCacheTTL = time.Second
 
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -17,11 +26,39 @@ type readiness struct {
 	Checks map[string]string `json:"checks"`
 }
 
+// readyCache holds the last readiness answer. Its mutex is held while the
+// checks run, so concurrent probes after an expiry wait for one round of
+// checks instead of each starting their own.
+type readyCache struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	at     time.Time
+	status int
+	out    readiness
+}
+
 // readyz reports whether the dependencies a request needs are reachable. It
 // answers 503 with the failing checks named, so a load balancer drains the
-// instance and an operator sees why.
+// instance and an operator sees why. An answer is reused for ReadyCacheTTL.
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	rc := s.ready
+	rc.mu.Lock()
+	if rc.at.IsZero() || rc.now().Sub(rc.at) >= ReadyCacheTTL {
+		rc.status, rc.out = s.checkReadiness(c.Request().Context())
+		rc.at = rc.now()
+	}
+	status, out := rc.status, rc.out
+	rc.mu.Unlock()
+	if status != http.StatusOK {
+		c.Response().Header().Set("Retry-After", "5")
+	}
+	return c.JSON(status, out)
+}
+
+// checkReadiness calls every dependency once. Its context does not end with
+// the probe that runs it: the answer is shared with the probes waiting for it.
+func (s *Server) checkReadiness(ctx context.Context) (int, readiness) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	checks := map[string]func(context.Context) error{
 		"database": s.pool.Ping,
@@ -47,8 +84,5 @@ func (s *Server) readyz(c echo.Context) error {
 		}
 		out.Checks[name] = "ok"
 	}
-	if status != http.StatusOK {
-		c.Response().Header().Set("Retry-After", "5")
-	}
-	return c.JSON(status, out)
+	return status, out
 }

@@ -47,6 +47,8 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry receives the API's Prometheus metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
+	// Now is the clock of the readiness cache (time.Now when nil).
+	Now func() time.Time
 }
 
 // Server is the API server.
@@ -60,6 +62,7 @@ type Server struct {
 	daytona   *daytona.Gateway
 	log       *slog.Logger
 	metrics   *httpMetrics
+	ready     *readyCache
 	echo      *echo.Echo
 	closers   []func()
 }
@@ -74,6 +77,9 @@ func New(d Deps) (*Server, error) {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	q := db.New(d.Pool)
 	keyStore := auth.NewStore(q)
 	s := &Server{
@@ -83,6 +89,7 @@ func New(d Deps) (*Server, error) {
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
+		ready:    &readyCache{now: d.Now},
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
