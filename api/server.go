@@ -51,6 +51,8 @@ type Deps struct {
 	// then API requests answer 503 database_unavailable and /readyz 503.
 	// Nil: the database is migrated already.
 	Migrated <-chan struct{}
+	// Now is the clock of the readiness cache (time.Now when nil).
+	Now func() time.Time
 }
 
 // Server is the API server.
@@ -91,6 +93,10 @@ func New(d Deps) (*Server, error) {
 		daytona:  d.Daytona,
 		log:      d.Logger,
 		migrated: d.Migrated,
+		ready:    readinessCache{now: d.Now},
+	}
+	if s.ready.now == nil {
+		s.ready.now = time.Now
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
