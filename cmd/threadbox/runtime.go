@@ -126,7 +126,7 @@ func (s *system) runWorker(ctx context.Context) error {
 		return err
 	}
 	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue}, acts)
-	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration()); err != nil {
+	if err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration(), s.cfg.ReconcileGrace.Duration()); err != nil {
 		if ctx.Err() != nil {
 			return nil // shut down before the worker started
 		}
