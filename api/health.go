@@ -25,10 +25,12 @@ type readiness struct {
 	Checks map[string]string `json:"checks"`
 }
 
-// readinessTTL is how long a readiness answer is reused: a load balancer
-// (or a flood of probes) then costs each dependency at most one check a
-// second per replica, while an outage or a recovery shows within a second.
-const readinessTTL = time.Second
+// ReadyCacheTTL is how long a readiness answer is reused. /readyz needs no
+// key and each check calls PostgreSQL, Temporal and Daytona: without the
+// cache, anyone who can reach the port could turn a flood of probes into a
+// flood on all three (and on Daytona's rate limit, shared with every user).
+// An outage or a recovery still shows within a second.
+const ReadyCacheTTL = time.Second
 
 // readinessTimeout bounds one round of checks.
 const readinessTimeout = 3 * time.Second
@@ -37,6 +39,7 @@ const readinessTimeout = 3 * time.Second
 // others wait for it and share its answer.
 type readinessCache struct {
 	mu     sync.Mutex
+	now    func() time.Time
 	at     time.Time
 	status int
 	body   readiness
@@ -57,7 +60,7 @@ func (s *Server) readyz(c echo.Context) error {
 func (s *Server) readiness(ctx context.Context) (int, readiness) {
 	s.ready.mu.Lock()
 	defer s.ready.mu.Unlock()
-	if !s.ready.at.IsZero() && time.Since(s.ready.at) < readinessTTL {
+	if !s.ready.at.IsZero() && s.ready.now().Sub(s.ready.at) < ReadyCacheTTL {
 		return s.ready.status, s.ready.body
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readinessTimeout)
@@ -100,7 +103,7 @@ func (s *Server) readiness(ctx context.Context) (int, readiness) {
 		}
 		out.Checks[r.name] = "ok"
 	}
-	s.ready.at, s.ready.status, s.ready.body = time.Now(), status, out
+	s.ready.at, s.ready.status, s.ready.body = s.ready.now(), status, out
 	return status, out
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/guardcache"
 	"github.com/threadbox/threadbox/internal/httpserve"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/volume"
@@ -53,6 +54,11 @@ type Deps struct {
 	// then API requests answer 503 database_unavailable and /readyz 503.
 	// Nil: the database is migrated already.
 	Migrated <-chan struct{}
+	// Now is the clock of the readiness cache (time.Now when nil).
+	Now func() time.Time
+	// GuardMaxStale overrides guardcache.MaxStale (tests that show a
+	// delete's notification alone reaches another replica set it to hours).
+	GuardMaxStale time.Duration
 }
 
 // Server is the API server.
@@ -93,6 +99,10 @@ func New(d Deps) (*Server, error) {
 		daytona:  d.Daytona,
 		log:      d.Logger,
 		migrated: d.Migrated,
+		ready:    readinessCache{now: d.Now},
+	}
+	if s.ready.now == nil {
+		s.ready.now = time.Now
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
@@ -118,6 +128,8 @@ func New(d Deps) (*Server, error) {
 		Logger:    d.Logger,
 	})
 	s.closers = append(s.closers, sandboxes.Close)
+	guards := guardcache.New(d.Pool, guardcache.Options{MaxStale: d.GuardMaxStale, Logger: d.Logger})
+	s.closers = append(s.closers, guards.Close)
 	commands := command.New(command.Options{Sandboxes: sandboxes, Queries: q, Logger: d.Logger, OutputLimit: d.Config.ExecOutputLimit})
 	s.closers = append(s.closers, commands.Close)
 	volumes := &volume.Service{Sandboxes: sandboxes, Pool: d.Pool, QuotaBytes: d.Config.VolumeQuotaBytes()}
@@ -149,7 +161,7 @@ func New(d Deps) (*Server, error) {
 	e.Use(s.requireMigrated, s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Logger: d.Logger}).Register(v1)
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Guards: guards, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
 	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))

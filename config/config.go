@@ -111,6 +111,10 @@ type Config struct {
 	UploadS3AccessKey string   `env:"THREADBOX_UPLOAD_S3_ACCESS_KEY"`
 	UploadS3SecretKey string   `env:"THREADBOX_UPLOAD_S3_SECRET_KEY"`
 	ReconcileInterval Interval `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	// ReconcileGrace protects young sandboxes from the reconciler (a create
+	// may still be reporting to its workflow); the fault suite shortens it so
+	// one pass is enough to judge what is left behind.
+	ReconcileGrace    Interval `env:"THREADBOX_RECONCILE_GRACE" envDefault:"10"`
 	WorkerMetricsAddr string   `env:"THREADBOX_WORKER_METRICS_ADDR"`
 	// ShutdownTimeout bounds a graceful stop after SIGTERM: how long serve
 	// lets in-flight requests finish after it stops accepting, and how long
@@ -179,7 +183,7 @@ func Names() []string {
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
 		"THREADBOX_UPLOAD_DIR", "THREADBOX_UPLOAD_S3_BUCKET", "THREADBOX_UPLOAD_S3_ENDPOINT", "THREADBOX_UPLOAD_S3_REGION",
 		"THREADBOX_UPLOAD_S3_PREFIX", "THREADBOX_UPLOAD_S3_ACCESS_KEY", "THREADBOX_UPLOAD_S3_SECRET_KEY",
-		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR", "THREADBOX_SHUTDOWN_TIMEOUT",
+		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_RECONCILE_GRACE", "THREADBOX_WORKER_METRICS_ADDR", "THREADBOX_SHUTDOWN_TIMEOUT",
 		"THREADBOX_MAX_THREADS_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES",
 		"THREADBOX_RATE_LIMIT", "THREADBOX_RATE_BURST", "THREADBOX_CORS_ORIGINS",
 		"LOG_LEVEL", "LOG_FORMAT",

@@ -255,7 +255,7 @@ func (s *system) runWorker(ctx context.Context) error {
 	}
 	w := worker.New(s.temporal, worker.Options{TaskQueue: s.cfg.TemporalTaskQueue, StopTimeout: s.cfg.ShutdownTimeout}, acts)
 	for {
-		err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration())
+		err := workflows.EnsureReconcileSchedule(ctx, s.temporal, s.cfg.TemporalTaskQueue, s.cfg.ReconcileInterval.Duration(), s.cfg.ReconcileGrace.Duration())
 		if err == nil {
 			break
 		}

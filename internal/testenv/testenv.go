@@ -292,11 +292,22 @@ func New(t testing.TB, opts Options) *Env {
 // (nil: the same as the first). It returns the replica's base URL.
 func (e *Env) Replica(configure func(*config.Config)) string {
 	e.t.Helper()
-	cfg := e.Config
+	return e.ReplicaDeps(func(d *api.Deps) {
+		if configure != nil {
+			configure(&d.Config)
+		}
+	})
+}
+
+// ReplicaDeps is Replica with the whole of the replica's api.Deps to
+// adjust (its configuration included).
+func (e *Env) ReplicaDeps(configure func(*api.Deps)) string {
+	e.t.Helper()
+	d := api.Deps{Config: e.Config, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger}
 	if configure != nil {
-		configure(&cfg)
+		configure(&d)
 	}
-	srv, err := api.New(api.Deps{Config: cfg, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger})
+	srv, err := api.New(d)
 	if err != nil {
 		e.t.Fatalf("api replica: %v", err)
 	}
