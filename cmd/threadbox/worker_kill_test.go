@@ -25,20 +25,7 @@ import (
 // the waiting request, long before the activity's StartToClose (5 min), or
 // the minute the heartbeat timeout used to be.
 func TestKilledWorkersCreateIsRetriedWithinTheHeartbeat(t *testing.T) {
-	const slowCreate = 8 * time.Second
-	env := testenv.New(t, testenv.Options{AutoStop: 10 * time.Minute, AutoDelete: time.Hour, NoWorker: true,
-		Faults: emulator.Faults{SlowCreate: slowCreate}})
-	penv := processEnv(t, env.DatabaseURL, env.Config.TemporalAddress, env.EmulatorURL,
-		fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), env.Config.TemporalTaskQueue)
-	worker := startProcess(t, "worker", penv, "worker")
-
-	api := testenv.APIClient(t)
-	api.Timeout = 3 * time.Minute
-	done := make(chan answer, 1)
-	go func() {
-		done <- call(t, api, http.MethodPost, env.URL+"/v1/threads", env.UserKey, map[string]string{"thread_id": "killed"})
-	}()
-	testenv.Eventually(t, 60*time.Second, "the worker's create reached Daytona", func() bool { return env.Calls.Count("POST /api/sandbox") > 0 })
+	env, worker, done := createOnWorkerProcess(t, 8*time.Second, "killed", nil)
 	worker.signal(syscall.SIGKILL)
 	killed := time.Now()
 	worker.wait(10 * time.Second)
@@ -65,22 +52,8 @@ func TestKilledWorkersCreateIsRetriedWithinTheHeartbeat(t *testing.T) {
 // worker started afterwards completes the thread's create without a
 // second Daytona create.
 func TestWorkerFinishesItsActivityOnSIGTERM(t *testing.T) {
-	const slowCreate = 4 * time.Second
 	const bound = 20 * time.Second
-	env := testenv.New(t, testenv.Options{AutoStop: 10 * time.Minute, AutoDelete: time.Hour, NoWorker: true,
-		Faults: emulator.Faults{SlowCreate: slowCreate}})
-	penv := processEnv(t, env.DatabaseURL, env.Config.TemporalAddress, env.EmulatorURL,
-		fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), env.Config.TemporalTaskQueue)
-	penv["THREADBOX_SHUTDOWN_TIMEOUT"] = bound.String()
-	worker := startProcess(t, "worker", penv, "worker")
-
-	api := testenv.APIClient(t)
-	api.Timeout = 3 * time.Minute
-	done := make(chan answer, 1)
-	go func() {
-		done <- call(t, api, http.MethodPost, env.URL+"/v1/threads", env.UserKey, map[string]string{"thread_id": "drained"})
-	}()
-	testenv.Eventually(t, 60*time.Second, "the worker's create reached Daytona", func() bool { return env.Calls.Count("POST /api/sandbox") > 0 })
+	env, worker, done := createOnWorkerProcess(t, 4*time.Second, "drained", map[string]string{"THREADBOX_SHUTDOWN_TIMEOUT": bound.String()})
 	signalled := time.Now()
 	worker.signal(syscall.SIGTERM)
 	code := worker.wait(bound + 5*time.Second)
@@ -127,4 +100,29 @@ func activityOutcome(t *testing.T, env *testenv.Env, wfID, name string) (complet
 		}
 	}
 	return completed, attempts
+}
+
+// createOnWorkerProcess runs a whole system whose only worker is the built
+// binary's `worker` process (with extra environment), the emulator keeping
+// each new sandbox "creating" for slowCreate, and starts creating thread id
+// through the API; it returns once the worker's create has reached Daytona,
+// with the channel the create's answer arrives on.
+func createOnWorkerProcess(t *testing.T, slowCreate time.Duration, id string, extra map[string]string) (*testenv.Env, *proc, <-chan answer) {
+	t.Helper()
+	env := testenv.New(t, testenv.Options{AutoStop: 10 * time.Minute, AutoDelete: time.Hour, NoWorker: true,
+		Faults: emulator.Faults{SlowCreate: slowCreate}})
+	penv := processEnv(t, env.DatabaseURL, env.Config.TemporalAddress, env.EmulatorURL,
+		fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), env.Config.TemporalTaskQueue)
+	for k, v := range extra {
+		penv[k] = v
+	}
+	worker := startProcess(t, "worker", penv, "worker")
+	api := testenv.APIClient(t)
+	api.Timeout = 3 * time.Minute
+	done := make(chan answer, 1)
+	go func() {
+		done <- call(t, api, http.MethodPost, env.URL+"/v1/threads", env.UserKey, map[string]string{"thread_id": id})
+	}()
+	testenv.Eventually(t, 60*time.Second, "the worker's create reached Daytona", func() bool { return env.Calls.Count("POST /api/sandbox") > 0 })
+	return env, worker, done
 }

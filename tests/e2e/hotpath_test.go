@@ -1,13 +1,11 @@
 package e2e_test
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/internal/testenv"
@@ -26,7 +24,7 @@ func TestWarmExecMakesNoTemporalRoundTrip(t *testing.T) {
 	c.create("warm")
 	c.exec("warm", "true") // the first use after the create may ask the workflow
 	wfID := entity.Thread(env.UserID, "warm").WorkflowID()
-	before := ensureUpdates(t, env, wfID)
+	before := env.AcceptedUpdates(wfID)
 	require.Positive(t, before, "the create went through an update (the count sees them)")
 
 	for i := range 30 {
@@ -37,20 +35,5 @@ func TestWarmExecMakesNoTemporalRoundTrip(t *testing.T) {
 		}
 		require.Equal(t, 0, c.exec("warm", "true").ExitCode)
 	}
-	require.Equal(t, before, ensureUpdates(t, env, wfID), "a warm thread's execs and reads made no ensure-running update")
-}
-
-// ensureUpdates counts the updates the thread's workflow accepted.
-func ensureUpdates(t *testing.T, env *testenv.Env, wfID string) int {
-	t.Helper()
-	it := env.Temporal.GetWorkflowHistory(context.Background(), wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED {
-			n++
-		}
-	}
-	return n
+	require.Equal(t, before, env.AcceptedUpdates(wfID), "a warm thread's execs and reads made no ensure-running update")
 }
