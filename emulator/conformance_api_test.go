@@ -494,3 +494,29 @@ func TestConformanceSnapshots(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, msg, "started or stopped")
 }
+
+// A snapshot's pull is two steps (pending → pulling → active). Each step
+// used to be a timer of its own, and a loaded machine can run two timers'
+// goroutines in either order: the last step, run first, found the snapshot
+// still pending and did nothing, and the snapshot stayed pulling forever (a
+// wait for it timed out). With the shortest delay both timers fire at once,
+// so many creates make the inversion likely; every snapshot must still end
+// active.
+func TestSnapshotPullStepsKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{TransitionDelay: time.Nanosecond})
+	sapi := e.api.SnapshotsAPI
+	const n = 60
+	ids := make([]string, n)
+	for i := range n {
+		sn, _, err := sapi.CreateSnapshot(e.ctx).CreateSnapshot(apiclient.CreateSnapshot{Name: fmt.Sprintf("order-%d", i), ImageName: apiclient.PtrString("python:3.12-slim")}).Execute()
+		require.NoError(t, err)
+		ids[i] = sn.Id
+	}
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			got, _, err := sapi.GetSnapshot(e.ctx, id).Execute()
+			return err == nil && got.State == apiclient.SNAPSHOTSTATE_ACTIVE
+		}, 30*time.Second, 10*time.Millisecond, "snapshot %s never became active", id)
+	}
+}
