@@ -379,6 +379,9 @@ func TestIsolationSymlinkSwapRace(t *testing.T) {
 	require.NoError(t, os.MkdirAll(d, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(d, "f.txt"), []byte("inside"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(d, "victim.txt"), []byte("sandbox victim"), 0o644))
+	homeRoot, err := os.OpenRoot(home)
+	require.NoError(t, err)
+	defer homeRoot.Close()
 	// Two kinds of way out: an absolute link and a relative one climbing above the root.
 	links := []string{host, strings.Repeat("../", 20) + strings.TrimPrefix(host, "/")}
 
@@ -439,8 +442,11 @@ func TestIsolationSymlinkSwapRace(t *testing.T) {
 		do(http.MethodDelete, "/files?path="+q("/home/daytona/d/victim.txt"), nil, "")
 		do(http.MethodPost, "/files/move?source="+q("/home/daytona/d/victim.txt")+"&destination="+q(fmt.Sprintf("/home/daytona/stolen-%d", i)), nil, "")
 		if i%50 == 0 {
-			// Put the sandbox's own victim back so deletes keep having something to aim at.
-			_ = os.WriteFile(filepath.Join(d, "victim.txt"), []byte("sandbox victim"), 0o644)
+			// Put the sandbox's own victim back so deletes keep having something to
+			// aim at. Through the home's os.Root, like the emulator: a plain write to
+			// d/victim.txt follows d when the swapper has just made it the link, and
+			// the test itself would overwrite the host's victim.
+			_ = homeRoot.WriteFile("d/victim.txt", []byte("sandbox victim"), 0o644)
 		}
 	}
 	close(stop)
