@@ -22,7 +22,11 @@ func TestThreadLifecycle(t *testing.T) {
 		t.Skip("integration test")
 	}
 	t.Parallel()
-	env := testenv.New(t, testenv.Options{AutoStop: 2 * time.Second, AutoDelete: 4 * time.Second})
+	// AutoDelete is long beside the steps between seeing the sandbox stop and
+	// the exec that starts it again (a row update, a request): were it shorter
+	// than a loaded machine takes for them, the sandbox would be deleted in
+	// between and "a start keeps the sandbox" would fail for want of time.
+	env := testenv.New(t, testenv.Options{AutoStop: 2 * time.Second, AutoDelete: 15 * time.Second})
 	c := newTC(t, env, env.UserKey)
 
 	status, th := c.create("life")
@@ -50,7 +54,7 @@ func TestThreadLifecycle(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "the idle sandbox to stop", func() bool {
 		return sandboxState(t, env, first) == daytona.StateStopped
 	})
-	testenv.Eventually(t, 5*time.Second, "the thread row to say stopped", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the thread row to say stopped", func() bool {
 		return c.get("life").State == "stopped"
 	})
 
@@ -62,7 +66,7 @@ func TestThreadLifecycle(t *testing.T) {
 	require.Equal(t, first, *th.SandboxID, "a start keeps the sandbox")
 	gen := th.Generation
 
-	testenv.Eventually(t, 30*time.Second, "the stopped sandbox to be deleted", func() bool {
+	testenv.Eventually(t, time.Minute, "the stopped sandbox to be deleted", func() bool {
 		s := sandboxState(t, env, first)
 		return s == "" || s == daytona.StateDestroyed
 	})
@@ -213,7 +217,7 @@ func TestThreadRecoversFromChangesBehindItsBack(t *testing.T) {
 	r = c.exec("behind", "cat /home/daytona/volume/v.txt")
 	require.Equal(t, 0, r.ExitCode, r.Output)
 	require.Equal(t, "kept\n", r.Output)
-	testenv.Eventually(t, 5*time.Second, "the thread to show a new sandbox of the next generation", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the thread to show a new sandbox of the next generation", func() bool {
 		now := c.get("behind")
 		return now.SandboxID != nil && *now.SandboxID != first && now.Generation > th.Generation
 	})
