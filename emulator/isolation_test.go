@@ -238,10 +238,10 @@ func TestUnsafeHostExec(t *testing.T) {
 	assert.Equal(t, filepath.Join(root, "home/daytona/w")+"\n", res.GetStdout())
 	_, _, err = p.SessionExecuteCommand(e.ctx, "h").Request(toolbox.SessionExecuteRequest{Command: "sleep 3031", RunAsync: toolbox.PtrBool(true)}).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3031") }, 30*time.Second, 20*time.Millisecond)
 	_, _, err = e.api.SandboxAPI.StopSandbox(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3031") }, 30*time.Second, 20*time.Millisecond)
 }
 
 // The first commands on a fresh sandbox may run concurrently; the namespace
@@ -342,7 +342,7 @@ func TestIsolationSharedProcessesAndStop(t *testing.T) {
 	_, _, err := e.api.SandboxAPI.StopSandbox(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_STOPPED)
-	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep "+marker) }, 5*time.Second, 20*time.Millisecond,
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep "+marker) }, 30*time.Second, 20*time.Millisecond,
 		"stopping the sandbox killed its background job")
 }
 
