@@ -135,7 +135,9 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	})
 
 	// A lease of 6 s: the sandbox is started and stays up past 2 s idle.
+	sent := time.Now()
 	resp, body := c.call(http.MethodPost, "/v1/threads/long/leases", map[string]int{"ttl_s": 6})
+	answered := time.Now()
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	var lease struct {
 		LeaseID   string    `json:"lease_id"`
@@ -143,7 +145,9 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	}
 	require.NoError(t, jsonUnmarshal(body, &lease))
 	require.NotEmpty(t, lease.LeaseID)
-	require.WithinDuration(t, time.Now().Add(6*time.Second), lease.ExpiresAt, 3*time.Second)
+	// The lease runs 6s from when the server granted it, between the request's
+	// send and its answer (a second's slack for the stored precision).
+	requireBetween(t, lease.ExpiresAt, sent.Add(5*time.Second), answered.Add(7*time.Second), "the lease's expiry")
 	require.Equal(t, daytona.StateStarted, sandboxState(t, env, sb))
 	for time.Now().Before(lease.ExpiresAt.Add(-time.Second)) {
 		require.Equal(t, daytona.StateStarted, sandboxState(t, env, sb), "stopped while a lease was live")
@@ -176,17 +180,20 @@ func TestThreadGetShowsLiveDeadlines(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute})
 	c := newTC(t, env, env.UserKey)
+	created := time.Now()
 	_, th := c.create("deadline")
 	require.NotNil(t, th.AutoStopAt, "the create answer has the deadline")
 	require.NotNil(t, th.LastActivityAt)
 	first := c.get("deadline")
 	require.NotNil(t, first.AutoStopAt)
-	require.WithinDuration(t, time.Now().Add(30*time.Second), *first.AutoStopAt, 5*time.Second)
+	// The last use is the create, somewhere between its send and the GET's
+	// answer (a second's slack for the stored precision).
+	requireBetween(t, *first.AutoStopAt, created.Add(29*time.Second), time.Now().Add(31*time.Second), "auto_stop_at")
 	require.Equal(t, "running", th.State)
 
 	time.Sleep(1500 * time.Millisecond)
 	require.Equal(t, 0, c.exec("deadline", "true").ExitCode)
-	testenv.Eventually(t, 10*time.Second, "auto_stop_at to move after a use", func() bool {
+	testenv.Eventually(t, 30*time.Second, "auto_stop_at to move after a use", func() bool {
 		now := c.get("deadline")
 		return now.AutoStopAt != nil && now.AutoStopAt.Sub(*first.AutoStopAt) >= time.Second
 	})
@@ -221,4 +228,12 @@ func TestThreadRecoversFromChangesBehindItsBack(t *testing.T) {
 		now := c.get("behind")
 		return now.SandboxID != nil && *now.SandboxID != first && now.Generation > th.Generation
 	})
+}
+
+// requireBetween fails unless lo <= at <= hi: a time the server chose while
+// the test's request was in flight, bracketed by clock readings around it
+// rather than by a guess at how long the request took.
+func requireBetween(t *testing.T, at, lo, hi time.Time, what string) {
+	t.Helper()
+	require.False(t, at.Before(lo) || at.After(hi), "%s %s is not between %s and %s", what, at, lo, hi)
 }
