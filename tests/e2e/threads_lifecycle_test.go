@@ -51,7 +51,7 @@ func TestThreadLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, first, *again.SandboxID)
 
-	testenv.Eventually(t, 20*time.Second, "the idle sandbox to stop", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the idle sandbox to stop", func() bool {
 		return sandboxState(t, env, first) == daytona.StateStopped
 	})
 	testenv.Eventually(t, 10*time.Second, "the thread row to say stopped", func() bool {
@@ -87,7 +87,7 @@ func TestThreadLifecycle(t *testing.T) {
 	// only with include_deleted.
 	resp, body = c.call(http.MethodDelete, "/v1/threads/life", nil)
 	require.Contains(t, []int{http.StatusNoContent, http.StatusAccepted}, resp.StatusCode, string(body))
-	testenv.Eventually(t, 20*time.Second, "the deleted thread's sandbox to go", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the deleted thread's sandbox to go", func() bool {
 		return len(liveSandboxes(t, env, env.UserID, "life")) == 0
 	})
 	resp, body = c.call(http.MethodGet, "/v1/threads/life", nil)
@@ -130,7 +130,7 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	require.Equal(t, "done\n", r.Output)
 	require.GreaterOrEqual(t, time.Since(start), 4*time.Second)
 	// After it, the sandbox idles out as usual.
-	testenv.Eventually(t, 15*time.Second, "stop after the long command", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the long command", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 
@@ -153,7 +153,7 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 		require.Equal(t, daytona.StateStarted, sandboxState(t, env, sb), "stopped while a lease was live")
 		time.Sleep(200 * time.Millisecond)
 	}
-	testenv.Eventually(t, 15*time.Second, "stop after the lease expired", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the lease expired", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 
@@ -165,7 +165,7 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 	resp, body = c.call(http.MethodDelete, "/v1/threads/long/leases/"+lease.LeaseID, nil)
 	requireErr(t, resp, body, http.StatusNotFound, "not_found")
-	testenv.Eventually(t, 15*time.Second, "stop after the lease was released", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the lease was released", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 }
