@@ -136,7 +136,10 @@ func TestFaultSandboxErrors(t *testing.T) {
 
 func TestConformanceArchivedRestore(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{RestoreDelay: 400 * time.Millisecond})
+	// The checks made while the restore waits (four calls) must fit in it on a
+	// loaded machine: 3s, not the few hundred milliseconds a quiet one needs.
+	const restore = 3 * time.Second
+	e := newEnv(t, Options{RestoreDelay: restore})
 	api := e.api.SandboxAPI
 	sb := e.create(apiclient.CreateSandbox{Name: apiclient.PtrString("arch-1")})
 	e.stop(sb.Id)
@@ -159,9 +162,9 @@ func TestConformanceArchivedRestore(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list.Items, 1)
 	assert.Equal(t, apiclient.SANDBOXSTATE_RESTORING, list.Items[0].GetState())
-	require.Less(t, time.Since(began), 400*time.Millisecond, "the checks above ran within the restore delay")
+	require.Less(t, time.Since(began), restore, "the checks above ran within the restore delay")
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_RESTORING)
-	assert.GreaterOrEqual(t, time.Since(began), 400*time.Millisecond, "archived for the whole restore delay")
+	assert.GreaterOrEqual(t, time.Since(began), restore, "archived for the whole restore delay")
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_STARTED)
 
 	// Deleting an archived sandbox: it shows archived, not destroying, until gone.
@@ -176,7 +179,9 @@ func TestConformanceArchivedRestore(t *testing.T) {
 
 func TestConformanceArchivingAllowsStartAndDelete(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{TransitionDelay: 300 * time.Millisecond})
+	// The start or delete must land while archiving lasts: 1.5s leaves a loaded
+	// machine room between the two calls.
+	e := newEnv(t, Options{TransitionDelay: 1500 * time.Millisecond})
 	api := e.api.SandboxAPI
 	for _, then := range []string{"start", "delete"} {
 		sb := e.create(apiclient.CreateSandbox{})
@@ -301,7 +306,7 @@ func TestConformanceVolumeQuota(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, _, err := small.api.VolumesAPI.CreateVolume(small.ctx).CreateVolume(apiclient.CreateVolume{Name: "second"}).Execute()
 		return err == nil
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 }
 
 func TestConformanceIdleSnapshotsBecomeInactive(t *testing.T) {
@@ -348,10 +353,14 @@ func TestConformanceIdleSnapshotsBecomeInactive(t *testing.T) {
 
 func TestConformanceActivityThrottledAndFlushed(t *testing.T) {
 	t.Parallel()
+	// The throttle and the proxy interval are wide so that a loaded machine's
+	// pauses between two calls of a step stay well inside them: the repeat 50ms
+	// after a keep-alive must still fall within the throttle, the second toolbox
+	// call a throttle later still within the proxy interval.
 	const (
-		throttle = 400 * time.Millisecond
+		throttle = 1500 * time.Millisecond
 		flush    = 250 * time.Millisecond
-		proxy    = 1500 * time.Millisecond
+		proxy    = 6 * time.Second
 	)
 	e := newEnv(t, Options{Activity: ActivityTimings{Throttle: throttle, Flush: flush, Proxy: proxy}})
 	api := e.api.SandboxAPI
@@ -377,29 +386,34 @@ func TestConformanceActivityThrottledAndFlushed(t *testing.T) {
 
 	// A keep-alive answers 201 at once but reaches the store only at a flush;
 	// a repeat within the throttle is dropped.
-	first := time.Now().UTC()
+	// The stored time is when the emulator took the first update: between its
+	// request's send and its answer (stored with millisecond precision), and
+	// so before the repeat was even sent.
+	firstSent := time.Now().UTC().Truncate(time.Millisecond)
 	resp, err := api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
+	firstAnswered := time.Now().UTC()
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
 	time.Sleep(50 * time.Millisecond)
 	_, err = api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return lastActivity().After(start) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(start) }, 30*time.Second, 10*time.Millisecond)
 	got := lastActivity()
-	assert.WithinDuration(t, first, got, 40*time.Millisecond, "the first update is the one stored, not the repeat 50ms later")
+	assert.False(t, got.Before(firstSent) || got.After(firstAnswered),
+		"the first update is the one stored, not the repeat 50ms later: stored %s, first update sent %s, answered %s", got, firstSent, firstAnswered)
 
 	// After the throttle a keep-alive counts again.
 	time.Sleep(throttle)
 	_, err = api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return lastActivity().After(got) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(got) }, 30*time.Second, 10*time.Millisecond)
 
 	// Toolbox traffic counts once per proxy interval.
 	time.Sleep(throttle)
 	before := lastActivity()
 	code, _, _ := e.raw(http.MethodGet, "/toolbox/"+sb.Id+"/work-dir", nil, nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Eventually(t, func() bool { return lastActivity().After(before) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(before) }, 30*time.Second, 10*time.Millisecond)
 	counted := lastActivity()
 	time.Sleep(throttle) // past the API throttle, within the proxy's interval
 	code, _, _ = e.raw(http.MethodGet, "/toolbox/"+sb.Id+"/work-dir", nil, nil)
