@@ -43,8 +43,8 @@ type driver struct {
 	causes   map[string]int    // why attempts were retried
 	files    map[string]string // "user\x00path" → sha256 of what was written
 	threads  map[string]*threadRec
-	started  int // lifecycles started, by the driver
-	finished int // lifecycles that ran to their end
+	started  map[string]int // lifecycles started, by kind
+	finished map[string]int // lifecycles that ran to their end, by kind
 	failures []string
 }
 
@@ -60,7 +60,7 @@ const maxAttempts = 20
 func newDriver(t *testing.T, bases []string) *driver {
 	hc := testenv.APIClient(t)
 	hc.Timeout = 2 * time.Minute
-	return &driver{t: t, hc: hc, bases: bases, causes: map[string]int{}, files: map[string]string{}, threads: map[string]*threadRec{}}
+	return &driver{t: t, hc: hc, bases: bases, causes: map[string]int{}, started: map[string]int{}, finished: map[string]int{}, files: map[string]string{}, threads: map[string]*threadRec{}}
 }
 
 type answer struct {
@@ -408,20 +408,20 @@ func (d *driver) readBack(ctx context.Context, keys map[string]string) (checked,
 	return checked, lost, problems
 }
 
-func (d *driver) lifecycleStarted() {
+func (d *driver) lifecycleStarted(kind string) {
 	d.mu.Lock()
-	d.started++
+	d.started[kind]++
 	d.mu.Unlock()
 }
 
-func (d *driver) lifecycleDone(err error, what string) {
+func (d *driver) lifecycleDone(kind string, err error, what string) {
 	if err != nil && !errors.Is(err, context.Canceled) {
-		d.fail("lifecycle %s: %v", what, err)
+		d.fail("%s lifecycle %s: %v", kind, what, err)
 		return
 	}
 	if err == nil {
 		d.mu.Lock()
-		d.finished++
+		d.finished[kind]++
 		d.mu.Unlock()
 	}
 }

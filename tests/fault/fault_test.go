@@ -64,7 +64,7 @@ var (
 		gap: 6 * time.Second, faultPhase: 8 * time.Second, deadline: 6 * time.Minute}
 	long = size{name: "long", threadLifecycles: 210, concurrency: 12, residents: 8, users: 4, davPuts: 25, tusUploads: 8, tusSize: 6 << 20,
 		workerKills: 24, serveKills: 8, emulatorOutages: 5, pgRestarts: 5, faultPhases: 4,
-		gap: 13 * time.Second, faultPhase: 20 * time.Second, deadline: 30 * time.Minute}
+		gap: 11 * time.Second, faultPhase: 20 * time.Second, deadline: 30 * time.Minute}
 )
 
 // The lifecycle intervals (seconds, as internal/testenv uses).
@@ -94,13 +94,23 @@ type system struct {
 	queue    string
 	serveMu  sync.Mutex // one serve down at a time
 
-	mu     sync.Mutex
-	counts map[string]int // injections done, by kind
+	mu      sync.Mutex
+	counts  map[string]int // injections done, by kind
+	windows []window
 }
 
-func (s *system) count(kind string) {
+// window is when an injected fault was in force: from the kill or stop to
+// the moment the part was back.
+type window struct {
+	kind     string
+	from, to time.Time
+}
+
+// count records an injection of kind that began at from and is over now.
+func (s *system) count(kind string, from time.Time) {
 	s.mu.Lock()
 	s.counts[kind]++
+	s.windows = append(s.windows, window{kind: kind, from: from, to: time.Now()})
 	s.mu.Unlock()
 }
 
@@ -142,10 +152,10 @@ func TestFaultSuite(t *testing.T) {
 	}
 	for _, r := range residents {
 		wg.Add(1)
-		d.lifecycleStarted()
+		d.lifecycleStarted("resident thread")
 		go func() {
 			defer wg.Done()
-			d.lifecycleDone(d.resident(runCtx, keys[r.user], r.user, r.id, chaosDone), "resident "+r.id)
+			d.lifecycleDone("resident thread", d.resident(runCtx, keys[r.user], r.user, r.id, chaosDone), "resident "+r.id)
 		}()
 	}
 	// Thread lifecycles: at least the planned number, and on until the
@@ -179,8 +189,8 @@ func TestFaultSuite(t *testing.T) {
 				}
 				u := users[(i+w)%len(users)]
 				id := fmt.Sprintf("life-%d", i)
-				d.lifecycleStarted()
-				d.lifecycleDone(d.threadLifecycle(runCtx, keys[u], u, id, 90*time.Second), id)
+				d.lifecycleStarted("thread")
+				d.lifecycleDone("thread", d.threadLifecycle(runCtx, keys[u], u, id, 90*time.Second), id)
 			}
 		}()
 	}
@@ -190,8 +200,8 @@ func TestFaultSuite(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range sz.davPuts {
-				d.lifecycleStarted()
-				d.lifecycleDone(d.davPut(runCtx, keys[u], u, fmt.Sprintf("fault-dav-%s-%d.bin", u, j), 64<<10+j), "WebDAV PUT")
+				d.lifecycleStarted("WebDAV PUT")
+				d.lifecycleDone("WebDAV PUT", d.davPut(runCtx, keys[u], u, fmt.Sprintf("fault-dav-%s-%d.bin", u, j), 64<<10+j), u)
 				sleepCtx(runCtx, time.Duration(rand.IntN(4000))*time.Millisecond)
 			}
 		}()
@@ -200,10 +210,10 @@ func TestFaultSuite(t *testing.T) {
 			defer wg.Done()
 			for j := ui; j < sz.tusUploads; j += len(users) {
 				sleepCtx(runCtx, time.Duration(rand.IntN(int(sz.gap*2/time.Millisecond)))*time.Millisecond)
-				d.lifecycleStarted()
-				d.lifecycleDone(d.tusUpload(runCtx, keys[u], u, fmt.Sprintf("fault-tus-%s-%d.bin", u, j), sz.tusSize+j, j%2, func(i int) {
+				d.lifecycleStarted("tus upload")
+				d.lifecycleDone("tus upload", d.tusUpload(runCtx, keys[u], u, fmt.Sprintf("fault-tus-%s-%d.bin", u, j), sz.tusSize+j, j%2, func(i int) {
 					sys.killServe(i, "tus")
-				}), "tus upload")
+				}), u)
 			}
 		}()
 	}
@@ -228,7 +238,7 @@ func TestFaultSuite(t *testing.T) {
 		rep.selfExits += un
 	}
 	d.mu.Lock()
-	rep.started, rep.finished, rep.causes = d.started, d.finished, maps(d.causes)
+	rep.started, rep.finished, rep.causes = maps(d.started), maps(d.finished), maps(d.causes)
 	threads := make([]threadRec, 0, len(d.threads))
 	for _, r := range d.threads {
 		threads = append(threads, *r)
@@ -244,14 +254,16 @@ func TestFaultSuite(t *testing.T) {
 	}
 	sys.checkWorkflows(checkCtx, t, rep)
 	sys.lateness(checkCtx, t, rep)
-	if rep.started != rep.finished {
-		t.Errorf("%d lifecycles started, %d completed", rep.started, rep.finished)
+	for kind, n := range rep.started {
+		if rep.finished[kind] != n {
+			t.Errorf("%d %s lifecycles started, %d completed", n, kind, rep.finished[kind])
+		}
 	}
 	if rep.gaveUp > 0 {
 		t.Errorf("%d requests still failed after %d attempts", rep.gaveUp, maxAttempts)
 	}
-	if sz.name == "long" && (rep.injected["worker-kill"] < 20 || rep.started-len(residents) < 200) {
-		t.Errorf("the long run must do at least 20 worker kills and 200 thread lifecycles: %v, %d lifecycles", rep.injected, rep.started)
+	if sz.name == "long" && (rep.injected["worker-kill"] < 20 || rep.finished["thread"] < 200) {
+		t.Errorf("the long run must do at least 20 worker kills and 200 thread lifecycles: %v, %d lifecycles", rep.injected, rep.finished["thread"])
 	}
 	out := rep.String()
 	t.Log("\n" + out)
@@ -399,6 +411,7 @@ func (s *system) inject(ctx context.Context, sz size) {
 			return
 		}
 		s.t.Logf("%s inject %s", time.Now().UTC().Format("15:04:05.000"), kind)
+		from := time.Now()
 		switch kind {
 		case "worker-kill":
 			w := s.workers[rand.IntN(len(s.workers))]
@@ -426,7 +439,7 @@ func (s *system) inject(ctx context.Context, sz size) {
 			s.emulator.setEnv(s.emuEnv)
 			s.restart(s.emulator)
 		}
-		s.count(kind)
+		s.count(kind, from)
 	}
 }
 
@@ -442,6 +455,7 @@ func (s *system) killServe(i int, why string) {
 	s.serveMu.Lock()
 	defer s.serveMu.Unlock()
 	s.t.Logf("%s kill serve-%d %s", time.Now().UTC().Format("15:04:05.000"), i, why)
+	from := time.Now()
 	s.serves[i].kill()
 	time.Sleep(time.Duration(rand.IntN(1000)) * time.Millisecond)
 	s.restart(s.serves[i])
@@ -449,9 +463,9 @@ func (s *system) killServe(i int, why string) {
 		s.t.Errorf("serve-%d after its restart: %v", i, err)
 	}
 	if why != "" {
-		s.count("serve-kill-" + why)
+		s.count("serve-kill-"+why, from)
 	} else {
-		s.count("serve-kill")
+		s.count("serve-kill", from)
 	}
 }
 
@@ -607,7 +621,10 @@ func (s *system) checkWorkflows(ctx context.Context, t *testing.T, rep *report) 
 // Both rows are written once the Daytona call returned, so the figure is
 // the timer's lateness plus the stop's or delete's own duration.
 func (s *system) lateness(ctx context.Context, t *testing.T, rep *report) {
-	q := func(sql string, args ...any) []float64 {
+	s.mu.Lock()
+	windows := slices.Clone(s.windows)
+	s.mu.Unlock()
+	q := func(what, sql string, args ...any) []float64 {
 		rows, err := s.pool.Query(ctx, sql, args...)
 		if err != nil {
 			t.Errorf("ledger: %v", err)
@@ -616,20 +633,25 @@ func (s *system) lateness(ctx context.Context, t *testing.T, rep *report) {
 		defer rows.Close()
 		var out []float64
 		for rows.Next() {
-			var v float64
-			if err := rows.Scan(&v); err != nil {
+			var deadline, occurred time.Time
+			if err := rows.Scan(&deadline, &occurred); err != nil {
 				t.Errorf("ledger: %v", err)
 				return nil
 			}
-			out = append(out, v)
+			late := occurred.Sub(deadline).Seconds()
+			out = append(out, late)
+			if late > 1 {
+				rep.attribute(what, deadline, occurred, windows)
+			}
 		}
 		return out
 	}
-	rep.stopLate = q(`SELECT EXTRACT(EPOCH FROM occurred_at - stop_deadline)::float8 FROM lifecycle_events
+	rep.lateBy = map[string]map[string]int{}
+	rep.stopLate = q("thread auto-stop", `SELECT stop_deadline, occurred_at FROM lifecycle_events
 		WHERE event = 'stopped' AND cause = $1 AND stop_deadline IS NOT NULL AND entity_kind = 'thread'`, activities.CauseIdleTimer)
-	rep.filesStopLate = q(`SELECT EXTRACT(EPOCH FROM occurred_at - stop_deadline)::float8 FROM lifecycle_events
+	rep.filesStopLate = q("files auto-stop", `SELECT stop_deadline, occurred_at FROM lifecycle_events
 		WHERE event = 'stopped' AND cause = $1 AND stop_deadline IS NOT NULL AND entity_kind = 'files'`, activities.CauseIdleTimer)
-	rep.deleteLate = q(`SELECT EXTRACT(EPOCH FROM d.occurred_at - (s.occurred_at + make_interval(secs => $2)))::float8
+	rep.deleteLate = q("thread auto-delete", `SELECT s.occurred_at + make_interval(secs => $2), d.occurred_at
 		FROM lifecycle_events d
 		JOIN LATERAL (SELECT occurred_at FROM lifecycle_events s
 			WHERE s.entity_kind = d.entity_kind AND s.user_id = d.user_id AND s.entity_id = d.entity_id
@@ -643,7 +665,7 @@ type report struct {
 	driven                              time.Duration
 	injected                            map[string]int
 	selfExits                           int
-	started, finished                   int
+	started, finished                   map[string]int
 	requests, retried, retries, gaveUp  int64
 	causes                              map[string]int
 	live, sandboxes, reconciled         int
@@ -652,6 +674,9 @@ type report struct {
 	lostDetail                          []string
 	badWorkflows, running, stuck        int
 	stopLate, filesStopLate, deleteLate []float64
+	// lateBy counts late (> 1 s) stops and deletes by what was injected
+	// while they were due: timer kind → fault kind (or "none") → count.
+	lateBy map[string]map[string]int
 }
 
 func (r *report) String() string {
@@ -668,7 +693,12 @@ func (r *report) String() string {
 		inj = append(inj, fmt.Sprintf("%s %d", k, r.injected[k]))
 	}
 	fmt.Fprintf(&b, "  injected: %s; processes that exited by themselves and were restarted: %d\n", strings.Join(inj, ", "), r.selfExits)
-	fmt.Fprintf(&b, "  lifecycles: %d started, %d completed\n", r.started, r.finished)
+	var lcs []string
+	for k, v := range r.started {
+		lcs = append(lcs, fmt.Sprintf("%s %d/%d", k, r.finished[k], v))
+	}
+	sort.Strings(lcs)
+	fmt.Fprintf(&b, "  lifecycles completed/started: %s\n", strings.Join(lcs, ", "))
 	var causes []string
 	for k, v := range r.causes {
 		causes = append(causes, k+" "+strconv.Itoa(v))
@@ -682,7 +712,45 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "  lateness after the deadline (s): thread auto-stop %s\n", dist(r.stopLate))
 	fmt.Fprintf(&b, "                                   thread auto-delete %s\n", dist(r.deleteLate))
 	fmt.Fprintf(&b, "                                   files auto-stop %s\n", dist(r.filesStopLate))
+	var whats []string
+	for w := range r.lateBy {
+		whats = append(whats, w)
+	}
+	sort.Strings(whats)
+	for _, w := range whats {
+		var parts []string
+		for k, n := range r.lateBy[w] {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(&b, "  late > 1 s, %s, by the fault in force within %s before: %s\n", w, afterEffect, strings.Join(parts, ", "))
+	}
 	return b.String()
+}
+
+// afterEffect is how long a fault may delay what falls due after it is
+// over: a killed worker's sticky workflow tasks wait for their
+// schedule-to-start timeout (5 s) before another worker takes them, and
+// clients reconnect with backoff.
+const afterEffect = 10 * time.Second
+
+// attribute files a late event under the faults in force (or just over)
+// between its deadline and when it happened.
+func (r *report) attribute(what string, deadline, occurred time.Time, windows []window) {
+	if r.lateBy[what] == nil {
+		r.lateBy[what] = map[string]int{}
+	}
+	var kinds []string
+	for _, w := range windows {
+		if w.from.Before(occurred) && w.to.Add(afterEffect).After(deadline) && !slices.Contains(kinds, w.kind) {
+			kinds = append(kinds, w.kind)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"none"}
+	}
+	sort.Strings(kinds)
+	r.lateBy[what][strings.Join(kinds, "+")]++
 }
 
 // dist prints n, p50, p99, max and how many were within the 1 s bound.
