@@ -98,7 +98,7 @@ func (d *driver) call(ctx context.Context, key string, base int, method, path st
 		case err != nil:
 			cause, last = "connection", err
 		case a.status == 429 || a.status >= 500:
-			cause, last = strconv.Itoa(a.status), fmt.Errorf("%s %s: %d %s", method, path, a.status, truncate(a.body))
+			cause, last = strconv.Itoa(a.status)+errorCode(a.body), fmt.Errorf("%s %s: %d %s", method, path, a.status, truncate(a.body))
 		default:
 			return a, nil
 		}
@@ -146,6 +146,21 @@ func (d *driver) once(ctx context.Context, key, base, method, path string, body 
 		wait = time.Duration(s) * time.Second
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}, wait, nil
+}
+
+// errorCode is " <code>" of an API error body ({"error":{"code":…}}), or
+// "" for another body: the report tells a 500 internal from a 503
+// database_unavailable.
+func errorCode(body []byte) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
+		return ""
+	}
+	return " " + e.Error.Code
 }
 
 func truncate(b []byte) string {

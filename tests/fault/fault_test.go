@@ -646,7 +646,7 @@ func (s *system) lateness(ctx context.Context, t *testing.T, rep *report) {
 		}
 		return out
 	}
-	rep.lateBy = map[string]map[string]int{}
+	rep.lateBy = map[string]map[string][]float64{}
 	rep.stopLate = q("thread auto-stop", `SELECT stop_deadline, occurred_at FROM lifecycle_events
 		WHERE event = 'stopped' AND cause = $1 AND stop_deadline IS NOT NULL AND entity_kind = 'thread'`, activities.CauseIdleTimer)
 	rep.filesStopLate = q("files auto-stop", `SELECT stop_deadline, occurred_at FROM lifecycle_events
@@ -676,7 +676,7 @@ type report struct {
 	stopLate, filesStopLate, deleteLate []float64
 	// lateBy counts late (> 1 s) stops and deletes by what was injected
 	// while they were due: timer kind → fault kind (or "none") → count.
-	lateBy map[string]map[string]int
+	lateBy map[string]map[string][]float64
 }
 
 func (r *report) String() string {
@@ -719,8 +719,8 @@ func (r *report) String() string {
 	sort.Strings(whats)
 	for _, w := range whats {
 		var parts []string
-		for k, n := range r.lateBy[w] {
-			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		for k, v := range r.lateBy[w] {
+			parts = append(parts, fmt.Sprintf("%s %d (max %.1f s)", k, len(v), slices.Max(v)))
 		}
 		sort.Strings(parts)
 		fmt.Fprintf(&b, "  late > 1 s, %s, by the fault in force within %s before: %s\n", w, afterEffect, strings.Join(parts, ", "))
@@ -738,7 +738,7 @@ const afterEffect = 10 * time.Second
 // between its deadline and when it happened.
 func (r *report) attribute(what string, deadline, occurred time.Time, windows []window) {
 	if r.lateBy[what] == nil {
-		r.lateBy[what] = map[string]int{}
+		r.lateBy[what] = map[string][]float64{}
 	}
 	var kinds []string
 	for _, w := range windows {
@@ -750,7 +750,8 @@ func (r *report) attribute(what string, deadline, occurred time.Time, windows []
 		kinds = []string{"none"}
 	}
 	sort.Strings(kinds)
-	r.lateBy[what][strings.Join(kinds, "+")]++
+	k := strings.Join(kinds, "+")
+	r.lateBy[what][k] = append(r.lateBy[what][k], occurred.Sub(deadline).Seconds())
 }
 
 // dist prints n, p50, p99, max and how many were within the 1 s bound.
