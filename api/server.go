@@ -33,6 +33,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/guardcache"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/volume"
 )
@@ -47,6 +48,15 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry receives the API's Prometheus metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
+	// Migrated is closed once the database's migrations are applied; until
+	// then API requests answer 503 database_unavailable and /readyz 503.
+	// Nil: the database is migrated already.
+	Migrated <-chan struct{}
+	// Now is the clock of the readiness cache (time.Now when nil).
+	Now func() time.Time
+	// GuardMaxStale overrides guardcache.MaxStale (tests that show a
+	// delete's notification alone reaches another replica set it to hours).
+	GuardMaxStale time.Duration
 }
 
 // Server is the API server.
@@ -62,6 +72,9 @@ type Server struct {
 	metrics   *httpMetrics
 	echo      *echo.Echo
 	closers   []func()
+	// migrated: see Deps.Migrated.
+	migrated <-chan struct{}
+	ready    readinessCache
 }
 
 // New builds the server and its routes: every route group is its own
@@ -83,6 +96,11 @@ func New(d Deps) (*Server, error) {
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
+		migrated: d.Migrated,
+		ready:    readinessCache{now: d.Now},
+	}
+	if s.ready.now == nil {
+		s.ready.now = time.Now
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
@@ -108,6 +126,8 @@ func New(d Deps) (*Server, error) {
 		Logger:    d.Logger,
 	})
 	s.closers = append(s.closers, sandboxes.Close)
+	guards := guardcache.New(d.Pool, guardcache.Options{MaxStale: d.GuardMaxStale, Logger: d.Logger})
+	s.closers = append(s.closers, guards.Close)
 	commands := command.New(command.Options{Sandboxes: sandboxes, Queries: q, Logger: d.Logger, OutputLimit: d.Config.ExecOutputLimit})
 	s.closers = append(s.closers, commands.Close)
 	volumes := &volume.Service{Sandboxes: sandboxes, Pool: d.Pool, QuotaBytes: d.Config.VolumeQuotaBytes()}
@@ -136,10 +156,10 @@ func New(d Deps) (*Server, error) {
 	// middleware: echo implements group middleware with a catch-all route,
 	// which would turn a wrong method on a known route into a 404 (not 405).
 	e.Use(browser...)
-	e.Use(s.authMiddleware, s.rateLimit, requireAdmin)
+	e.Use(s.requireMigrated, s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
-	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Logger: d.Logger}).Register(v1)
+	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Guards: guards, Logger: d.Logger}).Register(v1)
 	(&files.Routes{Volumes: volumes, MaxBodyBytes: d.Config.MaxBodyBytes, QuotaBytes: d.Config.VolumeQuotaBytes(), Logger: d.Logger}).Register(v1)
 	(&admin.Routes{Config: d.Config, Pool: d.Pool, Queries: q, Temporal: d.Temporal, Logger: d.Logger}).Register(v1.Group("/admin"))
 	(&admin.KeyRoutes{Keys: keyStore}).Register(v1.Group("/admin"))

@@ -84,7 +84,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var transport http.RoundTripper = http.DefaultTransport
+	var transport http.RoundTripper = NewTransport()
 	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
 		transport = cfg.HTTPClient.Transport
 	}

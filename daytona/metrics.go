@@ -115,14 +115,14 @@ const (
 	MetricRequestErrors   = "threadbox_daytona_request_errors_total"
 )
 
-// InstrumentTransport wraps base (http.DefaultTransport when nil) so every
+// InstrumentTransport wraps base (NewTransport() when nil) so every
 // request through it is recorded in threadbox_daytona_request_duration_seconds
 // and threadbox_daytona_request_errors_total, registered with reg. Give the
 // result to the gateway as Config.HTTPClient's Transport. Every operation's
 // series start at zero, so rates and alerts work from the first scrape.
 func InstrumentTransport(base http.RoundTripper, reg prometheus.Registerer) (http.RoundTripper, error) {
 	if base == nil {
-		base = http.DefaultTransport
+		base = NewTransport()
 	}
 	t := &instrumentedTransport{
 		base:   base,

@@ -279,9 +279,14 @@ func (s *Server) handleActivateSnapshot(w http.ResponseWriter, r *http.Request) 
 		writeAPIError(w, r, http.StatusBadRequest, "Snapshot deactivation is still in progress. Please try again in a few minutes.")
 		return
 	}
+	// Daytona counts an activation as a use (snapshot.service.ts activateSnapshot sets
+	// lastUsedAt): without it, a snapshot re-activated after its idle limit would be
+	// deactivated again by the next sweep, before anyone could create from it.
+	now := time.Now().UTC()
 	sn.Op++
 	sn.State = "pending"
-	sn.UpdatedAt = time.Now().UTC()
+	sn.UpdatedAt = now
+	sn.LastUsedAt = &now
 	s.saveLockedLog()
 	s.runSnapshotPull(sn.ID, sn.Op, "pulling")
 	writeJSON(w, http.StatusOK, snapshotToDTO(sn))

@@ -307,31 +307,42 @@ func TestConformanceVolumeQuota(t *testing.T) {
 func TestConformanceIdleSnapshotsBecomeInactive(t *testing.T) {
 	t.Parallel()
 	// One "minute" = 50ms: idle snapshots are looked for every 500ms (Daytona:
-	// every 10 minutes) and the re-activation cooldown is 500ms too.
-	e := newEnv(t, Options{TimeUnit: 50 * time.Millisecond, SnapshotIdleLimit: time.Second})
+	// every 10 minutes) and the re-activation cooldown is 500ms too. The idle
+	// limit is 3s so that the steps between two uses (a create, an activation
+	// and the create after it) fit in it on a loaded machine.
+	const idle = 3 * time.Second
+	e := newEnv(t, Options{TimeUnit: 50 * time.Millisecond, SnapshotIdleLimit: idle})
 	snaps := e.api.SnapshotsAPI
 	sn, _, err := snaps.CreateSnapshot(e.ctx).CreateSnapshot(apiclient.CreateSnapshot{Name: "idle:1", ImageName: apiclient.PtrString("ubuntu:22.04")}).Execute()
 	require.NoError(t, err)
-	state := func() apiclient.SnapshotState {
+	get := func() *apiclient.SnapshotDto {
 		got, _, err := snaps.GetSnapshot(e.ctx, sn.Id).Execute()
 		require.NoError(t, err)
-		return got.State
+		return got
 	}
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 5*time.Second, 10*time.Millisecond)
+	state := func() apiclient.SnapshotState { return get().State }
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 30*time.Second, 10*time.Millisecond)
 	// Use it: the idle clock restarts at the last create.
 	used := time.Now()
 	e.create(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")})
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_INACTIVE }, 5*time.Second, 10*time.Millisecond)
-	assert.GreaterOrEqual(t, time.Since(used), time.Second, "not before the idle limit")
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_INACTIVE }, 30*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, time.Since(used), idle, "not before the idle limit")
 
 	_, resp, err := e.api.SandboxAPI.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")}).Execute()
 	wantAPIErr(t, resp, err, http.StatusBadRequest, "Snapshot idle:1 is inactive")
 
+	// An activation is a use (Daytona's activateSnapshot sets lastUsedAt): the
+	// snapshot, idle for longer than the limit, is not deactivated again by
+	// the next sweep before anyone could create from it.
+	var activating time.Time
 	require.Eventually(t, func() bool {
+		activating = time.Now().UTC().Truncate(time.Millisecond)
 		_, _, err := snaps.ActivateSnapshot(e.ctx, sn.Id).Execute()
 		return err == nil
-	}, 5*time.Second, 20*time.Millisecond, "activate after the cooldown")
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond, "activate after the cooldown")
+	lastUsed := get().GetLastUsedAt()
+	assert.False(t, lastUsed.Before(activating), "the activation is the last use: %s, activated at %s", lastUsed, activating)
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 30*time.Second, 10*time.Millisecond)
 	e.create(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")})
 }
 

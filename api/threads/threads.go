@@ -22,6 +22,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/guardcache"
 	"github.com/threadbox/threadbox/sandbox"
 )
 
@@ -37,7 +38,9 @@ type Routes struct {
 	Commands  *command.Service
 	// Admission creates thread rows within the per-user thread limit.
 	Admission *admission.Controller
-	Logger    *slog.Logger
+	// Guards caches the guard's verdicts (nil: every use reads the row).
+	Guards *guardcache.Cache
+	Logger *slog.Logger
 }
 
 // Register adds the thread routes to the /v1 group.
@@ -114,7 +117,11 @@ func threadRef(c echo.Context) (entity.Ref, error) {
 
 // liveThread returns the caller's thread row unless it is missing or deleted.
 func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, error) {
-	row, err := t.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	// A read: retried once on a fresh connection when PostgreSQL dropped
+	// the first (a restart, a failover), so a blip costs no request.
+	row, err := db.RetryRead(ctx, func(ctx context.Context) (db.Thread, error) {
+		return t.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Thread{}, errThreadNotFound()
 	}
@@ -133,13 +140,30 @@ func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, err
 // row's created_at (reset when a deleted thread is created again) names the
 // thread's life, so a window cached for an earlier life is not reused.
 // One primary-key read per use; Temporal stays off the warm path.
+// The verdict of a live thread is cached per replica (Guards): forgotten
+// when PostgreSQL notifies a delete or a re-create, and trusted for at most
+// guardcache.MaxStale in any case, so a warm exec reads no row at all.
 func (t *Routes) guard(ref entity.Ref) func(context.Context) (string, error) {
-	return func(ctx context.Context) (string, error) {
+	read := func(ctx context.Context) (string, error) {
 		row, err := t.liveThread(ctx, ref)
 		if err != nil {
 			return "", err
 		}
 		return row.CreatedAt.UTC().Format(time.RFC3339Nano), nil
+	}
+	if t.Guards == nil {
+		return read
+	}
+	return func(ctx context.Context) (string, error) {
+		return t.Guards.Get(ctx, guardcache.Key(ref.UserID, ref.ThreadID), read)
+	}
+}
+
+// forgetGuard drops this replica's cached verdict of ref at once (other
+// replicas are told by PostgreSQL's notification).
+func (t *Routes) forgetGuard(ref entity.Ref) {
+	if t.Guards != nil {
+		t.Guards.Forget(guardcache.Key(ref.UserID, ref.ThreadID))
 	}
 }
 
@@ -172,6 +196,7 @@ func (t *Routes) create(c echo.Context) error {
 	}
 	if created {
 		t.Sandboxes.Forget(ref) // a revived thread must not reuse its last life's sandbox
+		t.forgetGuard(ref)
 	}
 	var res entity.EnsureResult
 	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: t.guard(ref)}, func(_ context.Context, sb *sandbox.Sandbox) error {
@@ -182,6 +207,7 @@ func (t *Routes) create(c echo.Context) error {
 	if created && errors.As(err, &refused) {
 		// No sandbox may start for it now: a refused create leaves no
 		// thread behind (it would count against the thread limit).
+		t.forgetGuard(ref)
 		if _, derr := t.Queries.APIMarkThreadDeleted(context.WithoutCancel(ctx), db.APIMarkThreadDeletedParams{UserID: ref.UserID, ThreadID: id}); derr != nil {
 			t.Logger.WarnContext(ctx, "undoing a refused thread create", "workflow_id", ref.WorkflowID(), "err", derr)
 		}

@@ -35,6 +35,7 @@ func (t *Routes) delete(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("marking thread deleted: %w", err)
 	}
+	t.forgetGuard(ref)
 	if n == 0 {
 		return errThreadNotFound()
 	}

@@ -51,7 +51,7 @@ func newWorkerActivities(cfg config.Config, pool *pgxpool.Pool, gw *daytona.Gate
 // instrumentedHTTPClient is the gateway's HTTP client: every Daytona call
 // timed and its failures counted by operation in reg.
 func instrumentedHTTPClient(reg prometheus.Registerer) (*http.Client, error) {
-	rt, err := daytona.InstrumentTransport(http.DefaultTransport, reg)
+	rt, err := daytona.InstrumentTransport(daytona.NewTransport(), reg)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ var layers = map[string]int{
 	// threadbox itself.
 	"db": 1, "daytona": 1, "emulator": 1, "devstack": 1,
 	// Building blocks over them.
-	"clientpath": 2, "auth": 2, "sandboxfs": 2, "metrics": 2, "davlock": 2, "usage": 2, "uploadspool": 2,
+	"clientpath": 2, "auth": 2, "sandboxfs": 2, "metrics": 2, "davlock": 2, "usage": 2, "uploadspool": 2, "guardcache": 2,
 	"activities": 3, "admission": 3,
 	// Lifecycle (workflows over activities) and access to running sandboxes.
 	"workflows": 4, "sandbox": 4,

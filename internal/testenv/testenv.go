@@ -138,6 +138,14 @@ func TemporalCLI(t testing.TB) string {
 // attributes and returns a client to it.
 func Temporal(t testing.TB) (client.Client, string) {
 	t.Helper()
+	return TemporalAt(t, "")
+}
+
+// TemporalAt is Temporal listening on hostPort ("" picks a free port): a
+// test that starts a process before its Temporal reserves the port first
+// (FreePort) and starts the server there later.
+func TemporalAt(t testing.TB, hostPort string) (client.Client, string) {
+	t.Helper()
 	args := []string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -147,6 +155,7 @@ func Temporal(t testing.TB) (client.Client, string) {
 		LogLevel:     "error",
 		ExtraArgs:    args,
 		ClientOptions: &client.Options{
+			HostPort:  hostPort,
 			Namespace: "default",
 			Logger:    quietTemporalLogger(),
 		},
@@ -283,11 +292,22 @@ func New(t testing.TB, opts Options) *Env {
 // (nil: the same as the first). It returns the replica's base URL.
 func (e *Env) Replica(configure func(*config.Config)) string {
 	e.t.Helper()
-	cfg := e.Config
+	return e.ReplicaDeps(func(d *api.Deps) {
+		if configure != nil {
+			configure(&d.Config)
+		}
+	})
+}
+
+// ReplicaDeps is Replica with the whole of the replica's api.Deps to
+// adjust (its configuration included).
+func (e *Env) ReplicaDeps(configure func(*api.Deps)) string {
+	e.t.Helper()
+	d := api.Deps{Config: e.Config, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger}
 	if configure != nil {
-		configure(&cfg)
+		configure(&d)
 	}
-	srv, err := api.New(api.Deps{Config: cfg, Pool: e.Pool, Temporal: e.Temporal, Daytona: e.Gateway, Logger: e.Logger})
+	srv, err := api.New(d)
 	if err != nil {
 		e.t.Fatalf("api replica: %v", err)
 	}

@@ -18,10 +18,12 @@ import (
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/threadbox/threadbox/api"
 	"github.com/threadbox/threadbox/api/dav/davtest"
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/guardcache"
 	"github.com/threadbox/threadbox/internal/testenv"
 )
 
@@ -122,17 +124,35 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("thread-deleted-through-the-other", func(t *testing.T) {
-		ca, cb := newTC(t, a, key), newTC(t, b, key)
+		// C trusts a cached guard verdict for an hour: only the delete's
+		// notification can make it refuse the thread.
+		c := behind(env, env.ReplicaDeps(func(d *api.Deps) { d.GuardMaxStale = time.Hour }))
+		ca, cb, cc := newTC(t, a, key), newTC(t, b, key), newTC(t, c, key)
 		ca.create("doomed")
 		// Short commands, so B's uses fit the window it caches (a 300 s
 		// default timeout would outlive a 30 s auto-stop and take a lease).
 		execB := func(cmd string) (*http.Response, []byte) {
 			return cb.call(http.MethodPost, "/v1/threads/doomed/exec", map[string]any{"command": cmd, "timeout_s": 5})
 		}
+		execC := func(cmd string) (*http.Response, []byte) {
+			return cc.call(http.MethodPost, "/v1/threads/doomed/exec", map[string]any{"command": cmd, "timeout_s": 5})
+		}
 		resp, body := execB("echo b")
 		require.Equal(t, 200, resp.StatusCode, string(body))
 		resp, body = execB("echo b")
 		require.Equal(t, 200, resp.StatusCode, "B caches the sandbox's window: %s", body)
+		// Every replica's guard listener (A, B, C) has LISTENed, so C caches.
+		testenv.Eventually(t, 10*time.Second, "the guard listeners of A, B and C", func() bool {
+			var n int
+			err := env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND query = 'LISTEN '||$1::text`, guardcache.Channel).Scan(&n)
+			require.NoError(t, err)
+			return n >= 3
+		})
+		resp, body = execC("echo c")
+		require.Equal(t, 200, resp.StatusCode, string(body))
+		resp, body = execC("echo c")
+		require.Equal(t, 200, resp.StatusCode, "C caches the sandbox's window and the thread's verdict: %s", body)
 		th := ca.get("doomed")
 		require.NotNil(t, th.SandboxID)
 		sb, err := env.Gateway.GetSandbox(context.Background(), *th.SandboxID)
@@ -151,6 +171,15 @@ func TestReplicas(t *testing.T) {
 			row, err := db.New(env.Pool).APIGetThread(context.Background(), db.APIGetThreadParams{UserID: env.UserID, ThreadID: "doomed"})
 			return err == nil && row.State == "deleted"
 		})
+		// C learns of the delete from PostgreSQL's notification (its own
+		// bound is an hour); until then it may still run commands.
+		testenv.Eventually(t, 30*time.Second, "C refuses the deleted thread", func() bool {
+			resp, _ := execC("true")
+			return resp.StatusCode == 404
+		})
+		// B trusts a verdict at most guardcache.MaxStale (the contract's
+		// bound on another replica), notification or not.
+		time.Sleep(guardcache.MaxStale)
 		resp, body = execB("touch /home/daytona/reached")
 		requireErr(t, resp, body, 404, "not_found")
 		res, err := direct.Exec(context.Background(), daytona.ExecRequest{Command: "test -e /home/daytona/reached && echo reached || echo untouched", Timeout: time.Minute})

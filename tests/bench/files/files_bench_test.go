@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +43,7 @@ func BenchmarkFiles(b *testing.B) {
 	}
 	r.tb = env.Gateway.Toolbox(all[0].ID, all[0].ToolboxURL)
 	b.Run("Get100MB", func(b *testing.B) { benchGet(b, r) })
+	b.Run("Get100MBCurl", func(b *testing.B) { benchGetCurl(b, r, all[0]) })
 	b.Run("GetSmall", func(b *testing.B) { benchGetSmall(b, r) })
 	b.Run("Put100MB", func(b *testing.B) { benchPut(b, r) })
 	b.Run("Propfind1000", func(b *testing.B) { benchPropfind(b, r) })
@@ -114,6 +118,79 @@ func benchGet(b *testing.B, r *rig) {
 			rc.Close()
 		}
 	})
+}
+
+// benchGetCurl measures a 100 MB GET the way a client sees it: each
+// download is a separate curl process (the client's own CPU is not this
+// process's), WebDAV GET and the files sandbox's toolbox download
+// alternating (A B A B, THREADBOX_BENCH_CURL_PAIRS pairs, default 10), on
+// loopback. Time is the whole process's wall time, start to exit.
+func benchGetCurl(b *testing.B, r *rig, sb daytona.Sandbox) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		b.Fatalf("curl is needed: %v", err)
+	}
+	src := randomFile(b, mb100)
+	f, _ := os.Open(src)
+	if err := r.tb.Upload(context.Background(), "/home/daytona/volume/curl.bin", f); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	pairs := 10
+	if v := os.Getenv("THREADBOX_BENCH_CURL_PAIRS"); v != "" {
+		pairs, _ = strconv.Atoi(v)
+	}
+	run := func(url, auth string) time.Duration {
+		b.Helper()
+		cmd := exec.Command(curl, "--silent", "--show-error", "--fail", "--output", "/dev/null",
+			"--write-out", "%{size_download}", "--header", "Authorization: "+auth, url)
+		s := time.Now()
+		out, err := cmd.Output()
+		took := time.Since(s)
+		if err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(mb100) {
+			b.Fatalf("curl %s: %v (%s bytes)", url, err, out)
+		}
+		return took
+	}
+	davURL := r.env.URL + "/dav/curl.bin"
+	directURL := strings.TrimRight(sb.ToolboxURL, "/") + "/files/download?path=" + url.QueryEscape("/home/daytona/volume/curl.bin")
+	davAuth, directAuth := "Bearer "+r.key, "Bearer "+r.env.Config.DaytonaAPIKey
+	run(davURL, davAuth) // warm both (page cache, connections of the API)
+	run(directURL, directAuth)
+	load := loadavg()
+	var dav, direct []time.Duration
+	for i := range pairs {
+		if i%2 == 0 {
+			dav = append(dav, run(davURL, davAuth))
+			direct = append(direct, run(directURL, directAuth))
+		} else {
+			direct = append(direct, run(directURL, directAuth))
+			dav = append(dav, run(davURL, davAuth))
+		}
+	}
+	slices.Sort(dav)
+	slices.Sort(direct)
+	mbps := func(d time.Duration) float64 { return mb100 / d.Seconds() / 1e6 }
+	med := func(l []time.Duration) time.Duration { return l[len(l)/2] }
+	fmt.Println("### WebDAV GET 100 MB, curl processes, alternating")
+	fmt.Println("| pairs | load avg | direct median MB/s (range) | WebDAV median MB/s (range) | throughput ratio (medians) |")
+	fmt.Println("|---|---|---|---|---|")
+	fmt.Printf("| %d | %s | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | **%.2f** |\n\n", pairs, load,
+		mbps(med(direct)), mbps(direct[len(direct)-1]), mbps(direct[0]),
+		mbps(med(dav)), mbps(dav[len(dav)-1]), mbps(dav[0]),
+		med(direct).Seconds()/med(dav).Seconds())
+}
+
+// loadavg is the 1-minute load average, recorded next to each figure.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // benchGetSmall: the fixed cost of a WebDAV GET (auth, stat, a download

@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,35 +49,86 @@ func post(t testing.TB, env *testenv.Env, path string, v any) []byte {
 // measure runs total calls of fn spread over conc goroutines and returns
 // the sorted latencies.
 func measure(conc, total int, fn func() error) ([]time.Duration, error) {
+	a, _, err := interleave(conc, total, fn, nil)
+	return a, err
+}
+
+// interleave runs pairs calls of a and of b over conc goroutines, each
+// goroutine alternating a and b (A B A B; odd goroutines start with b), so
+// both paths see the same machine at the same moment: drift on a shared
+// machine (other builds, CPU frequency) lands on both sides of the ratio
+// instead of biasing it. b may be nil (a alone). It returns both sorted
+// latency lists.
+func interleave(conc, pairs int, a, b func() error) (la, lb []time.Duration, err error) {
 	var mu sync.Mutex
-	var firstErr error
-	lat := make([]time.Duration, 0, total)
 	var wg sync.WaitGroup
-	per := total / conc
-	for range conc {
+	per := pairs / conc
+	for g := range conc {
 		wg.Go(func() {
-			local := make([]time.Duration, 0, per)
-			for range per {
+			var locA, locB []time.Duration
+			run := func(fn func() error, into *[]time.Duration) bool {
 				s := time.Now()
-				err := fn()
-				local = append(local, time.Since(s))
-				if err != nil {
+				e := fn()
+				*into = append(*into, time.Since(s))
+				if e != nil {
 					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
+					if err == nil {
+						err = e
 					}
 					mu.Unlock()
+					return false
+				}
+				return true
+			}
+			for i := range per {
+				if b == nil {
+					if !run(a, &locA) {
+						return
+					}
+					continue
+				}
+				first, second := a, b
+				fa, fb := &locA, &locB
+				if (g+i)%2 == 1 {
+					first, second, fa, fb = b, a, fb, fa
+				}
+				if !run(first, fa) || !run(second, fb) {
 					return
 				}
 			}
 			mu.Lock()
-			lat = append(lat, local...)
+			la = append(la, locA...)
+			lb = append(lb, locB...)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	slices.Sort(lat)
-	return lat, firstErr
+	slices.Sort(la)
+	slices.Sort(lb)
+	return la, lb, err
+}
+
+// loadavg is the 1-minute load average (/proc/loadavg), recorded next to
+// every figure: the machine is shared, and a ratio is only comparable with
+// one taken under a similar load.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+// ratio formats a/b with two decimals.
+func ratio(a, b time.Duration) string {
+	if b == 0 {
+		return "?"
+	}
+	return strconv.FormatFloat(float64(a)/float64(b), 'f', 2, 64)
 }
 
 func pct(l []time.Duration, p float64) time.Duration {
@@ -103,11 +156,28 @@ func updatesIn(t testing.TB, env *testenv.Env, wfID string) int {
 	return n
 }
 
+// BenchmarkThreads prints tables (a), (b) and (c) of docs/BENCHMARKS.md
+// "Threads"; each is a sub-benchmark so one table can be run alone
+// (-bench 'Threads/Exec'). THREADBOX_BENCH_CPUPROFILE=file writes a CPU
+// profile of the whole process (API, worker, emulator) for the run.
 func BenchmarkThreads(b *testing.B) {
-	var t testing.TB = b
-	env := testenv.New(t, testenv.Options{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour})
-	ctx := context.Background()
+	env := testenv.New(b, testenv.Options{AutoStop: 15 * time.Minute, AutoDelete: 2 * time.Hour})
+	if p := os.Getenv("THREADBOX_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		require.NoError(b, err)
+		require.NoError(b, pprof.StartCPUProfile(f))
+		b.Cleanup(func() { pprof.StopCPUProfile(); f.Close() })
+	}
+	b.Run("Exec", func(b *testing.B) { benchExec(b, env) })
+	b.Run("Create", func(b *testing.B) { benchCreate(b, env) })
+	b.Run("Idle", func(b *testing.B) { benchIdle(b, env) })
+}
 
+// benchExec is table (a): exec `true` through threadbox vs. a direct
+// toolbox call on the same sandbox, interleaved.
+func benchExec(b *testing.B, env *testenv.Env) {
+	var t testing.TB = b
+	ctx := context.Background()
 	var th struct {
 		SandboxID string `json:"sandbox_id"`
 	}
@@ -115,66 +185,72 @@ func BenchmarkThreads(b *testing.B) {
 	sb, err := env.Gateway.GetSandbox(ctx, th.SandboxID)
 	require.NoError(t, err)
 	tb := env.Gateway.Toolbox(sb.ID, sb.ToolboxURL)
-	execBody := map[string]any{"command": "true", "timeout_s": 60}
-	// Warm both paths.
-	for range 20 {
-		post(t, env, "/v1/threads/bench/exec", execBody)
+	execBody, _ := json.Marshal(map[string]any{"command": "true", "timeout_s": 60})
+	direct := func() error {
 		_, err := tb.Exec(ctx, daytona.ExecRequest{Command: "true", Timeout: time.Minute})
-		require.NoError(t, err)
+		return err
 	}
+	via := func() error {
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/threads/bench/exec", bytes.NewReader(execBody))
+		req.Header.Set("Authorization", "Bearer "+env.UserKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	// Warm both paths (and open the connections 32 clients use).
+	_, _, err = interleave(32, 64, direct, via)
+	require.NoError(t, err)
 	wfID := entity.Thread(env.UserID, "bench").WorkflowID()
 	updatesBefore := updatesIn(t, env, wfID)
 
-	fmt.Println("### (a) exec: threadbox vs direct toolbox call (command `true`)")
-	fmt.Println("| clients | path | requests | p50 ms | p99 ms |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("### (a) exec: threadbox vs direct toolbox call (command `true`), interleaved A B A B")
+	fmt.Println("| clients | pairs | load avg | direct p50 ms | threadbox p50 ms | added p50 ms | ratio p50 | direct p99 ms | threadbox p99 ms | ratio p99 |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, conc := range []int{1, 32} {
-		total := 400
+		pairs := 400
 		if conc > 1 {
-			total = 1600
+			pairs = 1600
 		}
-		direct, err := measure(conc, total, func() error {
-			_, err := tb.Exec(ctx, daytona.ExecRequest{Command: "true", Timeout: time.Minute})
-			return err
-		})
+		load := loadavg()
+		d, v, err := interleave(conc, pairs, direct, via)
 		require.NoError(t, err)
-		via, err := measure(conc, total, func() error {
-			b, _ := json.Marshal(execBody)
-			req, _ := http.NewRequest(http.MethodPost, env.URL+"/v1/threads/bench/exec", bytes.NewReader(b))
-			req.Header.Set("Authorization", "Bearer "+env.UserKey)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		})
-		require.NoError(t, err)
-		fmt.Printf("| %d | direct toolbox | %d | %s | %s |\n", conc, len(direct), ms(pct(direct, .5)), ms(pct(direct, .99)))
-		fmt.Printf("| %d | threadbox | %d | %s | %s |\n", conc, len(via), ms(pct(via, .5)), ms(pct(via, .99)))
-		fmt.Printf("| %d | overhead | | %s | %s |\n", conc, ms(pct(via, .5)-pct(direct, .5)), ms(pct(via, .99)-pct(direct, .99)))
+		fmt.Printf("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", conc, len(d), load,
+			ms(pct(d, .5)), ms(pct(v, .5)), ms(pct(v, .5)-pct(d, .5)), ratio(pct(v, .5), pct(d, .5)),
+			ms(pct(d, .99)), ms(pct(v, .99)), ratio(pct(v, .99), pct(d, .99)))
 	}
 	fmt.Printf("\nensure-running updates during the warm exec runs: %d\n\n", updatesIn(t, env, wfID)-updatesBefore)
+}
 
-	fmt.Println("### (b) thread create until first exec vs raw emulator create + exec")
-	fmt.Println("| path | runs | p50 ms | max ms |")
-	fmt.Println("|---|---|---|---|")
-	const runs = 10
+// benchCreate is table (b): thread create until its first exec vs. the
+// raw create + exec through the gateway, interleaved run by run.
+func benchCreate(b *testing.B, env *testenv.Env) {
+	var t testing.TB = b
+	ctx := context.Background()
+	execBody := map[string]any{"command": "true", "timeout_s": 60}
+	runs := 10
+	if v := os.Getenv("THREADBOX_BENCH_CREATE_RUNS"); v != "" {
+		runs, _ = strconv.Atoi(v)
+	}
+	fmt.Println("### (b) thread create until first exec vs raw emulator create + exec, interleaved")
 	var viaCreate, raw []time.Duration
+	load := loadavg()
 	for i := range runs {
 		s := time.Now()
-		id := "cold-" + strconv.Itoa(i)
+		id := fmt.Sprintf("cold-%d-%d", time.Now().UnixNano(), i)
 		post(t, env, "/v1/threads", map[string]string{"thread_id": id})
 		post(t, env, "/v1/threads/"+id+"/exec", execBody)
 		viaCreate = append(viaCreate, time.Since(s))
 
 		s = time.Now()
-		rsb, err := env.Gateway.FindOrCreateSandbox(ctx, daytona.CreateSandboxParams{Name: fmt.Sprintf("raw-bench-%d", i),
+		rsb, err := env.Gateway.FindOrCreateSandbox(ctx, daytona.CreateSandboxParams{Name: fmt.Sprintf("raw-bench-%d-%d", time.Now().UnixNano(), i),
 			Labels: map[string]string{"bench": "raw"}})
 		require.NoError(t, err)
 		_, err = env.Gateway.Toolbox(rsb.ID, rsb.ToolboxURL).Exec(ctx, daytona.ExecRequest{Command: "true", Timeout: time.Minute})
@@ -183,9 +259,15 @@ func BenchmarkThreads(b *testing.B) {
 	}
 	slices.Sort(viaCreate)
 	slices.Sort(raw)
-	fmt.Printf("| threadbox POST /v1/threads + exec | %d | %s | %s |\n", runs, ms(pct(viaCreate, .5)), ms(viaCreate[runs-1]))
-	fmt.Printf("| gateway FindOrCreateSandbox + exec | %d | %s | %s |\n\n", runs, ms(pct(raw, .5)), ms(raw[runs-1]))
+	fmt.Println("| runs | load avg | raw p50 ms | threadbox p50 ms | added p50 ms | raw max ms | threadbox max ms |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Printf("| %d | %s | %s | %s | %s | %s | %s |\n\n", runs, load, ms(pct(raw, .5)), ms(pct(viaCreate, .5)),
+		ms(pct(viaCreate, .5)-pct(raw, .5)), ms(raw[runs-1]), ms(viaCreate[runs-1]))
+}
 
+// benchIdle is table (c): the memory of idle thread workflows in one worker.
+func benchIdle(b *testing.B, env *testenv.Env) {
+	var t testing.TB = b
 	n := 1000
 	if v := os.Getenv("THREADBOX_BENCH_THREADS"); v != "" {
 		n, _ = strconv.Atoi(v)
@@ -195,7 +277,7 @@ func BenchmarkThreads(b *testing.B) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	s := time.Now()
-	_, err = measure(16, n, func() error {
+	_, err := measure(16, n, func() error {
 		id := "idle-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		post(t, env, "/v1/threads", map[string]string{"thread_id": id})
 		return nil
