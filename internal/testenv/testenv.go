@@ -36,6 +36,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
@@ -138,7 +139,7 @@ func TemporalCLI(t testing.TB) string {
 // attributes and returns a client to it.
 func Temporal(t testing.TB) (client.Client, string) {
 	t.Helper()
-	args := []string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}
+	args := append([]string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}, devstack.TemporalDynamicConfig()...)
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}
