@@ -240,7 +240,7 @@ func benchCreate(b *testing.B, env *testenv.Env) {
 		runs, _ = strconv.Atoi(v)
 	}
 	fmt.Println("### (b) thread create until first exec vs raw emulator create + exec, interleaved")
-	var viaCreate, raw []time.Duration
+	var viaCreate, createOnly, raw []time.Duration
 	load := loadavg()
 	var lastID string
 	var lastStart time.Time
@@ -249,6 +249,7 @@ func benchCreate(b *testing.B, env *testenv.Env) {
 		id := fmt.Sprintf("cold-%d-%d", time.Now().UnixNano(), i)
 		lastID, lastStart = id, s
 		post(t, env, "/v1/threads", map[string]string{"thread_id": id})
+		createOnly = append(createOnly, time.Since(s))
 		post(t, env, "/v1/threads/"+id+"/exec", execBody)
 		viaCreate = append(viaCreate, time.Since(s))
 
@@ -269,6 +270,8 @@ func benchCreate(b *testing.B, env *testenv.Env) {
 	fmt.Println("|---|---|---|---|---|---|---|")
 	fmt.Printf("| %d | %s | %s | %s | %s | %s | %s |\n\n", runs, load, ms(pct(raw, .5)), ms(pct(viaCreate, .5)),
 		ms(pct(viaCreate, .5)-pct(raw, .5)), ms(raw[runs-1]), ms(viaCreate[runs-1]))
+	slices.Sort(createOnly)
+	fmt.Printf("threadbox POST /v1/threads alone: p50 %s ms\n\n", ms(pct(createOnly, .5)))
 }
 
 // timeline prints a thread's workflow history as offsets from the moment
