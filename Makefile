@@ -5,7 +5,7 @@ TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
 VERSITYGW_VERSION := v1.8.0
 
-.PHONY: run test tools versitygw bwrap sqlc sqlc-check vet build bench api-docs bench-emulator bench-daytona \
+.PHONY: run test fault tools versitygw bwrap sqlc sqlc-check vet build bench api-docs bench-emulator bench-daytona \
 	bench-threads-exec bench-threads-create bench-threads-idle bench-threads-history bench-files-get \
 	bench-files-get-curl bench-files-other
 
@@ -17,6 +17,13 @@ run: tools bwrap
 ## clients, an S3 gateway)
 test: tools versitygw bwrap sqlc-check vet
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+## fault: the long fault suite (tests/fault: worker and serve SIGKILLs, emulator outages and
+## faults, PostgreSQL restarts under a lifecycle load; ≈ 15 min), whose figures are in
+## docs/RELIABILITY.md; `make test` runs its small version
+fault: tools versitygw bwrap
+	THREADBOX_FAULT_LONG=1 THREADBOX_FAULT_REPORT=$(CURDIR)/fault-report.txt \
+	  $(GO) test -count=1 -v -timeout 45m -run TestFaultSuite ./tests/fault/
 
 ## bwrap: install bubblewrap when missing, as .ci/run does: the emulator runs every
 ## sandbox's commands in bubblewrap namespaces and refuses to start without it

@@ -29,7 +29,9 @@ import (
 func TestValidateSkillHeartbeatsWhileTheScratchSandboxIsCreated(t *testing.T) {
 	pool := newDB(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	const slowCreate = 1500 * time.Millisecond
+	// Long enough that the first heartbeat's bound (half of it) leaves a loaded
+	// machine room for the activity's own start.
+	const slowCreate = 5 * time.Second
 	emu, err := emulator.New(context.Background(), emulator.Options{CronInterval: 100 * time.Millisecond,
 		TransitionDelay: 50 * time.Millisecond, Faults: emulator.Faults{SlowCreate: slowCreate}, Logger: log})
 	require.NoError(t, err)

@@ -55,17 +55,27 @@ func TestRevokedKeyRefusedByEveryReplicaWithinOneSecond(t *testing.T) {
 	resp, body = do(t, "DELETE", a.URL+"/v1/admin/keys/"+k.ID, adminKey, nil)
 	require.Equal(t, 204, resp.StatusCode, string(body))
 	revokedAt := time.Now()
+	// The bound is measured where it holds: on when a request reaches b, not on
+	// how long its answer takes to come back (a loaded machine can take longer
+	// than a second to answer a request, which says nothing about the cache).
+	// Until CacheTTL after the revoke b may still trust its cached verification
+	// (200); every request sent from then on is refused.
+	require.Less(t, auth.CacheTTL, time.Second, "the cache's bound is inside the contract's")
 	for {
+		sent := time.Now()
 		resp, body = do(t, "GET", b.URL+"/v1/whoami", k.Key, nil)
 		if resp.StatusCode == 401 {
 			break
 		}
 		require.Equal(t, 200, resp.StatusCode, string(body))
-		require.Less(t, time.Since(revokedAt), time.Second, "replica b still accepts the key a second after its revoke")
+		require.Less(t, sent.Sub(revokedAt), auth.CacheTTL, "replica b accepted the key in a request sent CacheTTL after its revoke")
 		time.Sleep(10 * time.Millisecond)
 	}
 	requireError(t, resp, body, 401, "unauthorized")
-	require.Less(t, time.Since(revokedAt), time.Second)
+	// However long the loop above took, a request sent past CacheTTL is refused.
+	time.Sleep(time.Until(revokedAt.Add(auth.CacheTTL)))
+	resp, body = do(t, "GET", b.URL+"/v1/whoami", k.Key, nil)
+	requireError(t, resp, body, 401, "unauthorized")
 
 	// Revoking again is still 204; an unknown id is 404.
 	resp, _ = do(t, "DELETE", b.URL+"/v1/admin/keys/"+k.ID, adminKey, nil)
@@ -89,7 +99,9 @@ func TestAdminKeyRoutes(t *testing.T) {
 	requireError(t, resp, body, 403, "forbidden")
 
 	// A key with an expiry; the list shows it, with when it was last used.
-	expires := time.Now().Add(2 * time.Second).UTC().Truncate(time.Millisecond)
+	// It must outlive the create, a use and the listing below on a loaded
+	// machine: 6s (the test sleeps until it anyway).
+	expires := time.Now().Add(6 * time.Second).UTC().Truncate(time.Millisecond)
 	resp, body = doJSON(t, "POST", ts.URL+"/v1/admin/keys", adminKey, `{"user_id":"bob","expires_at":"`+expires.Format(time.RFC3339Nano)+`"}`)
 	require.Equal(t, 201, resp.StatusCode, string(body))
 	var bob keyView
@@ -98,7 +110,7 @@ func TestAdminKeyRoutes(t *testing.T) {
 	require.True(t, bob.ExpiresAt.Equal(expires), "%s != %s", bob.ExpiresAt, expires)
 	resp, body = do(t, "GET", ts.URL+"/v1/whoami", bob.Key, nil)
 	require.Equal(t, 200, resp.StatusCode, string(body))
-	testenv.Eventually(t, 5*time.Second, "last_used_at recorded", func() bool {
+	testenv.Eventually(t, 30*time.Second, "last_used_at recorded", func() bool {
 		resp, body := do(t, "GET", ts.URL+"/v1/admin/keys/"+bob.ID, adminKey, nil)
 		require.Equal(t, 200, resp.StatusCode, string(body))
 		var v keyView
@@ -118,7 +130,7 @@ func TestAdminKeyRoutes(t *testing.T) {
 
 	// Past its expiry the key is refused, and listed as expired.
 	time.Sleep(time.Until(expires))
-	testenv.Eventually(t, 2*time.Second, "expired key refused", func() bool {
+	testenv.Eventually(t, 10*time.Second, "expired key refused", func() bool {
 		resp, _ := do(t, "GET", ts.URL+"/v1/whoami", bob.Key, nil)
 		return resp.StatusCode == 401
 	})

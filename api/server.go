@@ -9,6 +9,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/guardcache"
+	"github.com/threadbox/threadbox/internal/httpserve"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/volume"
 )
@@ -48,6 +50,12 @@ type Deps struct {
 	Logger   *slog.Logger
 	// Registry receives the API's Prometheus metrics; a fresh one is made when nil.
 	Registry *prometheus.Registry
+	// Migrated is closed once the database's migrations are applied; until
+	// then API requests answer 503 database_unavailable and /readyz 503.
+	// Nil: the database is migrated already.
+	Migrated <-chan struct{}
+	// Now is the clock of the readiness cache (time.Now when nil).
+	Now func() time.Time
 	// GuardMaxStale overrides guardcache.MaxStale (tests that show a
 	// delete's notification alone reaches another replica set it to hours).
 	GuardMaxStale time.Duration
@@ -66,6 +74,9 @@ type Server struct {
 	metrics   *httpMetrics
 	echo      *echo.Echo
 	closers   []func()
+	// migrated: see Deps.Migrated.
+	migrated <-chan struct{}
+	ready    readinessCache
 }
 
 // New builds the server and its routes: every route group is its own
@@ -87,6 +98,11 @@ func New(d Deps) (*Server, error) {
 		temporal: d.Temporal,
 		daytona:  d.Daytona,
 		log:      d.Logger,
+		migrated: d.Migrated,
+		ready:    readinessCache{now: d.Now},
+	}
+	if s.ready.now == nil {
+		s.ready.now = time.Now
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {
@@ -142,7 +158,7 @@ func New(d Deps) (*Server, error) {
 	// middleware: echo implements group middleware with a catch-all route,
 	// which would turn a wrong method on a known route into a 404 (not 405).
 	e.Use(browser...)
-	e.Use(s.authMiddleware, s.rateLimit, requireAdmin)
+	e.Use(s.requireMigrated, s.authMiddleware, s.rateLimit, requireAdmin)
 	v1 := e.Group("/v1")
 	v1.GET("/whoami", s.whoami)
 	(&threads.Routes{Config: d.Config, Queries: q, Sandboxes: sandboxes, Volumes: volumes, Commands: commands, Admission: s.admission, Guards: guards, Logger: d.Logger}).Register(v1)
@@ -232,25 +248,37 @@ func (s *Server) Close() {
 	}
 }
 
-// ListenAndServe serves on addr until ctx is done, then shuts down gracefully.
+// ListenAndServe serves on addr until ctx is done, then shuts down
+// gracefully: the listener closes at once (new connections are refused, so
+// a client retries on another replica), and requests in flight get up to
+// THREADBOX_SHUTDOWN_TIMEOUT to finish; their contexts are not cancelled
+// by the shutdown (an exec keeps its lease and its sandbox), and whatever
+// still runs at the bound is cut with its connection.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Addr:              addr,
 		Handler:           s.echo,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
+	drain := s.cfg.ShutdownTimeout
+	if drain <= 0 {
+		drain = defaultShutdownTimeout
 	}
+	err = httpserve.Until(ctx, srv, ln, drain)
+	if ctx.Err() != nil {
+		s.log.InfoContext(ctx, "api stopped", "drain_bound", drain)
+		_ = srv.Close() // connections still open past the bound
+	}
+	return err
 }
+
+// defaultShutdownTimeout is the drain bound when the configuration has none
+// (a Config built in a test).
+const defaultShutdownTimeout = 30 * time.Second
 
 type whoamiResponse struct {
 	UserID string `json:"user_id"`

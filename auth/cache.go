@@ -85,30 +85,46 @@ func (c *Cache) Verify(ctx context.Context, key string) (Principal, error) {
 		c.touch(e.p.KeyID, now)
 		return e.p, nil
 	}
-	v, err, _ := c.sf.Do(string(h[:]), func() (any, error) {
-		start := c.now() // before the query: the entry is never younger than what it read
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
-		defer cancel()
-		p, expires, err := c.store.verify(qctx, key)
+	for {
+		v, err, _ := c.sf.Do(string(h[:]), func() (any, error) {
+			start := c.now() // before the query: the entry is never younger than what it read
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
+			defer cancel()
+			p, expires, err := c.store.verify(qctx, key)
+			if err != nil {
+				return verified{start: start}, err
+			}
+			if !expires.IsZero() && !start.Before(expires) {
+				return verified{start: start}, ErrInvalidKey // expired by this replica's clock, if not yet by the database's
+			}
+			until := start.Add(CacheTTL)
+			if !expires.IsZero() && expires.Before(until) {
+				until = expires
+			}
+			c.put(h, cacheEntry{p: p, until: until}, start)
+			return verified{p: p, start: start}, nil
+		})
+		res := v.(verified)
+		if res.start.Add(CacheTTL).Before(now) {
+			// This request joined a query that began more than CacheTTL before
+			// it arrived (a slow database): its answer may predate a revoke by
+			// more than the bound. Ask again; the next query begins after now,
+			// so this happens at most once.
+			c.sf.Forget(string(h[:]))
+			continue
+		}
 		if err != nil {
 			return Principal{}, err
 		}
-		if !expires.IsZero() && !start.Before(expires) {
-			return Principal{}, ErrInvalidKey // expired by this replica's clock, if not yet by the database's
-		}
-		until := start.Add(CacheTTL)
-		if !expires.IsZero() && expires.Before(until) {
-			until = expires
-		}
-		c.put(h, cacheEntry{p: p, until: until}, start)
-		return p, nil
-	})
-	if err != nil {
-		return Principal{}, err
+		c.touch(res.p.KeyID, now)
+		return res.p, nil
 	}
-	p := v.(Principal)
-	c.touch(p.KeyID, now)
-	return p, nil
+}
+
+// verified is what one shared verification found, and when its query began.
+type verified struct {
+	p     Principal
+	start time.Time
 }
 
 func (c *Cache) put(h [sha256.Size]byte, e cacheEntry, now time.Time) {

@@ -107,7 +107,13 @@ func (s *Store) verify(ctx context.Context, key string) (Principal, time.Time, e
 	if !strings.HasPrefix(key, keyPrefix) || len(key) > 128 {
 		return Principal{}, time.Time{}, ErrInvalidKey
 	}
-	row, err := s.q.GetActiveAPIKeyByHash(ctx, Hash(key))
+	// Every request's first query: retried once on a fresh connection when
+	// PostgreSQL dropped the first (a restart, a failover, a terminated
+	// backend), so a blip does not fail the request.
+	h := Hash(key)
+	row, err := db.RetryRead(ctx, func(ctx context.Context) (db.ApiKey, error) {
+		return s.q.GetActiveAPIKeyByHash(ctx, h)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Principal{}, time.Time{}, ErrInvalidKey
 	}

@@ -111,7 +111,17 @@ type Config struct {
 	UploadS3AccessKey string   `env:"THREADBOX_UPLOAD_S3_ACCESS_KEY"`
 	UploadS3SecretKey string   `env:"THREADBOX_UPLOAD_S3_SECRET_KEY"`
 	ReconcileInterval Interval `env:"THREADBOX_RECONCILE_INTERVAL" envDefault:"10"`
+	// ReconcileGrace protects young sandboxes from the reconciler (a create
+	// may still be reporting to its workflow); the fault suite shortens it so
+	// one pass is enough to judge what is left behind.
+	ReconcileGrace    Interval `env:"THREADBOX_RECONCILE_GRACE" envDefault:"10"`
 	WorkerMetricsAddr string   `env:"THREADBOX_WORKER_METRICS_ADDR"`
+	// ShutdownTimeout bounds a graceful stop after SIGTERM: how long serve
+	// lets in-flight requests finish after it stops accepting, and how long
+	// the worker lets running activities finish after it stops polling
+	// (then they are cancelled and retried on another worker). The
+	// orchestrator's grace period must exceed it.
+	ShutdownTimeout time.Duration `env:"THREADBOX_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	// Admission limits (package admission); 0 turns a limit off.
 	MaxThreadsPerUser          int      `env:"THREADBOX_MAX_THREADS_PER_USER" envDefault:"1000"`
 	MaxRunningSandboxesPerUser int      `env:"THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER" envDefault:"5"`
@@ -173,7 +183,7 @@ func Names() []string {
 		"THREADBOX_MAX_BODY_BYTES", "THREADBOX_EXEC_OUTPUT_LIMIT", "THREADBOX_MAX_EXEC_TIMEOUT",
 		"THREADBOX_UPLOAD_DIR", "THREADBOX_UPLOAD_S3_BUCKET", "THREADBOX_UPLOAD_S3_ENDPOINT", "THREADBOX_UPLOAD_S3_REGION",
 		"THREADBOX_UPLOAD_S3_PREFIX", "THREADBOX_UPLOAD_S3_ACCESS_KEY", "THREADBOX_UPLOAD_S3_SECRET_KEY",
-		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_WORKER_METRICS_ADDR",
+		"THREADBOX_RECONCILE_INTERVAL", "THREADBOX_RECONCILE_GRACE", "THREADBOX_WORKER_METRICS_ADDR", "THREADBOX_SHUTDOWN_TIMEOUT",
 		"THREADBOX_MAX_THREADS_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES_PER_USER", "THREADBOX_MAX_RUNNING_SANDBOXES",
 		"THREADBOX_RATE_LIMIT", "THREADBOX_RATE_BURST", "THREADBOX_CORS_ORIGINS",
 		"LOG_LEVEL", "LOG_FORMAT",

@@ -191,19 +191,22 @@ func TestHoldsAcrossReplicas(t *testing.T) {
 // live request renews its lease.
 func TestLeases(t *testing.T) {
 	pool, _ := testenv.Database(t)
-	s := &davlock.Store{Pool: pool, Lease: 900 * time.Millisecond}
+	// A 3s lease is renewed every second: a loaded machine would have to stall
+	// the renewals for two seconds to lose it, where a 900ms lease needed 600ms.
+	const lease = 3 * time.Second
+	s := &davlock.Store{Pool: pool, Lease: lease}
 	t0 := time.Now()
 	_, err := s.Acquire(ctx, "u", t0, []davlock.Target{{Path: "/crash"}}, nil) // never released: a crash
 	require.NoError(t, err)
-	_, err = s.Create(ctx, "u", t0.Add(800*time.Millisecond), lock("/crash", true, false))
+	_, err = s.Create(ctx, "u", t0.Add(lease-100*time.Millisecond), lock("/crash", true, false))
 	require.ErrorIs(t, err, davlock.ErrLocked)
-	_, err = s.Create(ctx, "u", t0.Add(901*time.Millisecond), lock("/crash", true, false))
+	_, err = s.Create(ctx, "u", t0.Add(lease+time.Millisecond), lock("/crash", true, false))
 	require.NoError(t, err, "the dead request's lease ended")
 
 	g, err := s.Acquire(ctx, "u", time.Now(), []davlock.Target{{Path: "/long"}}, nil)
 	require.NoError(t, err)
 	defer g.Release()
-	time.Sleep(1500 * time.Millisecond) // longer than the lease: renewals keep it
+	time.Sleep(lease + lease/2) // longer than the lease: renewals keep it
 	_, err = s.Create(ctx, "u", time.Now(), lock("/long", true, false))
 	require.ErrorIs(t, err, davlock.ErrLocked, "a running write's lease is renewed")
 }

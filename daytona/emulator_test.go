@@ -37,7 +37,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	cfg := Config{
 		APIKey:       "test-key",
 		PollInterval: 10 * time.Millisecond,
-		WaitTimeout:  20 * time.Second,
+		WaitTimeout:  time.Minute,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
@@ -64,7 +64,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 }
 
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -140,7 +140,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	if err := e.g.RefreshActivity(ctx, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		cur, _ := e.g.GetSandbox(ctx, sb.ID)
 		if cur.LastActivityAt.After(before) {
 			break

@@ -286,12 +286,15 @@ func TestEnsureVolumeQuotaAndNameRace(t *testing.T) {
 }
 
 func TestCreateFromInactiveSnapshotActivatesIt(t *testing.T) {
-	// One "minute" = 100ms: idle snapshots are swept every second, the re-activation
-	// cooldown is a second too.
+	// One "minute" = 100ms: the re-activation cooldown is a second. The snapshot is
+	// deactivated by hand, as Daytona's idle sweep would (the sweep itself is the
+	// emulator's TestConformanceIdleSnapshotsBecomeInactive): with the sweep left on
+	// a short idle limit, a loaded machine could take longer than the limit between
+	// the activation and the create, and the sweep would take the snapshot back.
 	const unit = 100 * time.Millisecond
 	var log requestLog
 	e := newEnv(t, withRequestLog(&log), func(o *emulator.Options, _ *Config) {
-		o.TimeUnit, o.SnapshotIdleLimit = unit, time.Second
+		o.TimeUnit = unit
 	})
 	ctx := testCtx(t)
 	s, err := e.g.CreateSnapshot(ctx, CreateSnapshotParams{Name: "tb-skills-idle", ImageName: "python:3.12-slim"})
@@ -301,7 +304,12 @@ func TestCreateFromInactiveSnapshotActivatesIt(t *testing.T) {
 	if _, err := e.g.WaitSnapshotActive(ctx, s.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { cur, _ := e.g.GetSnapshot(ctx, s.ID); return cur.State == SnapshotInactive })
+	if err := e.g.DeactivateSnapshot(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := e.g.GetSnapshot(ctx, s.ID); err != nil || cur.State != SnapshotInactive {
+		t.Fatalf("after deactivate: %+v %v", cur, err)
+	}
 	time.Sleep(10*unit + 250*time.Millisecond) // past Daytona's re-activation cooldown
 
 	sb, err := e.g.FindOrCreateSandbox(ctx, CreateSandboxParams{Name: "tb-agent-idle-1", Snapshot: "tb-skills-idle", AutoStopMinutes: -1})
@@ -362,7 +370,7 @@ func mustRequest(t testing.TB, method, url, jsonBody string) *http.Request {
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("condition never became true")
 		}

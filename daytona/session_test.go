@@ -13,7 +13,7 @@ import (
 func waitCommand(t *testing.T, tb *Toolbox, session, id string) SessionCommand {
 	t.Helper()
 	ctx := testCtx(t)
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		c, err := tb.GetSessionCommand(ctx, session, id)
 		if err != nil {
 			t.Fatalf("get command: %v", err)
@@ -124,7 +124,7 @@ func TestSessionStoppableCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); countProcesses(t, tb, "sleep 3021") != "1"; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); countProcesses(t, tb, "sleep 3021") != "1"; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the command did not start")
 		}
@@ -195,7 +195,7 @@ func TestSessionFollowCancelled(t *testing.T) {
 // waitLogs polls a session command's logs until they contain want.
 func waitLogs(t *testing.T, tb *Toolbox, session, id, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		logs, err := tb.SessionCommandLogs(testCtx(t), session, id)
 		if err != nil {
 			t.Fatal(err)
@@ -350,7 +350,7 @@ func TestSessionSignalCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); countProcesses(t, tb, "sleep 3040") != "1"; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); countProcesses(t, tb, "sleep 3040") != "1"; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the command did not start")
 		}

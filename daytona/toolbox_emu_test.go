@@ -264,7 +264,7 @@ func TestUploadFailures(t *testing.T) {
 	err = tb.Upload(ctx, "/home/daytona/h.bin", io.LimitReader(zeroReader{}, 8<<20))
 	wantKind(t, err, ErrBadRequest, "upload to stopped sandbox")
 
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -41,12 +41,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	return len(res), nil
 }
 
+// Connect makes a pool for url without reaching the server: connections are
+// made when used, so a process can start (and answer its health checks)
+// while PostgreSQL is down, and reports database_unavailable until it is up.
+// Only a malformed url fails.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return newPool(ctx, url)
+}
+
 // Open connects a pool to url and checks the connection, so a wrong
 // DATABASE_URL fails at start with a clear error.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := newPool(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()

@@ -129,28 +129,29 @@ func (s *Server) handleCreateSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // runSnapshotPull moves a snapshot pending → phase → active in the
 // background. An image snapshot is an empty template seeded with /home/daytona.
+// The second step is scheduled by the first, never beside it: two timers'
+// goroutines may run in either order on a loaded machine, and a last step run
+// first would find the snapshot still pending and leave it in phase forever.
 func (s *Server) runSnapshotPull(id string, op uint64, phase string) {
 	d := s.opts.TransitionDelay / 2
-	step := func(from, to string) func() {
-		return func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			cur, ok := s.snapshots[id]
-			if !ok || cur.Op != op || cur.State != from {
-				return
-			}
-			cur.State = to
-			cur.UpdatedAt = time.Now().UTC()
-			if to == "active" {
-				size := 0.0
-				cur.Size = &size
-			}
-			s.notifyLocked()
-			s.saveLockedLog()
+	step := func(from, to string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cur, ok := s.snapshots[id]
+		if !ok || cur.Op != op || cur.State != from {
+			return false
 		}
+		cur.State = to
+		cur.UpdatedAt = time.Now().UTC()
+		if to == "active" {
+			size := 0.0
+			cur.Size = &size
+		}
+		s.notifyLocked()
+		s.saveLockedLog()
+		return true
 	}
-	s.schedule(d, step("pending", phase))
-	s.schedule(2*d, func() {
+	finish := func() {
 		err := os.MkdirAll(s.snapshotDir(id)+"/home/daytona", 0o755)
 		if err != nil {
 			s.mu.Lock()
@@ -162,7 +163,12 @@ func (s *Server) runSnapshotPull(id string, op uint64, phase string) {
 			s.mu.Unlock()
 			return
 		}
-		step(phase, "active")()
+		step(phase, "active")
+	}
+	s.schedule(d, func() {
+		if step("pending", phase) {
+			s.schedule(d, finish)
+		}
 	})
 }
 
@@ -279,9 +285,14 @@ func (s *Server) handleActivateSnapshot(w http.ResponseWriter, r *http.Request) 
 		writeAPIError(w, r, http.StatusBadRequest, "Snapshot deactivation is still in progress. Please try again in a few minutes.")
 		return
 	}
+	// Daytona counts an activation as a use (snapshot.service.ts activateSnapshot sets
+	// lastUsedAt): without it, a snapshot re-activated after its idle limit would be
+	// deactivated again by the next sweep, before anyone could create from it.
+	now := time.Now().UTC()
 	sn.Op++
 	sn.State = "pending"
-	sn.UpdatedAt = time.Now().UTC()
+	sn.UpdatedAt = now
+	sn.LastUsedAt = &now
 	s.saveLockedLog()
 	s.runSnapshotPull(sn.ID, sn.Op, "pulling")
 	writeJSON(w, http.StatusOK, snapshotToDTO(sn))

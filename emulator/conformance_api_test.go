@@ -18,7 +18,10 @@ import (
 
 func TestConformanceSandboxLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{APIKey: "secret"})
+	// Transitions take a second: the calls made while one is in progress (a
+	// second stop, a delete during stopping) must land inside it, which a
+	// loaded machine does not promise within the default 30ms.
+	e := newEnv(t, Options{APIKey: "secret", TransitionDelay: time.Second})
 	api := e.api.SandboxAPI
 
 	sb := e.create(apiclient.CreateSandbox{
@@ -281,7 +284,7 @@ func TestConformanceVolumes(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, _, err := vapi.GetVolume(e.ctx, v.Id).Execute()
 		return err == nil && got.State == apiclient.VOLUMESTATE_READY
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	got, _, err := vapi.GetVolumeByName(e.ctx, "vol-a").Execute()
 	require.NoError(t, err)
 	assert.Equal(t, v.Id, got.Id)
@@ -335,7 +338,7 @@ func TestConformanceVolumes(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, resp, _ := vapi.GetVolumeByName(e.ctx, "vol-a").Execute()
 		return resp != nil && resp.StatusCode == http.StatusNotFound
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	list, _, err = vapi.ListVolumes(e.ctx).Execute()
 	require.NoError(t, err)
 	assert.Empty(t, list)
@@ -347,7 +350,9 @@ func TestConformanceVolumes(t *testing.T) {
 
 func TestConformanceSnapshots(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{TimeUnit: 20 * time.Millisecond, TransitionDelay: 60 * time.Millisecond})
+	// Transitions take 600ms so that the stop sent while a sandbox is being
+	// snapshotted lands inside the snapshotting on a loaded machine.
+	e := newEnv(t, Options{TimeUnit: 20 * time.Millisecond, TransitionDelay: 600 * time.Millisecond})
 	sapi := e.api.SnapshotsAPI
 
 	// Validation rules.
@@ -388,7 +393,7 @@ func TestConformanceSnapshots(t *testing.T) {
 			states = append(states, got.State)
 		}
 		return got.State == apiclient.SNAPSHOTSTATE_ACTIVE
-	}, 5*time.Second, 5*time.Millisecond)
+	}, 30*time.Second, 5*time.Millisecond)
 	assert.Contains(t, states, apiclient.SNAPSHOTSTATE_ACTIVE)
 
 	// Names may contain "/" (image-like names); the client escapes it in the path.
@@ -402,7 +407,7 @@ func TestConformanceSnapshots(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, resp, _ := sapi.GetSnapshot(e.ctx, slash.Id).Execute()
 		return resp != nil && resp.StatusCode == http.StatusNotFound
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 
 	bsn, _, err := sapi.CreateSnapshot(e.ctx).CreateSnapshot(apiclient.CreateSnapshot{Name: "built", BuildInfo: &apiclient.CreateBuildInfo{DockerfileContent: "FROM alpine:3.20"}}).Execute()
 	require.NoError(t, err)
@@ -468,7 +473,7 @@ func TestConformanceSnapshots(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, _, err := sapi.GetSnapshot(e.ctx, sn.Id).Execute()
 		return err == nil && got.State == apiclient.SNAPSHOTSTATE_ACTIVE
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 
 	// Remove → 200, removing, then gone.
 	resp, err = sapi.RemoveSnapshot(e.ctx, ck.Id).Execute()
@@ -477,7 +482,7 @@ func TestConformanceSnapshots(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, resp, _ := sapi.GetSnapshot(e.ctx, ck.Id).Execute()
 		return resp != nil && resp.StatusCode == http.StatusNotFound
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	resp, err = sapi.RemoveSnapshot(e.ctx, "00000000-0000-4000-8000-000000000000").Execute()
 	status, _ = apiErr(t, resp, err)
 	assert.Equal(t, http.StatusNotFound, status)
@@ -493,4 +498,30 @@ func TestConformanceSnapshots(t *testing.T) {
 	status, msg = apiErr(t, resp, err)
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, msg, "started or stopped")
+}
+
+// A snapshot's pull is two steps (pending → pulling → active). Each step
+// used to be a timer of its own, and a loaded machine can run two timers'
+// goroutines in either order: the last step, run first, found the snapshot
+// still pending and did nothing, and the snapshot stayed pulling forever (a
+// wait for it timed out). With the shortest delay both timers fire at once,
+// so many creates make the inversion likely; every snapshot must still end
+// active.
+func TestSnapshotPullStepsKeepTheirOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{TransitionDelay: time.Nanosecond})
+	sapi := e.api.SnapshotsAPI
+	const n = 60
+	ids := make([]string, n)
+	for i := range n {
+		sn, _, err := sapi.CreateSnapshot(e.ctx).CreateSnapshot(apiclient.CreateSnapshot{Name: fmt.Sprintf("order-%d", i), ImageName: apiclient.PtrString("python:3.12-slim")}).Execute()
+		require.NoError(t, err)
+		ids[i] = sn.Id
+	}
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			got, _, err := sapi.GetSnapshot(e.ctx, id).Execute()
+			return err == nil && got.State == apiclient.SNAPSHOTSTATE_ACTIVE
+		}, 30*time.Second, 10*time.Millisecond, "snapshot %s never became active", id)
+	}
 }

@@ -136,7 +136,10 @@ func TestFaultSandboxErrors(t *testing.T) {
 
 func TestConformanceArchivedRestore(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{RestoreDelay: 400 * time.Millisecond})
+	// The checks made while the restore waits (four calls) must fit in it on a
+	// loaded machine: 3s, not the few hundred milliseconds a quiet one needs.
+	const restore = 3 * time.Second
+	e := newEnv(t, Options{RestoreDelay: restore})
 	api := e.api.SandboxAPI
 	sb := e.create(apiclient.CreateSandbox{Name: apiclient.PtrString("arch-1")})
 	e.stop(sb.Id)
@@ -159,9 +162,9 @@ func TestConformanceArchivedRestore(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list.Items, 1)
 	assert.Equal(t, apiclient.SANDBOXSTATE_RESTORING, list.Items[0].GetState())
-	require.Less(t, time.Since(began), 400*time.Millisecond, "the checks above ran within the restore delay")
+	require.Less(t, time.Since(began), restore, "the checks above ran within the restore delay")
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_RESTORING)
-	assert.GreaterOrEqual(t, time.Since(began), 400*time.Millisecond, "archived for the whole restore delay")
+	assert.GreaterOrEqual(t, time.Since(began), restore, "archived for the whole restore delay")
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_STARTED)
 
 	// Deleting an archived sandbox: it shows archived, not destroying, until gone.
@@ -176,7 +179,9 @@ func TestConformanceArchivedRestore(t *testing.T) {
 
 func TestConformanceArchivingAllowsStartAndDelete(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{TransitionDelay: 300 * time.Millisecond})
+	// The start or delete must land while archiving lasts: 1.5s leaves a loaded
+	// machine room between the two calls.
+	e := newEnv(t, Options{TransitionDelay: 1500 * time.Millisecond})
 	api := e.api.SandboxAPI
 	for _, then := range []string{"start", "delete"} {
 		sb := e.create(apiclient.CreateSandbox{})
@@ -301,46 +306,61 @@ func TestConformanceVolumeQuota(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, _, err := small.api.VolumesAPI.CreateVolume(small.ctx).CreateVolume(apiclient.CreateVolume{Name: "second"}).Execute()
 		return err == nil
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 }
 
 func TestConformanceIdleSnapshotsBecomeInactive(t *testing.T) {
 	t.Parallel()
 	// One "minute" = 50ms: idle snapshots are looked for every 500ms (Daytona:
-	// every 10 minutes) and the re-activation cooldown is 500ms too.
-	e := newEnv(t, Options{TimeUnit: 50 * time.Millisecond, SnapshotIdleLimit: time.Second})
+	// every 10 minutes) and the re-activation cooldown is 500ms too. The idle
+	// limit is 3s so that the steps between two uses (a create, an activation
+	// and the create after it) fit in it on a loaded machine.
+	const idle = 3 * time.Second
+	e := newEnv(t, Options{TimeUnit: 50 * time.Millisecond, SnapshotIdleLimit: idle})
 	snaps := e.api.SnapshotsAPI
 	sn, _, err := snaps.CreateSnapshot(e.ctx).CreateSnapshot(apiclient.CreateSnapshot{Name: "idle:1", ImageName: apiclient.PtrString("ubuntu:22.04")}).Execute()
 	require.NoError(t, err)
-	state := func() apiclient.SnapshotState {
+	get := func() *apiclient.SnapshotDto {
 		got, _, err := snaps.GetSnapshot(e.ctx, sn.Id).Execute()
 		require.NoError(t, err)
-		return got.State
+		return got
 	}
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 5*time.Second, 10*time.Millisecond)
+	state := func() apiclient.SnapshotState { return get().State }
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 30*time.Second, 10*time.Millisecond)
 	// Use it: the idle clock restarts at the last create.
 	used := time.Now()
 	e.create(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")})
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_INACTIVE }, 5*time.Second, 10*time.Millisecond)
-	assert.GreaterOrEqual(t, time.Since(used), time.Second, "not before the idle limit")
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_INACTIVE }, 30*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, time.Since(used), idle, "not before the idle limit")
 
 	_, resp, err := e.api.SandboxAPI.CreateSandbox(e.ctx).CreateSandbox(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")}).Execute()
 	wantAPIErr(t, resp, err, http.StatusBadRequest, "Snapshot idle:1 is inactive")
 
+	// An activation is a use (Daytona's activateSnapshot sets lastUsedAt): the
+	// snapshot, idle for longer than the limit, is not deactivated again by
+	// the next sweep before anyone could create from it.
+	var activating time.Time
 	require.Eventually(t, func() bool {
+		activating = time.Now().UTC().Truncate(time.Millisecond)
 		_, _, err := snaps.ActivateSnapshot(e.ctx, sn.Id).Execute()
 		return err == nil
-	}, 5*time.Second, 20*time.Millisecond, "activate after the cooldown")
-	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond, "activate after the cooldown")
+	lastUsed := get().GetLastUsedAt()
+	assert.False(t, lastUsed.Before(activating), "the activation is the last use: %s, activated at %s", lastUsed, activating)
+	require.Eventually(t, func() bool { return state() == apiclient.SNAPSHOTSTATE_ACTIVE }, 30*time.Second, 10*time.Millisecond)
 	e.create(apiclient.CreateSandbox{Snapshot: apiclient.PtrString("idle:1")})
 }
 
 func TestConformanceActivityThrottledAndFlushed(t *testing.T) {
 	t.Parallel()
+	// The throttle and the proxy interval are wide so that a loaded machine's
+	// pauses between two calls of a step stay well inside them: the repeat 50ms
+	// after a keep-alive must still fall within the throttle, the second toolbox
+	// call a throttle later still within the proxy interval.
 	const (
-		throttle = 400 * time.Millisecond
+		throttle = 1500 * time.Millisecond
 		flush    = 250 * time.Millisecond
-		proxy    = 1500 * time.Millisecond
+		proxy    = 6 * time.Second
 	)
 	e := newEnv(t, Options{Activity: ActivityTimings{Throttle: throttle, Flush: flush, Proxy: proxy}})
 	api := e.api.SandboxAPI
@@ -366,29 +386,34 @@ func TestConformanceActivityThrottledAndFlushed(t *testing.T) {
 
 	// A keep-alive answers 201 at once but reaches the store only at a flush;
 	// a repeat within the throttle is dropped.
-	first := time.Now().UTC()
+	// The stored time is when the emulator took the first update: between its
+	// request's send and its answer (stored with millisecond precision), and
+	// so before the repeat was even sent.
+	firstSent := time.Now().UTC().Truncate(time.Millisecond)
 	resp, err := api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
+	firstAnswered := time.Now().UTC()
 	assert.Equal(t, http.StatusCreated, resp.StatusCode)
 	time.Sleep(50 * time.Millisecond)
 	_, err = api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return lastActivity().After(start) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(start) }, 30*time.Second, 10*time.Millisecond)
 	got := lastActivity()
-	assert.WithinDuration(t, first, got, 40*time.Millisecond, "the first update is the one stored, not the repeat 50ms later")
+	assert.False(t, got.Before(firstSent) || got.After(firstAnswered),
+		"the first update is the one stored, not the repeat 50ms later: stored %s, first update sent %s, answered %s", got, firstSent, firstAnswered)
 
 	// After the throttle a keep-alive counts again.
 	time.Sleep(throttle)
 	_, err = api.UpdateLastActivity(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return lastActivity().After(got) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(got) }, 30*time.Second, 10*time.Millisecond)
 
 	// Toolbox traffic counts once per proxy interval.
 	time.Sleep(throttle)
 	before := lastActivity()
 	code, _, _ := e.raw(http.MethodGet, "/toolbox/"+sb.Id+"/work-dir", nil, nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Eventually(t, func() bool { return lastActivity().After(before) }, 2*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return lastActivity().After(before) }, 30*time.Second, 10*time.Millisecond)
 	counted := lastActivity()
 	time.Sleep(throttle) // past the API throttle, within the proxy's interval
 	code, _, _ = e.raw(http.MethodGet, "/toolbox/"+sb.Id+"/work-dir", nil, nil)

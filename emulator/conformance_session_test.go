@@ -102,7 +102,7 @@ func TestConformanceToolboxSessions(t *testing.T) {
 	require.Eventually(t, func() bool {
 		logs, _, err := p.GetSessionCommandLogs(e.ctx, "s1", cmdID).Execute()
 		return err == nil && logs.Stdout == "first\n"
-	}, 5*time.Second, 20*time.Millisecond, "the log so far")
+	}, 30*time.Second, 20*time.Millisecond, "the log so far")
 	// Follow: the stream ends, normally, when the command has ended.
 	streamed, err := e.followLogs(sb, "s1", cmdID, http.Header{"X-Daytona-Sdk-Version": {sdkVersionHeader}})
 	assert.True(t, websocket.IsCloseError(err, websocket.CloseNormalClosure), "closed normally: %v", err)
@@ -139,7 +139,7 @@ func TestConformanceToolboxSessions(t *testing.T) {
 	require.Eventually(t, func() bool {
 		c, _, err := p.GetSessionCommand(e.ctx, "s1", readID).Execute()
 		return err == nil && c.ExitCode != nil
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	logs, _, err = p.GetSessionCommandLogs(e.ctx, "s1", readID).Execute()
 	require.NoError(t, err)
 	assert.Equal(t, "got:ping\n", logs.Stdout)
@@ -158,11 +158,11 @@ func TestConformanceToolboxSessions(t *testing.T) {
 	_, err = p.CreateSession(e.ctx).Request(toolbox.CreateSessionRequest{SessionId: "s2"}).Execute()
 	require.NoError(t, err)
 	exec("s2", "sleep 3017; echo never > /home/daytona/never.txt", true)
-	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3017") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3017") }, 30*time.Second, 20*time.Millisecond)
 	resp, err = p.DeleteSession(e.ctx, "s2").Execute()
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
-	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3017") }, 5*time.Second, 20*time.Millisecond)
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3017") }, 30*time.Second, 20*time.Millisecond)
 	_, code = e.download(sb, "/home/daytona/never.txt")
 	assert.Equal(t, http.StatusNotFound, code)
 
@@ -236,12 +236,12 @@ func testDeleteEndsFollow(t *testing.T, untilDeleted bool) {
 	require.Eventually(t, func() bool {
 		logs, _, err := p.GetSessionCommandLogs(e.ctx, "gone", res.GetCmdId()).Execute()
 		return err == nil && logs.Stdout == "started\n"
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	if untilDeleted {
 		require.Eventually(t, func() bool {
 			c, _, err := p.GetSessionCommand(e.ctx, "gone", res.GetCmdId()).Execute()
 			return err == nil && c.ExitCode != nil
-		}, 5*time.Second, 20*time.Millisecond)
+		}, 30*time.Second, 20*time.Millisecond)
 		select {
 		case r := <-done:
 			t.Fatalf("the follow ended with its command: %v", r.err)

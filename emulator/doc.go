@@ -34,8 +34,9 @@
 //     quota exceeded", checked before the name).
 //   - Snapshots unused (no sandbox created from them) for SnapshotIdleLimit
 //     become inactive at the next sweep (every 10 minutes of TimeUnit); a
-//     create from one is 400 "Snapshot X is inactive"; activation does not
-//     restart the idle clock.
+//     create from one is 400 "Snapshot X is inactive"; an activation counts
+//     as a use (Daytona's activateSnapshot sets lastUsedAt), so a re-activated
+//     snapshot has the whole idle limit before the next deactivation.
 //   - Activity (activity.go): keep-alives are throttled and flushed, toolbox
 //     traffic counts at most once per 45 s, plain API calls never; GET, lists
 //     and the auto-stop check see only the flushed value.

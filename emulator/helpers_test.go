@@ -402,7 +402,7 @@ func (e *env) create(req apiclient.CreateSandbox) *apiclient.Sandbox {
 // waitState polls GET until the sandbox reaches state (or 404 when state is "").
 func (e *env) waitState(id string, state apiclient.SandboxState) *apiclient.Sandbox {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		sb, resp, err := e.api.SandboxAPI.GetSandbox(e.ctx, id).Execute()
 		if state == "" && resp != nil && resp.StatusCode == http.StatusNotFound {
@@ -426,7 +426,7 @@ func (e *env) newVolume(name string) *apiclient.VolumeDto {
 	require.Eventually(e.t, func() bool {
 		got, _, err := e.api.VolumesAPI.GetVolumeByName(e.ctx, name).Execute()
 		return err == nil && got.State == apiclient.VOLUMESTATE_READY
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	return v
 }
 

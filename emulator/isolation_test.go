@@ -238,10 +238,10 @@ func TestUnsafeHostExec(t *testing.T) {
 	assert.Equal(t, filepath.Join(root, "home/daytona/w")+"\n", res.GetStdout())
 	_, _, err = p.SessionExecuteCommand(e.ctx, "h").Request(toolbox.SessionExecuteRequest{Command: "sleep 3031", RunAsync: toolbox.PtrBool(true)}).Execute()
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return hostHasProcess(t, "sleep 3031") }, 30*time.Second, 20*time.Millisecond)
 	_, _, err = e.api.SandboxAPI.StopSandbox(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3031") }, 5*time.Second, 20*time.Millisecond)
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep 3031") }, 30*time.Second, 20*time.Millisecond)
 }
 
 // The first commands on a fresh sandbox may run concurrently; the namespace
@@ -342,7 +342,7 @@ func TestIsolationSharedProcessesAndStop(t *testing.T) {
 	_, _, err := e.api.SandboxAPI.StopSandbox(e.ctx, sb.Id).Execute()
 	require.NoError(t, err)
 	e.waitState(sb.Id, apiclient.SANDBOXSTATE_STOPPED)
-	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep "+marker) }, 5*time.Second, 20*time.Millisecond,
+	assert.Eventually(t, func() bool { return !hostHasProcess(t, "sleep "+marker) }, 30*time.Second, 20*time.Millisecond,
 		"stopping the sandbox killed its background job")
 }
 
@@ -379,6 +379,9 @@ func TestIsolationSymlinkSwapRace(t *testing.T) {
 	require.NoError(t, os.MkdirAll(d, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(d, "f.txt"), []byte("inside"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(d, "victim.txt"), []byte("sandbox victim"), 0o644))
+	homeRoot, err := os.OpenRoot(home)
+	require.NoError(t, err)
+	defer homeRoot.Close()
 	// Two kinds of way out: an absolute link and a relative one climbing above the root.
 	links := []string{host, strings.Repeat("../", 20) + strings.TrimPrefix(host, "/")}
 
@@ -439,8 +442,11 @@ func TestIsolationSymlinkSwapRace(t *testing.T) {
 		do(http.MethodDelete, "/files?path="+q("/home/daytona/d/victim.txt"), nil, "")
 		do(http.MethodPost, "/files/move?source="+q("/home/daytona/d/victim.txt")+"&destination="+q(fmt.Sprintf("/home/daytona/stolen-%d", i)), nil, "")
 		if i%50 == 0 {
-			// Put the sandbox's own victim back so deletes keep having something to aim at.
-			_ = os.WriteFile(filepath.Join(d, "victim.txt"), []byte("sandbox victim"), 0o644)
+			// Put the sandbox's own victim back so deletes keep having something to
+			// aim at. Through the home's os.Root, like the emulator: a plain write to
+			// d/victim.txt follows d when the swapper has just made it the link, and
+			// the test itself would overwrite the host's victim.
+			_ = homeRoot.WriteFile("d/victim.txt", []byte("sandbox victim"), 0o644)
 		}
 	}
 	close(stop)

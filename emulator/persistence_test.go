@@ -31,7 +31,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, _, err := e1.api.SnapshotsAPI.GetSnapshot(e1.ctx, sn.Id).Execute()
 		return err == nil && got.State == apiclient.SNAPSHOTSTATE_ACTIVE
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	run := e1.create(apiclient.CreateSandbox{Name: apiclient.PtrString("p-run"), Snapshot: apiclient.PtrString("psnap:1"),
 		Labels:  &map[string]string{"k": "v"},
 		Volumes: []apiclient.SandboxVolume{{VolumeId: "pvol", MountPath: "/home/daytona/volume"}}})
@@ -117,7 +117,7 @@ func TestRunServesHealthAndStops(t *testing.T) {
 			}
 		}
 		return false
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	resp, err := http.Get("http://" + addr + "/health")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)

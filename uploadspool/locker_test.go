@@ -60,18 +60,23 @@ func TestLockerAcrossReplicas(t *testing.T) {
 func TestLockerLease(t *testing.T) {
 	pool, _ := testenv.Database(t)
 	ctx := context.Background()
+	// Measured from before the dead holder's row is written: its lease ends a
+	// second after that, whatever the load between the two statements.
+	start := time.Now()
 	_, err := pool.Exec(ctx, `INSERT INTO upload_locks (upload_id, holder, expires_at) VALUES ('dead', 'a crashed replica', now() + interval '1 second')`)
 	require.NoError(t, err)
-	l := uploadspool.NewLocker(pool, 900*time.Millisecond, slog.Default())
+	// A 3s lease is renewed every second: a loaded machine would have to stall
+	// the renewals for two seconds to lose it, where a 900ms lease needed 600ms.
+	const lease = 3 * time.Second
+	l := uploadspool.NewLocker(pool, lease, slog.Default())
 	t.Cleanup(l.Close)
 	lk, _ := l.NewLock("dead")
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	require.NoError(t, lk.Lock(wctx, func() {}))
-	require.Greater(t, time.Since(start), 500*time.Millisecond, "taken only once the dead holder's lease ended")
+	require.Greater(t, time.Since(start), 900*time.Millisecond, "taken only once the dead holder's lease ended")
 
-	time.Sleep(2 * time.Second) // more than two leases: renewals keep it
+	time.Sleep(2*lease + lease/2) // more than two leases: renewals keep it
 	other, _ := l.NewLock("dead")
 	tctx, tcancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer tcancel()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -17,6 +18,10 @@ import (
 // Options tune the worker; zero values take the SDK defaults.
 type Options struct {
 	TaskQueue string
+	// StopTimeout is how long Stop lets running activities finish before
+	// it cancels them (they are then retried on another worker, after
+	// their heartbeat timeout); 0: the SDK's default (none).
+	StopTimeout time.Duration
 }
 
 // New builds a worker with every workflow and activity registered.
@@ -24,7 +29,7 @@ func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.W
 	if acts.Temporal == nil {
 		acts.Temporal = c // the orphan reconciler asks entity workflows what they track
 	}
-	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{})
+	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{WorkerStopTimeout: opts.StopTimeout})
 	workflows.Register(w)
 	acts.Register(w)
 	return w

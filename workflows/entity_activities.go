@@ -27,15 +27,23 @@ var lifecycleRetry = &temporal.RetryPolicy{
 // of five 5-minute attempts.
 const lifecycleDeadline = 10 * time.Minute
 
+// lifecycleHeartbeat is how soon Temporal notices that the worker running a
+// lifecycle activity died (SIGKILL, OOM, a lost node) and schedules the
+// retry on another: the activities heartbeat every third of it while they
+// wait on Daytona (activities.keepAlive), so a live one never misses it.
+// Changing it changes no command (replay ignores activity timeouts).
+const lifecycleHeartbeat = 10 * time.Second
+
 // lifecycleOptions: a create or start can take minutes on Daytona (snapshot
 // pulls), so StartToClose is well above it; heartbeats detect a dead worker
-// sooner, and carry a cancellation (a delete cancels a create or start) to
-// the activity, which the workflow waits for so the delete comes after it.
+// within lifecycleHeartbeat, and carry a cancellation (a delete cancels a
+// create or start) to the activity, which the workflow waits for so the
+// delete comes after it.
 func lifecycleOptions(summary string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		StartToCloseTimeout:    5 * time.Minute,
 		ScheduleToCloseTimeout: lifecycleDeadline,
-		HeartbeatTimeout:       time.Minute,
+		HeartbeatTimeout:       lifecycleHeartbeat,
 		WaitForCancellation:    true,
 		RetryPolicy:            lifecycleRetry,
 		Summary:                summary,

@@ -16,9 +16,10 @@ import (
 const ReconcileScheduleID = "threadbox-reconciler"
 
 // EnsureReconcileSchedule creates the reconciler's schedule, or updates it to
-// the given interval and task queue when it exists, so every worker start can
-// call it. Overlapping runs are skipped and missed runs are not caught up.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string, every time.Duration) error {
+// the given interval, grace period (THREADBOX_RECONCILE_GRACE; 0 is
+// DefaultReconcileGrace) and task queue when it exists, so every worker start
+// can call it. Overlapping runs are skipped and missed runs are not caught up.
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue string, every, grace time.Duration) error {
 	if every <= 0 {
 		return fmt.Errorf("reconcile schedule: interval must be positive, got %s", every)
 	}
@@ -26,7 +27,7 @@ func EnsureReconcileSchedule(ctx context.Context, c client.Client, taskQueue str
 	action := &client.ScheduleWorkflowAction{
 		ID:        ReconcileScheduleID,
 		Workflow:  ReconcileWorkflowName,
-		Args:      []any{ReconcileWorkflowInput{}},
+		Args:      []any{ReconcileWorkflowInput{GracePeriod: grace}},
 		TaskQueue: taskQueue,
 	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{

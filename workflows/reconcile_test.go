@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -41,8 +43,8 @@ func TestEnsureReconcileScheduleIsIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, _ := testenv.Temporal(t)
-	require.NoError(t, workflows.EnsureReconcileSchedule(ctx, c, "tq-a", 10*time.Minute))
-	require.NoError(t, workflows.EnsureReconcileSchedule(ctx, c, "tq-b", 5*time.Minute), "a second start updates the schedule")
+	require.NoError(t, workflows.EnsureReconcileSchedule(ctx, c, "tq-a", 10*time.Minute, 0))
+	require.NoError(t, workflows.EnsureReconcileSchedule(ctx, c, "tq-b", 5*time.Minute, 90*time.Second), "a second start updates the schedule")
 
 	desc, err := c.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID).Describe(ctx)
 	require.NoError(t, err)
@@ -52,6 +54,10 @@ func TestEnsureReconcileScheduleIsIdempotent(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, "tq-b", action.TaskQueue)
 	assert.Equal(t, workflows.ReconcileWorkflowName, action.Workflow)
+	require.Len(t, action.Args, 1)
+	var in workflows.ReconcileWorkflowInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(action.Args[0].(*commonpb.Payload), &in))
+	assert.Equal(t, 90*time.Second, in.GracePeriod, "the schedule carries THREADBOX_RECONCILE_GRACE")
 
-	assert.Error(t, workflows.EnsureReconcileSchedule(ctx, c, "tq", 0))
+	assert.Error(t, workflows.EnsureReconcileSchedule(ctx, c, "tq", 0, 0))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/command"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/entity"
 	"github.com/threadbox/threadbox/sandboxfs"
 	"github.com/threadbox/threadbox/skills"
@@ -65,6 +66,11 @@ func UnsupportedMediaType(msg string) *Error {
 	return New(http.StatusUnsupportedMediaType, "unsupported_media_type", msg)
 }
 
+// DatabaseRetryAfter is the Retry-After of database_unavailable: a
+// PostgreSQL restart or failover takes seconds, and the pool reconnects on
+// the next request.
+const DatabaseRetryAfter = 2 * time.Second
+
 // Classify turns any error into the client-facing Error. It is the only
 // place where domain and dependency errors become HTTP statuses.
 func Classify(err error) *Error {
@@ -87,6 +93,10 @@ func Classify(err error) *Error {
 	}
 	if e := classifyDependency(err); e != nil {
 		return e
+	}
+	if db.Unavailable(err) {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "database_unavailable",
+			Message: "the database is unavailable; retry later", RetryAfter: DatabaseRetryAfter, Err: err}
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Err: err}
 }

@@ -2,6 +2,8 @@ package apierr_test
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/sandboxfs"
 	"github.com/threadbox/threadbox/volume"
 )
@@ -62,6 +65,8 @@ func TestClassifyRequestAndQuotaErrors(t *testing.T) {
 		{&http.MaxBytesError{Limit: 10}, 413, "too_large"},
 		{&daytona.Error{Kind: daytona.ErrUnavailable}, 503, "sandbox_provider_unavailable"},
 		{&daytona.Error{Kind: daytona.ErrRateLimited}, 429, "rate_limited"},
+		{fmt.Errorf("authenticating: %w", db.ErrUnavailable), 503, "database_unavailable"},
+		{fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF), 500, "internal"},
 	} {
 		e := apierr.Classify(c.err)
 		require.Equal(t, c.status, e.Status, "%v", c.err)

@@ -117,7 +117,11 @@ func threadRef(c echo.Context) (entity.Ref, error) {
 
 // liveThread returns the caller's thread row unless it is missing or deleted.
 func (t *Routes) liveThread(ctx context.Context, ref entity.Ref) (db.Thread, error) {
-	row, err := t.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	// A read: retried once on a fresh connection when PostgreSQL dropped
+	// the first (a restart, a failover), so a blip costs no request.
+	row, err := db.RetryRead(ctx, func(ctx context.Context) (db.Thread, error) {
+		return t.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Thread{}, errThreadNotFound()
 	}

@@ -133,6 +133,11 @@ func startEmulator(ctx context.Context, g *errgroup.Group, o devOptions, cfg *co
 // printDevBanner creates a user key and an admin key and prints them with
 // every URL a newcomer needs.
 func printDevBanner(ctx context.Context, out io.Writer, sys *system, uiURL string) error {
+	// The keys need the schema, which serve and worker apply in the
+	// background: wait for it (a fresh database has no api_keys table yet).
+	if err := sys.migrate(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
 	keys := auth.NewStore(db.New(sys.pool))
 	userKey, _, err := keys.Create(ctx, "dev-user", false)
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 // Temporal UI answers, and the printed keys authenticate (the user key is
 // refused on an admin route).
 func TestDevBringsUpTheWholeStack(t *testing.T) {
-	_, dbURL := testenv.Database(t)
+	// An empty database, as on a first `threadbox dev`: the migrations run
+	// in the background, and the banner's keys must wait for them.
+	_, dbURL := testenv.EmptyDatabase(t)
 	httpPort, temporalPort, uiPort, emuPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	t.Setenv("DATABASE_URL", dbURL)
 	t.Setenv("HTTP_ADDR", fmt.Sprintf("127.0.0.1:%d", httpPort))

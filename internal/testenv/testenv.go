@@ -139,6 +139,14 @@ func TemporalCLI(t testing.TB) string {
 // attributes and returns a client to it.
 func Temporal(t testing.TB) (client.Client, string) {
 	t.Helper()
+	return TemporalAt(t, "")
+}
+
+// TemporalAt is Temporal listening on hostPort ("" picks a free port): a
+// test that starts a process before its Temporal reserves the port first
+// (FreePort) and starts the server there later.
+func TemporalAt(t testing.TB, hostPort string) (client.Client, string) {
+	t.Helper()
 	args := append([]string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}, devstack.TemporalDynamicConfig()...)
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
@@ -148,6 +156,7 @@ func Temporal(t testing.TB) (client.Client, string) {
 		LogLevel:     "error",
 		ExtraArgs:    args,
 		ClientOptions: &client.Options{
+			HostPort:  hostPort,
 			Namespace: "default",
 			Logger:    quietTemporalLogger(),
 		},

@@ -54,6 +54,18 @@ func TestFiles(t *testing.T) {
 		require.Equal(t, 206, resp.StatusCode, body)
 		require.Equal(t, "ell", body)
 
+		// A move onto an existing file is refused with a precise code (found
+		// from a stat: Daytona's answer is a bare 409) and overwrites nothing.
+		resp, body = fdo(t, env, key, http.MethodPut, "/v1/files?path=docs/c.txt", strings.NewReader("other"), nil)
+		require.Equal(t, 201, resp.StatusCode, body)
+		resp, body = fdo(t, env, key, http.MethodPost, "/v1/files/move", strings.NewReader(`{"from":"docs/b.txt","to":"docs/c.txt"}`), map[string]string{"Content-Type": "application/json"})
+		require.Equal(t, 409, resp.StatusCode, body)
+		require.Contains(t, body, "file_exists")
+		_, body = fdo(t, env, key, http.MethodGet, "/v1/files?path=docs/c.txt", nil, nil)
+		require.Equal(t, "other", body)
+		_, body = fdo(t, env, key, http.MethodGet, "/v1/files?path=docs/b.txt", nil, nil)
+		require.Equal(t, "hello", body)
+
 		resp, body = fdo(t, env, key, http.MethodPut, "/v1/files?path=docs", strings.NewReader("x"), nil)
 		require.Equal(t, 409, resp.StatusCode, body)
 		require.Contains(t, body, "is_a_directory")

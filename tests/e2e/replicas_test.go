@@ -167,7 +167,7 @@ func TestReplicas(t *testing.T) {
 			resp, _ := fdo(t, a, key, http.MethodDelete, "/v1/threads/doomed", nil, nil)
 			deleted <- resp.StatusCode
 		}()
-		testenv.Eventually(t, 10*time.Second, "the thread row marked deleted", func() bool {
+		testenv.Eventually(t, 30*time.Second, "the thread row marked deleted", func() bool {
 			row, err := db.New(env.Pool).APIGetThread(context.Background(), db.APIGetThreadParams{UserID: env.UserID, ThreadID: "doomed"})
 			return err == nil && row.State == "deleted"
 		})

@@ -63,7 +63,7 @@ func TestThreadsConcurrencyAndIsolation(t *testing.T) {
 		c := newTC(t, env, env.UserKey)
 		sb := raceSandbox
 		require.NotEmpty(t, sb)
-		testenv.Eventually(t, 20*time.Second, "the thread to stop", func() bool {
+		testenv.Eventually(t, 30*time.Second, "the thread to stop", func() bool {
 			return sandboxState(t, env, sb) == daytona.StateStopped
 		})
 		var wg sync.WaitGroup

@@ -22,7 +22,11 @@ func TestThreadLifecycle(t *testing.T) {
 		t.Skip("integration test")
 	}
 	t.Parallel()
-	env := testenv.New(t, testenv.Options{AutoStop: 2 * time.Second, AutoDelete: 4 * time.Second})
+	// AutoDelete is long beside the steps between seeing the sandbox stop and
+	// the exec that starts it again (a row update, a request): were it shorter
+	// than a loaded machine takes for them, the sandbox would be deleted in
+	// between and "a start keeps the sandbox" would fail for want of time.
+	env := testenv.New(t, testenv.Options{AutoStop: 2 * time.Second, AutoDelete: 15 * time.Second})
 	c := newTC(t, env, env.UserKey)
 
 	status, th := c.create("life")
@@ -47,10 +51,10 @@ func TestThreadLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, first, *again.SandboxID)
 
-	testenv.Eventually(t, 20*time.Second, "the idle sandbox to stop", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the idle sandbox to stop", func() bool {
 		return sandboxState(t, env, first) == daytona.StateStopped
 	})
-	testenv.Eventually(t, 5*time.Second, "the thread row to say stopped", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the thread row to say stopped", func() bool {
 		return c.get("life").State == "stopped"
 	})
 
@@ -62,7 +66,7 @@ func TestThreadLifecycle(t *testing.T) {
 	require.Equal(t, first, *th.SandboxID, "a start keeps the sandbox")
 	gen := th.Generation
 
-	testenv.Eventually(t, 30*time.Second, "the stopped sandbox to be deleted", func() bool {
+	testenv.Eventually(t, time.Minute, "the stopped sandbox to be deleted", func() bool {
 		s := sandboxState(t, env, first)
 		return s == "" || s == daytona.StateDestroyed
 	})
@@ -83,7 +87,7 @@ func TestThreadLifecycle(t *testing.T) {
 	// only with include_deleted.
 	resp, body = c.call(http.MethodDelete, "/v1/threads/life", nil)
 	require.Contains(t, []int{http.StatusNoContent, http.StatusAccepted}, resp.StatusCode, string(body))
-	testenv.Eventually(t, 20*time.Second, "the deleted thread's sandbox to go", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the deleted thread's sandbox to go", func() bool {
 		return len(liveSandboxes(t, env, env.UserID, "life")) == 0
 	})
 	resp, body = c.call(http.MethodGet, "/v1/threads/life", nil)
@@ -126,12 +130,14 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	require.Equal(t, "done\n", r.Output)
 	require.GreaterOrEqual(t, time.Since(start), 4*time.Second)
 	// After it, the sandbox idles out as usual.
-	testenv.Eventually(t, 15*time.Second, "stop after the long command", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the long command", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 
 	// A lease of 6 s: the sandbox is started and stays up past 2 s idle.
+	sent := time.Now()
 	resp, body := c.call(http.MethodPost, "/v1/threads/long/leases", map[string]int{"ttl_s": 6})
+	answered := time.Now()
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(body))
 	var lease struct {
 		LeaseID   string    `json:"lease_id"`
@@ -139,13 +145,15 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	}
 	require.NoError(t, jsonUnmarshal(body, &lease))
 	require.NotEmpty(t, lease.LeaseID)
-	require.WithinDuration(t, time.Now().Add(6*time.Second), lease.ExpiresAt, 3*time.Second)
+	// The lease runs 6s from when the server granted it, between the request's
+	// send and its answer (a second's slack for the stored precision).
+	requireBetween(t, lease.ExpiresAt, sent.Add(5*time.Second), answered.Add(7*time.Second), "the lease's expiry")
 	require.Equal(t, daytona.StateStarted, sandboxState(t, env, sb))
 	for time.Now().Before(lease.ExpiresAt.Add(-time.Second)) {
 		require.Equal(t, daytona.StateStarted, sandboxState(t, env, sb), "stopped while a lease was live")
 		time.Sleep(200 * time.Millisecond)
 	}
-	testenv.Eventually(t, 15*time.Second, "stop after the lease expired", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the lease expired", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 
@@ -157,7 +165,7 @@ func TestThreadLeaseAndLongCommand(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(body))
 	resp, body = c.call(http.MethodDelete, "/v1/threads/long/leases/"+lease.LeaseID, nil)
 	requireErr(t, resp, body, http.StatusNotFound, "not_found")
-	testenv.Eventually(t, 15*time.Second, "stop after the lease was released", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stop after the lease was released", func() bool {
 		return sandboxState(t, env, sb) == daytona.StateStopped
 	})
 }
@@ -172,17 +180,20 @@ func TestThreadGetShowsLiveDeadlines(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, testenv.Options{AutoStop: 30 * time.Second, AutoDelete: time.Minute})
 	c := newTC(t, env, env.UserKey)
+	created := time.Now()
 	_, th := c.create("deadline")
 	require.NotNil(t, th.AutoStopAt, "the create answer has the deadline")
 	require.NotNil(t, th.LastActivityAt)
 	first := c.get("deadline")
 	require.NotNil(t, first.AutoStopAt)
-	require.WithinDuration(t, time.Now().Add(30*time.Second), *first.AutoStopAt, 5*time.Second)
+	// The last use is the create, somewhere between its send and the GET's
+	// answer (a second's slack for the stored precision).
+	requireBetween(t, *first.AutoStopAt, created.Add(29*time.Second), time.Now().Add(31*time.Second), "auto_stop_at")
 	require.Equal(t, "running", th.State)
 
 	time.Sleep(1500 * time.Millisecond)
 	require.Equal(t, 0, c.exec("deadline", "true").ExitCode)
-	testenv.Eventually(t, 10*time.Second, "auto_stop_at to move after a use", func() bool {
+	testenv.Eventually(t, 30*time.Second, "auto_stop_at to move after a use", func() bool {
 		now := c.get("deadline")
 		return now.AutoStopAt != nil && now.AutoStopAt.Sub(*first.AutoStopAt) >= time.Second
 	})
@@ -213,8 +224,16 @@ func TestThreadRecoversFromChangesBehindItsBack(t *testing.T) {
 	r = c.exec("behind", "cat /home/daytona/volume/v.txt")
 	require.Equal(t, 0, r.ExitCode, r.Output)
 	require.Equal(t, "kept\n", r.Output)
-	testenv.Eventually(t, 5*time.Second, "the thread to show a new sandbox of the next generation", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the thread to show a new sandbox of the next generation", func() bool {
 		now := c.get("behind")
 		return now.SandboxID != nil && *now.SandboxID != first && now.Generation > th.Generation
 	})
+}
+
+// requireBetween fails unless lo <= at <= hi: a time the server chose while
+// the test's request was in flight, bracketed by clock readings around it
+// rather than by a guess at how long the request took.
+func requireBetween(t *testing.T, at, lo, hi time.Time, what string) {
+	t.Helper()
+	require.False(t, at.Before(lo) || at.After(hi), "%s %s is not between %s and %s", what, at, lo, hi)
 }

@@ -142,20 +142,6 @@ func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
 }
 
-// updatesIn counts the ensure-running updates in a thread's current run.
-func updatesIn(t testing.TB, env *testenv.Env, wfID string) int {
-	it := env.Temporal.GetWorkflowHistory(context.Background(), wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED {
-			n++
-		}
-	}
-	return n
-}
-
 // BenchmarkThreads prints tables (a), (b) and (c) of docs/BENCHMARKS.md
 // "Threads"; each is a sub-benchmark so one table can be run alone
 // (-bench 'Threads/Exec'). THREADBOX_BENCH_CPUPROFILE=file writes a CPU
@@ -209,7 +195,7 @@ func benchExec(b *testing.B, env *testenv.Env) {
 	_, _, err = interleave(32, 64, direct, via)
 	require.NoError(t, err)
 	wfID := entity.Thread(env.UserID, "bench").WorkflowID()
-	updatesBefore := updatesIn(t, env, wfID)
+	updatesBefore := env.AcceptedUpdates(wfID)
 
 	fmt.Println("### (a) exec: threadbox vs direct toolbox call (command `true`), interleaved A B A B")
 	fmt.Println("| clients | pairs | load avg | direct p50 ms | threadbox p50 ms | added p50 ms | ratio p50 | direct p99 ms | threadbox p99 ms | ratio p99 |")
@@ -226,7 +212,7 @@ func benchExec(b *testing.B, env *testenv.Env) {
 			ms(pct(d, .5)), ms(pct(v, .5)), ms(pct(v, .5)-pct(d, .5)), ratio(pct(v, .5), pct(d, .5)),
 			ms(pct(d, .99)), ms(pct(v, .99)), ratio(pct(v, .99), pct(d, .99)))
 	}
-	fmt.Printf("\nensure-running updates during the warm exec runs: %d\n\n", updatesIn(t, env, wfID)-updatesBefore)
+	fmt.Printf("\nensure-running updates during the warm exec runs: %d\n\n", env.AcceptedUpdates(wfID)-updatesBefore)
 }
 
 // benchCreate is table (b): thread create until its first exec vs. the

@@ -139,7 +139,7 @@ func TestPublishRollbackFlow(t *testing.T) {
 		t.Errorf("an invalid skill changed the active snapshot to %+v", a)
 	}
 	// Every scratch sandbox (validations and the build) is gone.
-	testenv.Eventually(t, 10*time.Second, "scratch sandboxes deleted", func() bool {
+	testenv.Eventually(t, 30*time.Second, "scratch sandboxes deleted", func() bool {
 		return len(liveScratch(t, env)) == 0
 	})
 }

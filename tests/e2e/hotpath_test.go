@@ -1,0 +1,39 @@
+package e2e_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/internal/testenv"
+)
+
+// TestWarmExecMakesNoTemporalRoundTrip is the hot path's promise as a test
+// (tests/bench/threads only printed it): once a thread's sandbox is known
+// to be running, its execs and file reads go to the sandbox directly; the
+// workflow sees no ensure-running update (WorkflowExecutionUpdateAccepted in
+// its history), only the debounced touch signals that keep it from idling.
+// Breaking the client's cache (sandbox.Client.Use asking the workflow every
+// time) fails it.
+func TestWarmExecMakesNoTemporalRoundTrip(t *testing.T) {
+	env := testenv.New(t, testenv.Options{AutoStop: 10 * time.Minute, AutoDelete: time.Hour})
+	c := newTC(t, env, env.UserKey)
+	c.create("warm")
+	c.exec("warm", "true") // the first use after the create may ask the workflow
+	wfID := entity.Thread(env.UserID, "warm").WorkflowID()
+	before := env.AcceptedUpdates(wfID)
+	require.Positive(t, before, "the create went through an update (the count sees them)")
+
+	for i := range 30 {
+		if i%3 == 2 {
+			resp, body := c.call(http.MethodGet, "/v1/threads/warm/files?path=/home/daytona", nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			continue
+		}
+		require.Equal(t, 0, c.exec("warm", "true").ExitCode)
+	}
+	require.Equal(t, before, env.AcceptedUpdates(wfID), "a warm thread's execs and reads made no ensure-running update")
+}
