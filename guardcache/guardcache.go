@@ -180,12 +180,17 @@ func (c *Cache) Listening() bool {
 func (c *Cache) listen(ctx context.Context) {
 	defer close(c.done)
 	for ctx.Err() == nil {
-		err := c.listenOnce(ctx)
+		connected, err := c.listenOnce(ctx)
 		c.setListening(false)
 		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("thread guard listener lost its connection; verdicts are read from PostgreSQL until it is back", "err", err)
+		// Once per outage: while PostgreSQL is down, every retry fails.
+		if connected {
+			c.log.Warn("thread guard listener lost its connection; verdicts are read from PostgreSQL until it is back", "err", err)
+		} else {
+			c.log.Debug("thread guard listener cannot connect", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -194,20 +199,22 @@ func (c *Cache) listen(ctx context.Context) {
 	}
 }
 
-func (c *Cache) listenOnce(ctx context.Context) error {
+// listenOnce listens until its connection fails; connected reports whether
+// it got as far as listening.
+func (c *Cache) listenOnce(ctx context.Context) (connected bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, c.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return err
+		return false, err
 	}
 	c.setListening(true)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return err
+			return true, err
 		}
 		c.Forget(n.Payload)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +44,21 @@ func BenchmarkFiles(b *testing.B) {
 	}
 	r.tb = env.Gateway.Toolbox(all[0].ID, all[0].ToolboxURL)
 	b.Run("Get100MB", func(b *testing.B) { benchGet(b, r) })
-	b.Run("Get100MBCurl", func(b *testing.B) { benchGetCurl(b, r, all[0]) })
+	b.Run("Get100MBCurl", func(b *testing.B) {
+		// THREADBOX_BENCH_CPUPROFILE=file: a CPU profile of this process
+		// (API, emulator) while the curl downloads run.
+		if p := os.Getenv("THREADBOX_BENCH_CPUPROFILE"); p != "" {
+			f, err := os.Create(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+		benchGetCurl(b, r, all[0])
+	})
 	b.Run("GetSmall", func(b *testing.B) { benchGetSmall(b, r) })
 	b.Run("Put100MB", func(b *testing.B) { benchPut(b, r) })
 	b.Run("Propfind1000", func(b *testing.B) { benchPropfind(b, r) })
