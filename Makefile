@@ -5,7 +5,9 @@ TEMPORAL_VERSION := v1.5.1
 SQLC_VERSION     := v1.31.1
 VERSITYGW_VERSION := v1.8.0
 
-.PHONY: run test fault tools versitygw bwrap sqlc sqlc-check vet build bench api-docs
+.PHONY: run test fault tools versitygw bwrap sqlc sqlc-check vet build bench api-docs bench-emulator bench-daytona \
+	bench-threads-exec bench-threads-create bench-threads-idle bench-threads-history bench-files-get \
+	bench-files-get-curl bench-files-other
 
 ## run: the whole system on this machine (emulator, Temporal dev server + UI, API, worker)
 run: tools bwrap
@@ -66,6 +68,27 @@ api-docs:
 build:
 	$(GO) build -o threadbox ./cmd/threadbox
 
-## bench: the benchmarks recorded in docs/BENCHMARKS.md
-bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/... ./emulator/... ./daytona/...
+## bench: every table of docs/BENCHMARKS.md, each with the command recorded under it
+## (one target per table; ≈ 25 min on 2 cores, the busy-thread history 10 of them)
+BENCH = $(GO) test -run '^$$' -timeout 60m
+bench: tools bench-emulator bench-daytona bench-threads-exec bench-threads-create bench-threads-idle \
+	bench-threads-history bench-files-get bench-files-get-curl bench-files-other
+
+bench-emulator:
+	$(BENCH) -bench . -benchtime 5x ./emulator/
+bench-daytona:
+	$(BENCH) -bench . -benchtime 10x ./daytona/
+bench-threads-exec:
+	$(BENCH) -bench 'Threads/Exec' -benchtime 1x ./tests/bench/threads
+bench-threads-create:
+	THREADBOX_BENCH_TRACE=1 $(BENCH) -bench 'Threads/Create' -benchtime 1x ./tests/bench/threads
+bench-threads-idle:
+	$(BENCH) -bench 'Threads/Idle' -benchtime 1x ./tests/bench/threads
+bench-threads-history:
+	THREADBOX_BENCH_BUSY_SECONDS=600 $(BENCH) -bench BusyThreadHistory -benchtime 1x ./tests/bench/threads
+bench-files-get:
+	$(BENCH) -bench 'Files/(Get100MB|GetSmall)$$' -benchtime 10x -count 8 ./tests/bench/files
+bench-files-get-curl:
+	$(BENCH) -bench 'Files/Get100MBCurl' -benchtime 1x ./tests/bench/files
+bench-files-other:
+	$(BENCH) -bench 'Files/(Propfind|Tus|Put)' -benchtime 3x ./tests/bench/files

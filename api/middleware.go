@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -137,6 +138,11 @@ func (s *Server) logMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		req := c.Request()
+		// Checked first: the attributes below would be built (and
+		// allocated) on every request even when debug logs are off.
+		if !s.log.Enabled(req.Context(), slog.LevelDebug) {
+			return nil
+		}
 		s.log.DebugContext(req.Context(), "request",
 			"method", req.Method, "path", req.URL.Path, "status", c.Response().Status,
 			"bytes", c.Response().Size, "duration", time.Since(start), "request_id", requestID(c))

@@ -139,6 +139,17 @@ func FindTemporalCLI() (string, error) {
 	return "", errors.New("temporal CLI not found in .bin/ or on PATH: run `make tools`")
 }
 
+// TemporalDynamicConfig is the dev server's dynamic configuration that a
+// production Temporal cluster for threadbox should share (deploy/ and
+// docs/ARCHITECTURE.md "Hot path"): eager activity execution lets a
+// workflow task that schedules an activity on its own task queue (the
+// thread's create or start, on the path of POST /v1/threads and of an exec
+// on a stopped thread) hand it to the same worker in its completion's
+// answer, saving a matching round trip of the activity task.
+func TemporalDynamicConfig() []string {
+	return []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+}
+
 // StartTemporal runs `temporal server start-dev` and waits until it answers.
 func StartTemporal(ctx context.Context, o TemporalOptions, log *slog.Logger) (*Temporal, error) {
 	if o.CLI == "" {
@@ -154,6 +165,7 @@ func StartTemporal(ctx context.Context, o TemporalOptions, log *slog.Logger) (*T
 	}
 	args := []string{"server", "start-dev", "--ip", host, "--port", port,
 		"--ui-port", strconv.Itoa(o.UIPort), "--log-level", "error", "--namespace", o.Namespace}
+	args = append(args, TemporalDynamicConfig()...)
 	if o.DBFile != "" {
 		if err := os.MkdirAll(filepath.Dir(o.DBFile), 0o755); err != nil {
 			return nil, err

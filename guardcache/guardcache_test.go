@@ -36,6 +36,22 @@ func (c *counter) read(ctx context.Context) (string, error) {
 	return created.UTC().Format(time.RFC3339Nano), nil
 }
 
+// get asks the cache for the counter's thread and requires a verdict.
+func (c *counter) get(t *testing.T, cache *guardcache.Cache) {
+	t.Helper()
+	_, err := cache.Get(context.Background(), guardcache.Key("u", c.thread), c.read)
+	require.NoError(t, err)
+}
+
+// cached reports whether a verdict is answered without a read now.
+func (c *counter) cached(t *testing.T, cache *guardcache.Cache) bool {
+	t.Helper()
+	c.get(t, cache)
+	n := c.n.Load()
+	c.get(t, cache)
+	return n == c.n.Load()
+}
+
 func setup(t *testing.T, maxStale time.Duration, now func() time.Time) (*pgxpool.Pool, *guardcache.Cache) {
 	pool, _ := testenv.Database(t)
 	_, err := pool.Exec(context.Background(), `INSERT INTO threads (user_id, thread_id, state) VALUES ('u', 't', 'running'), ('u', 'other', 'running')`)
@@ -72,8 +88,7 @@ func TestCachedUntilNotified(t *testing.T) {
 		_, err := c.Get(ctx, guardcache.Key("u", "other"), other.read)
 		return err != nil
 	})
-	_, err = c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	require.EqualValues(t, 1, rd.n.Load(), "t's verdict survives other threads' notifications and its own state changes")
 
 	// The delete, made with SQL on another connection, is refused once its
@@ -96,12 +111,7 @@ func TestCachedUntilNotified(t *testing.T) {
 	// A row removed altogether notifies too. (The re-create's own
 	// notification may arrive after the read above: wait until cached.)
 	testenv.Eventually(t, 10*time.Second, "the new life cached", func() bool {
-		_, err := c.Get(ctx, key, rd.read)
-		require.NoError(t, err)
-		n := rd.n.Load()
-		_, err = c.Get(ctx, key, rd.read)
-		require.NoError(t, err)
-		return n == rd.n.Load()
+		return rd.cached(t, c)
 	})
 	_, err = pool.Exec(ctx, `DELETE FROM threads WHERE thread_id = 't'`)
 	require.NoError(t, err)
@@ -120,18 +130,13 @@ func TestMaxStale(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	pool, c := setup(t, guardcache.MaxStale, clock)
-	ctx := context.Background()
 	rd := &counter{pool: pool, thread: "t"}
-	key := guardcache.Key("u", "t")
-	_, err := c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	advance(guardcache.MaxStale - time.Millisecond)
-	_, err = c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	require.EqualValues(t, 1, rd.n.Load())
 	advance(time.Millisecond)
-	_, err = c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	require.EqualValues(t, 2, rd.n.Load(), "read again once MaxStale passed")
 }
 
@@ -148,8 +153,7 @@ func TestReadRacingANotification(t *testing.T) {
 		return v, err
 	})
 	require.NoError(t, err)
-	_, err = c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	require.EqualValues(t, 2, rd.n.Load(), "the raced verdict was not stored")
 }
 
@@ -160,14 +164,13 @@ func TestListenerLost(t *testing.T) {
 	ctx := context.Background()
 	key := guardcache.Key("u", "t")
 	rd := &counter{pool: pool, thread: "t"}
-	_, err := c.Get(ctx, key, rd.read)
-	require.NoError(t, err)
+	rd.get(t, c)
 	var killed int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND query = 'LISTEN '||$1::text`, guardcache.Channel).Scan(&killed))
 	require.Equal(t, 1, killed)
 	// Deleted while nobody listens: the cache must not answer from before.
-	_, err = pool.Exec(ctx, `UPDATE threads SET state = 'deleted' WHERE thread_id = 't'`)
+	_, err := pool.Exec(ctx, `UPDATE threads SET state = 'deleted' WHERE thread_id = 't'`)
 	require.NoError(t, err)
 	testenv.Eventually(t, 10*time.Second, "the delete refused", func() bool {
 		_, err := c.Get(ctx, key, rd.read)
@@ -177,11 +180,6 @@ func TestListenerLost(t *testing.T) {
 	require.NoError(t, err)
 	testenv.Eventually(t, 20*time.Second, "listening again", c.Listening)
 	testenv.Eventually(t, 10*time.Second, "cached again after the reconnect", func() bool {
-		_, err := c.Get(ctx, key, rd.read)
-		require.NoError(t, err)
-		n := rd.n.Load()
-		_, err = c.Get(ctx, key, rd.read)
-		require.NoError(t, err)
-		return n == rd.n.Load()
+		return rd.cached(t, c)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/threadbox/threadbox/activities"
@@ -53,12 +54,23 @@ type harness struct {
 	timersFired    []string
 }
 
+// newTestEnvironment is the SDK's test environment with a deadlock detector
+// that allows a minute: under -race on a loaded 2-core machine a workflow
+// task took longer than the default second with no deadlock in it ("didn't
+// yield for over 1s", seen in TestEntityStopRecordsItsDeadline). Workflows
+// that block for real still fail, a minute later.
+func newTestEnvironment() *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
+	return env
+}
+
 // newHarness builds the environment; createDelay, when given, is how long
 // each create takes on the workflow clock.
 func newHarness(t *testing.T, createDelay ...time.Duration) *harness {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	h := &harness{t: t, env: s.NewTestWorkflowEnvironment(), timersStarted: map[string]time.Time{}, timerLengths: map[string]time.Duration{}}
+	h := &harness{t: t, env: newTestEnvironment(), timersStarted: map[string]time.Time{}, timerLengths: map[string]time.Duration{}}
 	env := h.env
 	env.SetStartTime(t0)
 	env.RegisterWorkflowWithOptions(ThreadWorkflow, workflow.RegisterOptions{Name: entity.ThreadWorkflowName})

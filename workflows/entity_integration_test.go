@@ -73,7 +73,7 @@ func TestEntityConcurrentEnsuresMakeOneSandbox(t *testing.T) {
 func TestEntityDeleteReachesAWorkflowStuckInASlowCreate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := newRecorderWith(t, recorderOptions{faults: emulator.Faults{SlowCreate: 10 * time.Second}})
+	r := newRecorderWith(t, recorderOptions{faults: emulator.Faults{SlowCreate: 20 * time.Second}})
 	in := entity.Input{Kind: entity.KindThread, UserID: "slow-user", ThreadID: "slow",
 		Config: entity.Config{AutoStop: time.Minute, AutoDelete: time.Minute}}
 	id := entity.Thread(in.UserID, in.ThreadID).WorkflowID()
@@ -87,7 +87,9 @@ func TestEntityDeleteReachesAWorkflowStuckInASlowCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			uctx, ucancel := context.WithTimeout(ctx, 3*time.Second)
+			// Long enough for every caller to reach the server on a loaded
+			// machine, far shorter than the create.
+			uctx, ucancel := context.WithTimeout(ctx, 8*time.Second)
 			defer ucancel()
 			reqID := uuid.NewString()
 			h, err := r.c.UpdateWithStartWorkflow(uctx, client.UpdateWithStartWorkflowOptions{
@@ -108,7 +110,9 @@ func TestEntityDeleteReachesAWorkflowStuckInASlowCreate(t *testing.T) {
 	// Temporal allows ten updates in flight per workflow; the Go client
 	// retries the ResourceExhausted answers to the others until its
 	// deadline.
-	require.Equal(t, 10, inFlightUpdates(ctx, t, r.c, id), "the slow create must fill the update slots")
+	testenv.Eventually(t, 10*time.Second, "the slow create fills the update slots", func() bool {
+		return inFlightUpdates(ctx, t, r.c, id) == 10
+	})
 
 	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
 	_, err := r.c.UpdateWorkflow(dctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: entity.UpdateDelete,

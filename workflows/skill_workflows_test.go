@@ -41,8 +41,7 @@ func (h *skillHarness) got() []string {
 
 func newSkillHarness(t *testing.T) *skillHarness {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	h := &skillHarness{env: s.NewTestWorkflowEnvironment()}
+	h := &skillHarness{env: newTestEnvironment()}
 	registerSkills(h.env)
 	(&activities.Activities{}).Register(h.env)
 	h.env.OnActivity(activities.NameDeleteScratchSandbox, mock.Anything, mock.Anything).Return(

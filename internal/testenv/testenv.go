@@ -36,6 +36,7 @@ import (
 	"github.com/threadbox/threadbox/config"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
@@ -146,7 +147,7 @@ func Temporal(t testing.TB) (client.Client, string) {
 // (FreePort) and starts the server there later.
 func TemporalAt(t testing.TB, hostPort string) (client.Client, string) {
 	t.Helper()
-	args := []string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}
+	args := append([]string{"--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"}, devstack.TemporalDynamicConfig()...)
 	for _, name := range workflows.SearchAttributeNames {
 		args = append(args, "--search-attribute", name+"=Keyword")
 	}

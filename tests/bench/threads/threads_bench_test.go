@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/entity"
@@ -220,17 +221,21 @@ func benchCreate(b *testing.B, env *testenv.Env) {
 	var t testing.TB = b
 	ctx := context.Background()
 	execBody := map[string]any{"command": "true", "timeout_s": 60}
-	runs := 10
+	runs := 30
 	if v := os.Getenv("THREADBOX_BENCH_CREATE_RUNS"); v != "" {
 		runs, _ = strconv.Atoi(v)
 	}
 	fmt.Println("### (b) thread create until first exec vs raw emulator create + exec, interleaved")
-	var viaCreate, raw []time.Duration
+	var viaCreate, createOnly, raw []time.Duration
 	load := loadavg()
+	var lastID string
+	var lastStart time.Time
 	for i := range runs {
 		s := time.Now()
 		id := fmt.Sprintf("cold-%d-%d", time.Now().UnixNano(), i)
+		lastID, lastStart = id, s
 		post(t, env, "/v1/threads", map[string]string{"thread_id": id})
+		createOnly = append(createOnly, time.Since(s))
 		post(t, env, "/v1/threads/"+id+"/exec", execBody)
 		viaCreate = append(viaCreate, time.Since(s))
 
@@ -242,12 +247,32 @@ func benchCreate(b *testing.B, env *testenv.Env) {
 		require.NoError(t, err)
 		raw = append(raw, time.Since(s))
 	}
+	if os.Getenv("THREADBOX_BENCH_TRACE") != "" {
+		timeline(t, env, entity.Thread(env.UserID, lastID).WorkflowID(), lastStart)
+	}
 	slices.Sort(viaCreate)
 	slices.Sort(raw)
 	fmt.Println("| runs | load avg | raw p50 ms | threadbox p50 ms | added p50 ms | raw max ms | threadbox max ms |")
 	fmt.Println("|---|---|---|---|---|---|---|")
 	fmt.Printf("| %d | %s | %s | %s | %s | %s | %s |\n\n", runs, load, ms(pct(raw, .5)), ms(pct(viaCreate, .5)),
 		ms(pct(viaCreate, .5)-pct(raw, .5)), ms(raw[runs-1]), ms(viaCreate[runs-1]))
+	slices.Sort(createOnly)
+	fmt.Printf("threadbox POST /v1/threads alone: p50 %s ms\n\n", ms(pct(createOnly, .5)))
+}
+
+// timeline prints a thread's workflow history as offsets from the moment
+// its create request was sent (THREADBOX_BENCH_TRACE=1): where the time
+// between the request and the first exec goes.
+func timeline(t testing.TB, env *testenv.Env, wfID string, start time.Time) {
+	it := env.Temporal.GetWorkflowHistory(context.Background(), wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	fmt.Println("| event | at ms (from the create request) |")
+	fmt.Println("|---|---|")
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		fmt.Printf("| %s | %s |\n", ev.GetEventType(), ms(ev.GetEventTime().AsTime().Sub(start)))
+	}
+	fmt.Println()
 }
 
 // benchIdle is table (c): the memory of idle thread workflows in one worker.
