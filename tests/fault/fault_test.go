@@ -29,6 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -91,6 +93,7 @@ type system struct {
 	serves   []*proc
 	bases    []string
 	gateway  *daytona.Gateway
+	s3       testenv.S3Server
 	queue    string
 	serveMu  sync.Mutex // one serve down at a time
 
@@ -248,6 +251,7 @@ func TestFaultSuite(t *testing.T) {
 	rep.requests, rep.retried, rep.retries, rep.gaveUp = d.requests.Load(), d.retried.Load(), d.retries.Load(), d.gaveUp.Load()
 
 	sys.checkSandboxes(checkCtx, t, d, keys, threads, rep)
+	sys.checkSpool(checkCtx, t, rep)
 	rep.filesChecked, rep.lostFiles, rep.lostDetail = d.readBack(checkCtx, keys)
 	for _, p := range rep.lostDetail {
 		t.Errorf("lost bytes: %s", p)
@@ -331,6 +335,7 @@ func startSystem(t *testing.T, sz size) *system {
 	}
 	s.pool = pool
 	s3 := testenv.S3(t)
+	s.s3 = s3
 	tc, taddr := testenv.Temporal(t)
 	s.temporal = tc
 	s.queue = "threadbox-fault"
@@ -565,6 +570,21 @@ func (s *system) checkSandboxes(ctx context.Context, t *testing.T, d *driver, ke
 	}
 }
 
+// checkSpool: every tus upload finished, so the S3 spool holds nothing (a
+// serve killed mid-upload must not leave its parts behind once another
+// finished the upload).
+func (s *system) checkSpool(ctx context.Context, t *testing.T, rep *report) {
+	objs, err := s.s3.Client.ListObjectsV2(ctx, &s3api.ListObjectsV2Input{Bucket: aws.String(s.s3.Bucket)})
+	if err != nil {
+		t.Errorf("list the upload spool: %v", err)
+		return
+	}
+	rep.spoolLeft = len(objs.Contents)
+	for _, o := range objs.Contents {
+		t.Errorf("left in the upload spool: %s (%d bytes)", aws.ToString(o.Key), aws.ToInt64(o.Size))
+	}
+}
+
 func ids(sbs []daytona.Sandbox) string {
 	var out []string
 	for _, sb := range sbs {
@@ -671,6 +691,7 @@ type report struct {
 	live, sandboxes, reconciled         int
 	duplicates, leftovers               int
 	filesChecked, lostFiles             int
+	spoolLeft                           int
 	lostDetail                          []string
 	badWorkflows, running, stuck        int
 	stopLate, filesStopLate, deleteLate []float64
@@ -707,7 +728,7 @@ func (r *report) String() string {
 	fmt.Fprintf(&b, "  requests: %d, %d needed a retry (%d retries: %s), %d gave up\n", r.requests, r.retried, r.retries, strings.Join(causes, ", "), r.gaveUp)
 	fmt.Fprintf(&b, "  sandboxes: %d live threads, %d threadbox sandboxes in Daytona, %d deleted by the final reconciler pass; duplicates %d, leftovers %d\n",
 		r.live, r.sandboxes, r.reconciled, r.duplicates, r.leftovers)
-	fmt.Fprintf(&b, "  bytes: %d files read back, %d lost or different\n", r.filesChecked, r.lostFiles)
+	fmt.Fprintf(&b, "  bytes: %d files read back, %d lost or different; %d objects left in the S3 upload spool\n", r.filesChecked, r.lostFiles, r.spoolLeft)
 	fmt.Fprintf(&b, "  workflows: %d failed/timed out/terminated, %d running, %d with an activity stuck retrying\n", r.badWorkflows, r.running, r.stuck)
 	fmt.Fprintf(&b, "  lateness after the deadline (s): thread auto-stop %s\n", dist(r.stopLate))
 	fmt.Fprintf(&b, "                                   thread auto-delete %s\n", dist(r.deleteLate))
