@@ -138,8 +138,10 @@ func TestConformanceArchivedRestore(t *testing.T) {
 	t.Parallel()
 	// The checks made while the restore waits (four calls) must fit in it on a
 	// loaded machine: 3s, not the few hundred milliseconds a quiet one needs.
+	// Transitions take a second, so that the poll for "restoring" (which lasts
+	// one transition) cannot miss it on a loaded machine, as it could at 30ms.
 	const restore = 3 * time.Second
-	e := newEnv(t, Options{RestoreDelay: restore})
+	e := newEnv(t, Options{RestoreDelay: restore, TransitionDelay: time.Second})
 	api := e.api.SandboxAPI
 	sb := e.create(apiclient.CreateSandbox{Name: apiclient.PtrString("arch-1")})
 	e.stop(sb.Id)
