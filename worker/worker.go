@@ -24,12 +24,22 @@ type Options struct {
 	StopTimeout time.Duration
 }
 
+// stickyScheduleToStart is how long a workflow task waits for the worker that
+// has the workflow cached before any worker takes it. The SDK's 5 s made
+// every idle stop or delete whose workflow was cached on a killed worker at
+// least 5 s late (the fault suite, docs/RELIABILITY.md); a live worker keeps
+// polls outstanding, so it picks a sticky task up in far less than this.
+const stickyScheduleToStart = 2 * time.Second
+
 // New builds a worker with every workflow and activity registered.
 func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.Worker {
 	if acts.Temporal == nil {
 		acts.Temporal = c // the orphan reconciler asks entity workflows what they track
 	}
-	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{WorkerStopTimeout: opts.StopTimeout})
+	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
+		WorkerStopTimeout:            opts.StopTimeout,
+		StickyScheduleToStartTimeout: stickyScheduleToStart,
+	})
 	workflows.Register(w)
 	acts.Register(w)
 	return w

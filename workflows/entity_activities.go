@@ -31,8 +31,12 @@ const lifecycleDeadline = 10 * time.Minute
 // lifecycle activity died (SIGKILL, OOM, a lost node) and schedules the
 // retry on another: the activities heartbeat every third of it while they
 // wait on Daytona (activities.keepAlive), so a live one never misses it.
+// 5 s keeps a stop or delete whose worker died within the lifecycle bound of
+// the shortest production interval (1 % of 15 min, docs/RELIABILITY.md) with
+// its retry and call, and leaves a heartbeat (sent at most every 4 s by the
+// SDK's throttle) room to be late on a loaded worker.
 // Changing it changes no command (replay ignores activity timeouts).
-const lifecycleHeartbeat = 10 * time.Second
+const lifecycleHeartbeat = 5 * time.Second
 
 // lifecycleOptions: a create or start can take minutes on Daytona (snapshot
 // pulls), so StartToClose is well above it; heartbeats detect a dead worker
