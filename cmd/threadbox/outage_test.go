@@ -151,3 +151,81 @@ func TestServeAndWorkerRideOutATemporalOutage(t *testing.T) {
 	require.True(t, serve.running(), "serve was never restarted")
 	require.True(t, worker.running(), "worker was never restarted")
 }
+
+// TestServeRidesOutADaytonaOutage SIGKILLs the Daytona emulator (the built
+// binary's `emulator`, with a state directory) under a running serve and
+// worker and a warm thread, and starts it again on the same port and state:
+// /healthz stays 200 and /readyz turns 503 naming daytona; the warm thread's
+// exec answers 503 sandbox_provider_unavailable with Retry-After, never 500;
+// once Daytona is back, /readyz is 200 and the same thread execs again in
+// the same sandbox (the file it wrote is there), no process restarted.
+// tests/fault takes the emulator down too, but only checks that its
+// lifecycles converge, not what the API answers meanwhile.
+func TestServeRidesOutADaytonaOutage(t *testing.T) {
+	pool, dbURL := testenv.Database(t)
+	_, temporalAddr := testenv.Temporal(t)
+	emuAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	stateDir := t.TempDir()
+	startEmulator := func() *proc {
+		p := startProcess(t, "emulator", map[string]string{"LOG_LEVEL": "warn"}, "emulator", "--addr", emuAddr, "--state-dir", stateDir)
+		testenv.Eventually(t, 30*time.Second, "emulator answers", func() bool { return status("http://"+emuAddr+"/api/health", "") != 0 })
+		return p
+	}
+	emu := startEmulator()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	env := processEnv(t, dbURL, temporalAddr, "http://"+emuAddr, httpAddr, fmt.Sprintf("daytona-outage-%d", time.Now().UnixNano()))
+	env["DAYTONA_AUTO_STOP_INTERVAL"] = "10m"
+	env["DAYTONA_AUTO_DELETE_INTERVAL"] = "1h"
+	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	for k, v := range env {
+		workerEnv[k] = v
+	}
+	serve := startProcess(t, "serve", env, "serve")
+	worker := startProcess(t, "worker", workerEnv, "worker")
+	base := "http://" + httpAddr
+	api := testenv.APIClient(t)
+	api.Timeout = 2 * time.Minute
+	key, _, err := auth.NewStore(db.New(pool)).Create(context.Background(), "daytona-outage-user", false)
+	require.NoError(t, err)
+	testenv.Eventually(t, 60*time.Second, "serve ready", func() bool { return readyz(t, base).status == http.StatusOK })
+
+	a := call(t, api, http.MethodPost, base+"/v1/threads", key, map[string]string{"thread_id": "warm"})
+	require.Equal(t, http.StatusCreated, a.status, "%s", a)
+	exec := func(cmd string) answer {
+		return call(t, api, http.MethodPost, base+"/v1/threads/warm/exec", key, map[string]any{"command": cmd, "timeout_s": 5})
+	}
+	a = exec("echo kept > /home/daytona/outage.txt")
+	require.Equal(t, http.StatusOK, a.status, "%s", a)
+
+	emu.killGroup()
+	killed := time.Now()
+	require.Equal(t, http.StatusOK, status(base+"/healthz", ""), "liveness does not depend on Daytona")
+	testenv.Eventually(t, 15*time.Second, "readyz names daytona", func() bool {
+		r := readyz(t, base)
+		return r.status == http.StatusServiceUnavailable && r.checks["daytona"] == "unavailable"
+	})
+	t.Logf("/readyz 503 {daytona: unavailable} %v after the kill", time.Since(killed).Round(time.Millisecond))
+	r := readyz(t, base)
+	require.Equal(t, map[string]string{"database": "ok", "temporal": "ok", "daytona": "unavailable"}, r.checks)
+	start := time.Now()
+	a = exec("cat /home/daytona/outage.txt")
+	t.Logf("warm exec during the outage: %s in %v", a, time.Since(start).Round(time.Millisecond))
+	require.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a)
+	require.Equal(t, "sandbox_provider_unavailable", a.code)
+	require.NotEmpty(t, a.retryAfter)
+	require.Less(t, time.Since(start), 15*time.Second, "refused within a bound")
+
+	emu = startEmulator()
+	back := time.Now()
+	testenv.Eventually(t, 60*time.Second, "serve ready again", func() bool { return readyz(t, base).status == http.StatusOK })
+	t.Logf("outage %v; /readyz 200 %v after the emulator answered", back.Sub(killed).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	testenv.Eventually(t, 60*time.Second, "the thread execs again", func() bool {
+		a = exec("cat /home/daytona/outage.txt")
+		return a.status == http.StatusOK
+	})
+	t.Logf("exec served %v after the emulator answered: %s", time.Since(back).Round(time.Millisecond), a)
+	require.Contains(t, string(a.body), "kept", "the same sandbox, with its file")
+	require.True(t, emu.running())
+	require.True(t, serve.running(), "serve was never restarted")
+	require.True(t, worker.running(), "worker was never restarted")
+}

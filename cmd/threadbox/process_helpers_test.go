@@ -91,6 +91,9 @@ func startProcess(t *testing.T, name string, env map[string]string, args ...stri
 	}
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	// A group of its own, so killGroup takes the emulator's sandbox
+	// processes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	p := &proc{t: t, name: name, cmd: cmd, log: &out.Buffer, done: make(chan struct{})}
 	go func() {
@@ -98,7 +101,7 @@ func startProcess(t *testing.T, name string, env map[string]string, args ...stri
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		if t.Failed() {
 			out.mu.Lock()
@@ -123,6 +126,14 @@ func (p *proc) running() bool {
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
 	require.NoError(p.t, p.cmd.Process.Signal(sig))
+}
+
+// killGroup SIGKILLs the process and its children (a crash: no shutdown
+// code runs) and waits until it is gone.
+func (p *proc) killGroup() {
+	p.t.Helper()
+	require.NoError(p.t, syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL))
+	<-p.done
 }
 
 // wait waits up to d for the process to exit and returns its exit code (-1
