@@ -40,15 +40,8 @@ func TestServeAndWorkerRideOutATemporalOutage(t *testing.T) {
 	env := processEnv(t, dbURL, tp.Addr, emu.URL, httpAddr, fmt.Sprintf("outage-%d", time.Now().UnixNano()))
 	env["DAYTONA_AUTO_STOP_INTERVAL"] = autoStop.String()
 	env["DAYTONA_AUTO_DELETE_INTERVAL"] = "1h"
-	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	for k, v := range env {
-		workerEnv[k] = v
-	}
-	serve := startProcess(t, "serve", env, "serve")
-	worker := startProcess(t, "worker", workerEnv, "worker")
-	base := "http://" + httpAddr
-	api := testenv.APIClient(t)
-	api.Timeout = 2 * time.Minute
+	procs := startSystem(t, env)
+	serve, worker, base, api := procs.serve, procs.worker, procs.base, procs.api
 	key, _, err := auth.NewStore(db.New(pool)).Create(context.Background(), "outage-user", false)
 	require.NoError(t, err)
 
@@ -68,16 +61,7 @@ func TestServeAndWorkerRideOutATemporalOutage(t *testing.T) {
 	// Temporal crashes.
 	tp.Kill()
 	killed := time.Now()
-	require.Equal(t, http.StatusOK, status(base+"/healthz", ""), "liveness does not depend on Temporal")
-	testenv.Eventually(t, 15*time.Second, "readyz names temporal", func() bool {
-		r := readyz(t, base)
-		return r.status == http.StatusServiceUnavailable && r.checks["temporal"] == "unavailable"
-	})
-	t.Logf("/readyz 503 {temporal: unavailable} %v after the kill", time.Since(killed).Round(time.Millisecond))
-	r := readyz(t, base)
-	require.Equal(t, map[string]string{"database": "ok", "temporal": "unavailable", "daytona": "ok"}, r.checks)
-	require.Equal(t, "5", r.retryAfter)
-	require.Equal(t, http.StatusOK, status(base+"/healthz", ""))
+	requireUnreadyFor(t, base, "temporal", killed)
 
 	// The hot path: a warm thread's exec goes to its sandbox directly.
 	a := exec("warm", "echo during")
@@ -176,15 +160,8 @@ func TestServeRidesOutADaytonaOutage(t *testing.T) {
 	env := processEnv(t, dbURL, temporalAddr, "http://"+emuAddr, httpAddr, fmt.Sprintf("daytona-outage-%d", time.Now().UnixNano()))
 	env["DAYTONA_AUTO_STOP_INTERVAL"] = "10m"
 	env["DAYTONA_AUTO_DELETE_INTERVAL"] = "1h"
-	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	for k, v := range env {
-		workerEnv[k] = v
-	}
-	serve := startProcess(t, "serve", env, "serve")
-	worker := startProcess(t, "worker", workerEnv, "worker")
-	base := "http://" + httpAddr
-	api := testenv.APIClient(t)
-	api.Timeout = 2 * time.Minute
+	procs := startSystem(t, env)
+	serve, worker, base, api := procs.serve, procs.worker, procs.base, procs.api
 	key, _, err := auth.NewStore(db.New(pool)).Create(context.Background(), "daytona-outage-user", false)
 	require.NoError(t, err)
 	testenv.Eventually(t, 60*time.Second, "serve ready", func() bool { return readyz(t, base).status == http.StatusOK })
@@ -199,14 +176,7 @@ func TestServeRidesOutADaytonaOutage(t *testing.T) {
 
 	emu.killGroup()
 	killed := time.Now()
-	require.Equal(t, http.StatusOK, status(base+"/healthz", ""), "liveness does not depend on Daytona")
-	testenv.Eventually(t, 15*time.Second, "readyz names daytona", func() bool {
-		r := readyz(t, base)
-		return r.status == http.StatusServiceUnavailable && r.checks["daytona"] == "unavailable"
-	})
-	t.Logf("/readyz 503 {daytona: unavailable} %v after the kill", time.Since(killed).Round(time.Millisecond))
-	r := readyz(t, base)
-	require.Equal(t, map[string]string{"database": "ok", "temporal": "ok", "daytona": "unavailable"}, r.checks)
+	requireUnreadyFor(t, base, "daytona", killed)
 	start := time.Now()
 	a = exec("cat /home/daytona/outage.txt")
 	t.Logf("warm exec during the outage: %s in %v", a, time.Since(start).Round(time.Millisecond))
@@ -228,4 +198,23 @@ func TestServeRidesOutADaytonaOutage(t *testing.T) {
 	require.True(t, emu.running())
 	require.True(t, serve.running(), "serve was never restarted")
 	require.True(t, worker.running(), "worker was never restarted")
+}
+
+// requireUnreadyFor checks what probes see once the dependency dep went away
+// (at since): /healthz stays 200 (liveness does not depend on it), and
+// /readyz turns 503 with Retry-After within 15 s, naming dep and only dep.
+func requireUnreadyFor(t *testing.T, base, dep string, since time.Time) {
+	t.Helper()
+	require.Equal(t, http.StatusOK, status(base+"/healthz", ""), "liveness does not depend on %s", dep)
+	testenv.Eventually(t, 15*time.Second, "readyz names "+dep, func() bool {
+		r := readyz(t, base)
+		return r.status == http.StatusServiceUnavailable && r.checks[dep] == "unavailable"
+	})
+	t.Logf("/readyz 503 {%s: unavailable} %v after the kill", dep, time.Since(since).Round(time.Millisecond))
+	r := readyz(t, base)
+	want := map[string]string{"database": "ok", "temporal": "ok", "daytona": "ok"}
+	want[dep] = "unavailable"
+	require.Equal(t, want, r.checks)
+	require.Equal(t, "5", r.retryAfter)
+	require.Equal(t, http.StatusOK, status(base+"/healthz", ""))
 }

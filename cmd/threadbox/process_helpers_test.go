@@ -165,6 +165,33 @@ func processEnv(t *testing.T, databaseURL, temporalAddr, emulatorURL, httpAddr, 
 	}
 }
 
+// processes are a serve and a worker started by startSystem.
+type processes struct {
+	serve, worker *proc
+	base          string       // serve's URL
+	workerBase    string       // the worker's metrics and health listener
+	api           *http.Client // validates every exchange against the OpenAPI document
+}
+
+// startSystem runs `serve` and `worker` with env (the worker with a
+// metrics and health listener of its own).
+func startSystem(t *testing.T, env map[string]string) processes {
+	t.Helper()
+	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	for k, v := range env {
+		workerEnv[k] = v
+	}
+	api := testenv.APIClient(t)
+	api.Timeout = 2 * time.Minute
+	return processes{
+		serve:      startProcess(t, "serve", env, "serve"),
+		worker:     startProcess(t, "worker", workerEnv, "worker"),
+		base:       "http://" + env["HTTP_ADDR"],
+		workerBase: "http://" + workerEnv["THREADBOX_WORKER_METRICS_ADDR"],
+		api:        api,
+	}
+}
+
 // testEmulator runs the Daytona emulator in the test process.
 func testEmulator(t *testing.T, faults emulator.Faults) *httptest.Server {
 	t.Helper()
