@@ -6,7 +6,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -124,19 +123,4 @@ func (p *TemporalProcess) Kill() {
 	}
 	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 	<-done
-}
-
-// Pid is the running server's process id (0 when it does not run).
-func (p *TemporalProcess) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// String names the server in messages.
-func (p *TemporalProcess) String() string {
-	return "temporal " + p.Addr + " pid " + strconv.Itoa(p.Pid())
 }
