@@ -15,6 +15,7 @@ import (
 	"github.com/threadbox/threadbox/api/apierr"
 	"github.com/threadbox/threadbox/api/openapi"
 	"github.com/threadbox/threadbox/auth"
+	"github.com/threadbox/threadbox/temporalrpc"
 )
 
 func newRequestID() string {
@@ -112,6 +113,19 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if p, _ := auth.PrincipalFrom(c.Request().Context()); underPrefix(c, "/v1/admin") && !p.Admin {
 			return apierr.New(http.StatusForbidden, "forbidden", "this route needs an admin api key")
 		}
+		return next(c)
+	}
+}
+
+// failFastOnTemporal marks every request's context so that its Temporal
+// calls give up on an unreachable server after temporalrpc.Grace (503
+// orchestrator_unavailable) instead of retrying until the request's own
+// deadline: a client told to retry in 5 s is better served than one left
+// waiting a minute for a 500. Work a request leaves running in the
+// background (contexts made with context.WithoutCancel) keeps the mark.
+func failFastOnTemporal(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.SetRequest(c.Request().WithContext(temporalrpc.FailFast(c.Request().Context())))
 		return next(c)
 	}
 }

@@ -105,7 +105,14 @@ func (c *Client) touchLoop(id string, e *entry) {
 			e.valid = false // the entity ended: the next use starts it again
 		case c.bg.Err() != nil:
 		default:
-			c.log.Warn("touch signal failed", "workflow_id", id, "err", err)
+			// Temporal is unreachable (or refused): keep the use pending, so
+			// it is sent again after touchEvery and the idle deadline still
+			// counts from it once Temporal is back. Dropped, the sandbox
+			// would stop an interval after an earlier use.
+			if at.After(e.pending) {
+				e.pending = at
+			}
+			c.log.Warn("touch signal failed; sent again later", "workflow_id", id, "err", err, "retry_in", every)
 		}
 		c.mu.Unlock()
 	}

@@ -91,6 +91,9 @@ func startProcess(t *testing.T, name string, env map[string]string, args ...stri
 	}
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	// A group of its own, so killGroup takes the emulator's sandbox
+	// processes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	p := &proc{t: t, name: name, cmd: cmd, log: &out.Buffer, done: make(chan struct{})}
 	go func() {
@@ -98,7 +101,7 @@ func startProcess(t *testing.T, name string, env map[string]string, args ...stri
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		if t.Failed() {
 			out.mu.Lock()
@@ -123,6 +126,14 @@ func (p *proc) running() bool {
 func (p *proc) signal(sig syscall.Signal) {
 	p.t.Helper()
 	require.NoError(p.t, p.cmd.Process.Signal(sig))
+}
+
+// killGroup SIGKILLs the process and its children (a crash: no shutdown
+// code runs) and waits until it is gone.
+func (p *proc) killGroup() {
+	p.t.Helper()
+	require.NoError(p.t, syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL))
+	<-p.done
 }
 
 // wait waits up to d for the process to exit and returns its exit code (-1
@@ -151,6 +162,33 @@ func processEnv(t *testing.T, databaseURL, temporalAddr, emulatorURL, httpAddr, 
 		"THREADBOX_MAX_RUNNING_SANDBOXES":          "1000",
 		"THREADBOX_UPLOAD_DIR":                     t.TempDir(),
 		"LOG_LEVEL":                                "warn",
+	}
+}
+
+// processes are a serve and a worker started by startSystem.
+type processes struct {
+	serve, worker *proc
+	base          string       // serve's URL
+	workerBase    string       // the worker's metrics and health listener
+	api           *http.Client // validates every exchange against the OpenAPI document
+}
+
+// startSystem runs `serve` and `worker` with env (the worker with a
+// metrics and health listener of its own).
+func startSystem(t *testing.T, env map[string]string) processes {
+	t.Helper()
+	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	for k, v := range env {
+		workerEnv[k] = v
+	}
+	api := testenv.APIClient(t)
+	api.Timeout = 2 * time.Minute
+	return processes{
+		serve:      startProcess(t, "serve", env, "serve"),
+		worker:     startProcess(t, "worker", workerEnv, "worker"),
+		base:       "http://" + env["HTTP_ADDR"],
+		workerBase: "http://" + workerEnv["THREADBOX_WORKER_METRICS_ADDR"],
+		api:        api,
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/metrics"
+	"github.com/threadbox/threadbox/temporalrpc"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -101,6 +102,9 @@ func connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*system,
 		Namespace:      cfg.TemporalNamespace,
 		Logger:         tlog.NewStructuredLogger(log.With("component", "temporal")),
 		MetricsHandler: metrics.NewTemporalHandler(reg, log),
+		// An API request gives up on an unreachable server after
+		// temporalrpc.Grace instead of at its own deadline.
+		ConnectionOptions: client.ConnectionOptions{DialOptions: temporalrpc.DialOptions(temporalrpc.Grace)},
 	})
 	if err != nil {
 		pool.Close()

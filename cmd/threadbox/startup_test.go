@@ -32,20 +32,11 @@ func TestServeAndWorkerStartWithoutDependencies(t *testing.T) {
 	emu := testEmulator(t, emulator.Faults{})
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	env := processEnv(t, viaProxy(t, dbURL, pg), temporalAddr, emu.URL, httpAddr, "startup-"+fmt.Sprint(time.Now().UnixNano()))
-	workerEnv := map[string]string{"THREADBOX_WORKER_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	for k, v := range env {
-		workerEnv[k] = v
-	}
-	serve := startProcess(t, "serve", env, "serve")
-	worker := startProcess(t, "worker", workerEnv, "worker")
-	base := "http://" + httpAddr
-	api := testenv.APIClient(t)
-	api.Timeout = time.Minute
+	procs := startSystem(t, env)
+	serve, worker, base, api := procs.serve, procs.worker, procs.base, procs.api
 
 	testenv.Eventually(t, 30*time.Second, "serve answers /healthz", func() bool { return status(base+"/healthz", "") == http.StatusOK })
-	testenv.Eventually(t, 30*time.Second, "worker answers /healthz", func() bool {
-		return status("http://"+workerEnv["THREADBOX_WORKER_METRICS_ADDR"]+"/healthz", "") == http.StatusOK
-	})
+	testenv.Eventually(t, 30*time.Second, "worker answers /healthz", func() bool { return status(procs.workerBase+"/healthz", "") == http.StatusOK })
 	ready := readyz(t, base)
 	require.Equal(t, http.StatusServiceUnavailable, ready.status, "%s", ready)
 	require.Equal(t, "5", ready.retryAfter)

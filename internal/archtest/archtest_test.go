@@ -27,7 +27,7 @@ var layers = map[string]int{
 	"internal/httpserve": 0, "internal/sessionlog": 0,
 	// Storage, the Daytona gateway, and the stand-ins and tools that are not
 	// threadbox itself.
-	"db": 1, "daytona": 1, "emulator": 1, "devstack": 1,
+	"db": 1, "daytona": 1, "emulator": 1, "devstack": 1, "temporalrpc": 1,
 	// Building blocks over them.
 	"clientpath": 2, "auth": 2, "sandboxfs": 2, "metrics": 2, "davlock": 2, "usage": 2, "uploadspool": 2, "guardcache": 2,
 	"activities": 3, "admission": 3,

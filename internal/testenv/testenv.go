@@ -38,6 +38,7 @@ import (
 	"github.com/threadbox/threadbox/db"
 	"github.com/threadbox/threadbox/devstack"
 	"github.com/threadbox/threadbox/emulator"
+	"github.com/threadbox/threadbox/temporalrpc"
 	"github.com/threadbox/threadbox/worker"
 	"github.com/threadbox/threadbox/workflows"
 )
@@ -159,6 +160,8 @@ func TemporalAt(t testing.TB, hostPort string) (client.Client, string) {
 			HostPort:  hostPort,
 			Namespace: "default",
 			Logger:    quietTemporalLogger(),
+			// As threadbox's processes dial it (cmd/threadbox connect).
+			ConnectionOptions: client.ConnectionOptions{DialOptions: temporalrpc.DialOptions(temporalrpc.Grace)},
 		},
 		Stdout: io.Discard,
 		Stderr: io.Discard,
