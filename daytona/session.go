@@ -274,11 +274,14 @@ func seconds(d time.Duration) string {
 
 // groupScript is the start of every script that acts on a stoppable
 // command's process group: it finds the group in the session's file and
-// answers "none" when no command is running.
+// answers "none" when no command is running. An empty file is left alone:
+// the wrapper's redirection creates it an instant before its echo writes the
+// group, and removing it then would unlink the file the echo is about to
+// write, so the command could never be signalled or stopped.
 func groupScript(sessionID string) string {
 	return `f=` + shellQuote(pgidDir+"/"+sessionID+".pgid") + `
 pg=$(cat "$f" 2>/dev/null) || { echo none; exit 0; }
-case "$pg" in ''|*[!0-9]*) rm -f "$f"; echo none; exit 0 ;; esac
+case "$pg" in '') echo none; exit 0 ;; *[!0-9]*) rm -f "$f"; echo none; exit 0 ;; esac
 [ "$pg" -gt 1 ] && kill -0 -- "-$pg" 2>/dev/null || { rm -f "$f"; echo none; exit 0; }
 `
 }

@@ -367,3 +367,61 @@ func TestSessionSignalCommand(t *testing.T) {
 		}
 	}
 }
+
+// The wrapper of a stoppable command records its process group with
+// `echo $PPID > file`: the shell creates the file empty, then writes it. A
+// signal or stop that reads the file in between must answer "nothing yet" and
+// leave it; removing it unlinked the file the echo then wrote, and the command
+// could never be reached (a kill right after a start answered 503 under load).
+// Here the writer holds the empty file open for seconds, as a loaded machine
+// might between the two steps.
+func TestSessionGroupFileBeingWrittenIsLeftAlone(t *testing.T) {
+	e := newEnv(t)
+	ctx := testCtx(t)
+	_, tb := newSandbox(t, e, "tb-agent-sessions-pgid", CreateSandboxParams{})
+	const f = pgidDir + "/slow.pgid"
+	// The writer runs in a session of its own (an exec would wait for it);
+	// setsid: it leads a process group of its own, as timeout(1) does.
+	if err := tb.CreateSession(ctx, "writer"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.ExecuteSessionCommand(ctx, "writer", SessionExecRequest{Async: true,
+		Command: `mkdir -p ` + pgidDir + ` && exec setsid sh -c 'exec 3>"$1"; sleep 4; echo $$ >&3; exec sleep 3050' slow-writer ` + f}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		res, err := tb.Exec(ctx, ExecRequest{Command: `test -e ` + f + ` && echo there || true`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(res.Output) == "there" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never created its file")
+		}
+	}
+	// Read while the file is still empty (on a machine slow enough to be past
+	// the write already, this finds the group: the test then shows less, it
+	// does not fail).
+	if _, err := tb.SignalSessionCommand(ctx, "slow", SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sent, err := tb.SignalSessionCommand(ctx, "slow", SIGKILL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group was never found: its file was removed while being written")
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); countProcesses(t, tb, "sleep 3050") != "0"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed group's process is still there")
+		}
+	}
+}

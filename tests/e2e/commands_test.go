@@ -39,9 +39,10 @@ func TestBackgroundCommandOutlivesIdleInterval(t *testing.T) {
 		"command":   `for i in 1 2 3 4 5 6; do echo "line $i"; sleep 1; done; echo oops >&2; exit 7`,
 		"timeout_s": 60,
 	})
-	require.Less(t, time.Since(start), 5*time.Second, "the start answers before the command ends")
+	// The start answers before the command ends: its answer says running,
+	// with no exit code (a wall-clock bound here would measure the machine).
 	require.True(t, strings.HasPrefix(cmd.CommandID, "cmd-"), cmd.CommandID)
-	require.Equal(t, "running", cmd.Status)
+	require.Equal(t, "running", cmd.Status, "the start answers before the command ends")
 	require.Nil(t, cmd.ExitCode)
 	require.Equal(t, "bg", cmd.ThreadID)
 	require.Equal(t, 60, cmd.TimeoutS)
