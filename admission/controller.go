@@ -162,14 +162,7 @@ func (c *Controller) AdmitSandbox(ctx context.Context, ref entity.Ref) (release 
 	return func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		err := pgx.BeginFunc(rctx, c.pool, func(tx pgx.Tx) error {
-			q := c.q.WithTx(tx)
-			if err := q.AdmissionAsyncCommit(rctx); err != nil {
-				return err
-			}
-			return q.AdmissionRelease(rctx, token)
-		})
-		if err != nil {
+		if err := c.q.AdmissionRelease(rctx, token); err != nil {
 			// The claim expires on its own after claimTTL.
 			c.log.WarnContext(rctx, "releasing sandbox claim", "workflow_id", ref.WorkflowID(), "err", err)
 		}

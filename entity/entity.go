@@ -235,6 +235,12 @@ type EnsureResult struct {
 	Generation   int       `json:"Generation"`
 	RunningUntil time.Time `json:"RunningUntil"` // earliest moment the workflow could stop the sandbox
 	Created      bool      `json:"Created"`      // this call created a new sandbox (first use or recreate)
+	// LastUseAt and AutoStopAt are the entity's last use and stop deadline
+	// (leases included) as the workflow held them when it answered, so the
+	// API can answer a create without a query (a worker task of its own).
+	// Zero from workers older than these fields.
+	LastUseAt  time.Time `json:"LastUseAt"`
+	AutoStopAt time.Time `json:"AutoStopAt"`
 }
 
 // TouchSignal records uses seen by the API up to At.

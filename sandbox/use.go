@@ -318,6 +318,13 @@ func (c *Client) store(ref entity.Ref, res entity.EnsureResult, horizon time.Tim
 	}
 	e.res = res
 	e.valid = true
+	// The ensure reported the use like a touch would: the use's trailing
+	// touch waits its turn (touchEvery) instead of signalling the workflow
+	// at once, which cost a workflow task right behind every cold use (a
+	// create's first exec ran beside it).
+	if now := c.opts.Now(); now.After(e.lastSent) {
+		e.lastSent = now
+	}
 	return e.tb
 }
 

@@ -187,6 +187,8 @@ func (e *entityRun) ensureRunning(ctx workflow.Context, req entity.EnsureRequest
 		Generation:   e.st.Generation,
 		RunningUntil: e.runningUntil(),
 		Created:      e.st.SandboxID != before,
+		LastUseAt:    e.st.LastUseAt,
+		AutoStopAt:   e.stopDeadline(),
 	}, nil
 }
 

@@ -465,6 +465,12 @@ func TestEntityRunningUntilIgnoresReleasableLeases(t *testing.T) {
 	assert.False(t, leased.res.RunningUntil.After(t0.Add(17*time.Minute)),
 		"RunningUntil %s is later than the stop at %s", hhmm(leased.res.RunningUntil.Sub(t0)), stopAt)
 	assert.Equal(t, t0.Add(16*time.Minute), leased.res.RunningUntil)
+	// The answer also carries the state a query would show (the API answers
+	// a create from it): the last use, and the deadline the lease holds.
+	assert.Equal(t, t0, first.res.LastUseAt)
+	assert.Equal(t, t0.Add(15*time.Minute), first.res.AutoStopAt)
+	assert.Equal(t, t0.Add(time.Minute), leased.res.LastUseAt)
+	assert.Equal(t, t0.Add(time.Hour+time.Minute), leased.res.AutoStopAt, "the lease holds the stop")
 }
 
 // TestEntityFailedStartKeepsTheAutoDelete: when starting a stopped sandbox

@@ -199,8 +199,9 @@ func (t *Routes) create(c echo.Context) error {
 		t.forgetGuard(ref)
 	}
 	var res entity.EnsureResult
+	cached := false
 	err = t.Sandboxes.Use(ctx, ref, sandbox.UseOptions{Guard: t.guard(ref)}, func(_ context.Context, sb *sandbox.Sandbox) error {
-		res = sb.Result
+		res, cached = sb.Result, sb.Cached
 		return nil
 	})
 	var refused *admission.Error
@@ -234,7 +235,28 @@ func (t *Routes) create(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
+	if !cached && !res.AutoStopAt.IsZero() {
+		// The workflow's own answer, given a moment ago, already holds what
+		// a state query would return: no query (≈ 5 ms, a worker task).
+		return c.JSON(status, withEnsureResult(v, res))
+	}
 	return c.JSON(status, t.withLiveState(ctx, ref, v))
+}
+
+// withEnsureResult is v with the live state an uncached ensure-running
+// answered: the sandbox runs, last used and due to stop as the workflow said.
+func withEnsureResult(v threadView, res entity.EnsureResult) threadView {
+	lastUse, stopAt := res.LastUseAt.UTC(), res.AutoStopAt.UTC()
+	v.State = string(entity.PhaseRunning)
+	v.SandboxID, v.Generation = &res.SandboxID, int32(res.Generation)
+	if res.Snapshot != "" {
+		v.Snapshot = &res.Snapshot
+	}
+	if !lastUse.IsZero() {
+		v.LastActivityAt = &lastUse
+	}
+	v.AutoStopAt, v.AutoDeleteAt = &stopAt, nil
+	return v
 }
 
 type threadList struct {

@@ -14,10 +14,6 @@ SELECT pg_advisory_xact_lock(hashtextextended('threadbox:threads:' || @user_id::
 -- does not wait for its commit to reach the disk.
 SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtextextended('threadbox:sandboxes', 0));
 
--- name: AdmissionAsyncCommit :exec
--- This transaction's commit need not wait for the disk (see above).
-SELECT set_config('synchronous_commit', 'off', true);
-
 -- name: AdmissionCountThreads :one
 -- The user's live threads, and whether thread_id is one of them.
 SELECT count(*)::int AS live,
@@ -56,8 +52,13 @@ WITH n AS (
 SELECT n.total, n.user_agents, EXISTS (SELECT 1 FROM claim)::boolean AS claimed FROM n;
 
 -- name: AdmissionRelease :exec
--- Ends a claim, and sweeps the claims of replicas that died.
-DELETE FROM sandbox_claims WHERE token = @token OR expires_at <= now();
+-- Ends a claim, and sweeps the claims of replicas that died. One statement
+-- in its own transaction (one round trip, on the way back of every cold
+-- ensure), whose commit need not wait for the disk (see above): the CTE's
+-- set_config is local to that transaction and read when it commits.
+WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS v)
+DELETE FROM sandbox_claims
+WHERE (token = @token OR expires_at <= now()) AND EXISTS (SELECT 1 FROM async);
 
 -- name: AdmissionNextAutoStop :one
 -- Seconds until the earliest auto-stop still ahead among running threads (of

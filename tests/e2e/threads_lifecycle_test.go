@@ -190,6 +190,10 @@ func TestThreadGetShowsLiveDeadlines(t *testing.T) {
 	// answer (a second's slack for the stored precision).
 	requireBetween(t, *first.AutoStopAt, created.Add(29*time.Second), time.Now().Add(31*time.Second), "auto_stop_at")
 	require.Equal(t, "running", th.State)
+	// The create answers from the workflow's ensure-running result, not a
+	// state query: the same instants as the query behind the GET.
+	require.True(t, th.AutoStopAt.Equal(*first.AutoStopAt), "create %s, get %s", th.AutoStopAt, first.AutoStopAt)
+	require.True(t, th.LastActivityAt.Equal(*first.LastActivityAt), "create %s, get %s", th.LastActivityAt, first.LastActivityAt)
 
 	time.Sleep(1500 * time.Millisecond)
 	require.Equal(t, 0, c.exec("deadline", "true").ExitCode)
