@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
@@ -29,6 +30,9 @@ type ReconcileResult struct {
 	Checked int      `json:"Checked"`
 	Deleted []string `json:"Deleted"` // sandbox ids deleted as orphans
 	Skipped int      `json:"Skipped"` // young, foreign-kind or undecidable sandboxes left alone
+	// Redelivered counts user deletes whose signal never reached their
+	// running workflow (see redeliverDelete), sent again by this pass.
+	Redelivered int `json:"Redelivered"`
 }
 
 // ReconcileSandboxes finds sandboxes threadbox created that no entity tracks
@@ -65,6 +69,14 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		wfID := ref.WorkflowID()
 		if !ok || sb.CreatedAt.IsZero() || now.Sub(sb.CreatedAt) < in.GracePeriod {
 			res.Skipped++
+			continue
+		}
+		if sent, err := a.redeliverDelete(ctx, ref, sb); err != nil {
+			a.Logger.WarnContext(ctx, "reconcile: re-sending a user delete failed; leaving the sandbox", "sandbox", sb.ID, "workflow", wfID, "err", err)
+			res.Skipped++
+			continue
+		} else if sent {
+			res.Redelivered++
 			continue
 		}
 		owned, err := a.owned(ctx, ref, sb)
@@ -105,6 +117,44 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		}
 	}
 	return res, nil
+}
+
+// redeliverDelete tells the running workflow of a thread its user deleted
+// to delete, when the delete never reached it: the API marks the row
+// deleted before it signals, and the signal fails while Temporal is
+// unreachable (the user gets a 503, a retry 404). Without this the
+// workflow would keep the sandbox until its own idle timers stop and
+// delete it, hours later. The request id is fixed per sandbox so passes
+// repeat one request, and the workflow carries the delete out itself (it
+// may be in the middle of a create or start). A thread revived after the
+// row was read loses its current run; its next use starts a new one.
+// It reports false when the thread is not deleted or its workflow does
+// not run (then the sandbox is an ordinary orphan).
+func (a *Activities) redeliverDelete(ctx context.Context, ref entity.Ref, sb daytona.Sandbox) (bool, error) {
+	if ref.Kind != entity.KindThread {
+		return false, nil
+	}
+	row, err := a.Queries.APIGetThread(ctx, db.APIGetThreadParams{UserID: ref.UserID, ThreadID: ref.ThreadID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading thread %s: %w", ref.ThreadID, err)
+	}
+	if row.State != "deleted" {
+		return false, nil
+	}
+	req := entity.DeleteRequest{RequestID: "reconcile-" + sb.ID, Cause: CauseUserDelete}
+	err = a.Temporal.SignalWorkflow(ctx, ref.WorkflowID(), "", entity.SignalDelete, req)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("signalling %s: %w", ref.WorkflowID(), err)
+	}
+	a.Logger.InfoContext(ctx, "reconcile: re-sent a user delete its workflow never received", "sandbox", sb.ID, "workflow", ref.WorkflowID())
+	return true, nil
 }
 
 // owned reports whether the entity workflow of ref runs and may still use

@@ -78,6 +78,49 @@ func TestReconcilerDeletesOrphansAndKeepsTrackedSandboxes(t *testing.T) {
 	assert.Equal(t, []string{tracked.SandboxID}, res.Deleted)
 }
 
+// A user delete whose signal never reached the workflow (Temporal was
+// unreachable after the API marked the row deleted) is sent again by the
+// next pass, and the workflow deletes its sandbox and ends.
+func TestReconcilerRedeliversAUserDeleteTheWorkflowMissed(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	c, _ := testenv.Temporal(t)
+	tq, _ := startWorker(t, f, c)
+
+	in := entity.Input{Kind: entity.KindThread, UserID: "erin", ThreadID: "missed",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	_, err := f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: in.UserID, ThreadID: in.ThreadID})
+	require.NoError(t, err)
+	tracked := ensureThread(ctx, t, c, tq, in)
+	n, err := f.q.APIMarkThreadDeleted(ctx, db.APIMarkThreadDeletedParams{UserID: in.UserID, ThreadID: in.ThreadID})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+
+	res, err := f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Redelivered)
+	assert.Empty(t, res.Deleted, "the workflow deletes its own sandbox")
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	require.NoError(t, c.GetWorkflow(wctx, entity.Thread(in.UserID, in.ThreadID).WorkflowID(), "").Get(wctx, nil), "the delete ends the workflow")
+	_, err = f.gw.GetSandbox(ctx, tracked.SandboxID)
+	assert.ErrorIs(t, err, daytona.ErrNotFound, "its sandbox is gone")
+
+	// A live thread's tracked sandbox is not touched by the same pass.
+	live := entity.Input{Kind: entity.KindThread, UserID: "erin", ThreadID: "live",
+		Config: entity.Config{AutoStop: time.Hour, AutoDelete: time.Hour}}
+	_, err = f.q.APICreateOrReviveThread(ctx, db.APICreateOrReviveThreadParams{UserID: live.UserID, ThreadID: live.ThreadID})
+	require.NoError(t, err)
+	kept := ensureThread(ctx, t, c, tq, live)
+	res, err = f.acts.ReconcileSandboxes(ctx, activities.ReconcileInput{})
+	require.NoError(t, err)
+	assert.Zero(t, res.Redelivered)
+	assert.Empty(t, res.Deleted)
+	sb, err := f.gw.GetSandbox(ctx, kept.SandboxID)
+	require.NoError(t, err)
+	assert.Equal(t, daytona.StateStarted, sb.State)
+}
+
 func TestEntityWorkflowIDsMatchTheWorkflowsPackage(t *testing.T) {
 	// The reconciler derives workflow ids from labels without importing
 	// workflows; ReconcileSandboxes relies on this format.
