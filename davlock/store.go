@@ -47,8 +47,13 @@ import (
 const DefaultMaxPerUser = 1000
 
 // DefaultLease is how long a request's holds and transient locks last
-// without renewal when Store.Lease is 0.
-const DefaultLease = time.Minute
+// without renewal when Store.Lease is 0. It bounds how long a replica that
+// died mid-write (SIGKILL, a lost node) keeps the file locked against
+// everybody, the client retrying that very write included: short, since the
+// running write renews it every third (3.3 s), so only a holder that stopped
+// renewing for 10 s loses it. It was a minute, and a client whose PUT was
+// cut by a killed replica got 423 for up to a minute on its retry.
+const DefaultLease = 10 * time.Second
 
 // staleAfter is how long an expired lock is kept before any replica's
 // Create sweeps it: longer than the clock skew between replicas.
@@ -68,6 +73,32 @@ var (
 	// live locks already.
 	ErrTooManyLocks = errors.New("davlock: too many live locks")
 )
+
+// LockedError is ErrLocked (errors.Is) caused only by other requests'
+// writes in progress (transient locks, no client's LOCK): RetryAfter is when
+// the latest of their current leases ends, the longest the conflict lasts
+// if its writer died, so the client can be told when to try again. A
+// conflict with a client's LOCK is plain ErrLocked: it lasts until that
+// client unlocks.
+type LockedError struct{ RetryAfter time.Duration }
+
+func (e *LockedError) Error() string        { return ErrLocked.Error() + " by a write in progress" }
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// conflict is the error for a path whose locks refuse the request: a
+// LockedError when every refusing lock is transient, else ErrLocked.
+func conflict(refusing []db.DavLock, now time.Time) error {
+	var until time.Time
+	for _, l := range refusing {
+		if !l.Transient {
+			return ErrLocked
+		}
+		if l.ExpiresAt.After(until) {
+			until = l.ExpiresAt
+		}
+	}
+	return &LockedError{RetryAfter: max(until.Sub(now), time.Second)}
+}
 
 // Store is the lock table. The zero value with a Pool is ready to use.
 type Store struct {
@@ -154,11 +185,15 @@ func (s *Store) Create(ctx context.Context, user string, now time.Time, l Lock) 
 		if err != nil {
 			return fmt.Errorf("reading locks: %w", err)
 		}
+		var refusing []db.DavLock
 		for _, o := range near {
 			overlap := covers(o, l.Root) || (!l.ZeroDepth && below(o.Root, l.Root))
 			if overlap && !(l.Shared && o.Shared && !o.Transient) {
-				return ErrLocked
+				refusing = append(refusing, o)
 			}
+		}
+		if len(refusing) > 0 {
+			return conflict(refusing, now)
 		}
 		return q.InsertDavLock(ctx, db.InsertDavLockParams{
 			Token: l.Token, UserID: user, Root: l.Root, ZeroDepth: l.ZeroDepth, Shared: l.Shared,
@@ -262,10 +297,12 @@ func (s *Store) Acquire(ctx context.Context, user string, now time.Time, targets
 					roots = append(roots, l.Root)
 				}
 			}
+			var refusing []db.DavLock
 			for _, r := range roots {
-				if !satisfied(near, r, presented) {
-					return ErrLocked
-				}
+				refusing = append(refusing, unsatisfied(near, r, presented)...)
+			}
+			if len(refusing) > 0 {
+				return conflict(refusing, now)
 			}
 			covered := false
 			for _, l := range near {
@@ -377,24 +414,29 @@ func (g *Grant) Release() {
 	})
 }
 
-// satisfied reports whether a write to p presented what the locks covering p
-// ask for: the token of an exclusive lock, or of one of the shared locks
-// (each holder of a shared lock may write).
-func satisfied(locks []db.DavLock, p string, presented []string) bool {
-	shared, sharedPresented := false, false
+// unsatisfied returns the locks covering p that refuse a write to p: every
+// exclusive lock whose token was not presented, and the shared locks when
+// none of theirs was (each holder of a shared lock may write). None: the
+// write presented what the locks ask for.
+func unsatisfied(locks []db.DavLock, p string, presented []string) []db.DavLock {
+	var refusing, shared []db.DavLock
+	sharedPresented := false
 	for _, l := range locks {
 		if !covers(l, p) {
 			continue
 		}
 		ok := slices.Contains(presented, l.Token)
-		if !l.Shared && !ok {
-			return false
-		}
-		if l.Shared {
-			shared, sharedPresented = true, sharedPresented || ok
+		switch {
+		case l.Shared:
+			shared, sharedPresented = append(shared, l), sharedPresented || ok
+		case !ok:
+			refusing = append(refusing, l)
 		}
 	}
-	return !shared || sharedPresented
+	if !sharedPresented {
+		refusing = append(refusing, shared...)
+	}
+	return refusing
 }
 
 // covers reports whether lock l covers path p.

@@ -2,10 +2,12 @@ package davlock_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/threadbox/threadbox/davlock"
@@ -158,7 +160,7 @@ func TestHoldsAcrossReplicas(t *testing.T) {
 	a, b := twoStores(t)
 	now := time.Now()
 	short := lock("/h", true, false)
-	short.Timeout = 10 * time.Second
+	short.Timeout = 2 * time.Second
 	l, err := a.Create(ctx, "u", now, short)
 	require.NoError(t, err)
 	g, err := a.Acquire(ctx, "u", now, []davlock.Target{{Path: "/h"}}, []string{l.Token})
@@ -168,8 +170,8 @@ func TestHoldsAcrossReplicas(t *testing.T) {
 	_, err = b.Refresh(ctx, "u", now, l.Token, "/h", time.Minute)
 	require.ErrorIs(t, err, davlock.ErrHeld)
 	require.ErrorIs(t, b.Unlock(ctx, "u", now, l.Token, "/h"), davlock.ErrHeld)
-	_, err = b.Acquire(ctx, "u", now.Add(30*time.Second), []davlock.Target{{Path: "/h"}}, nil)
-	require.ErrorIs(t, err, davlock.ErrLocked, "a held lock does not expire (its timeout is 10 s)")
+	_, err = b.Acquire(ctx, "u", now.Add(davlock.DefaultLease-time.Second), []davlock.Target{{Path: "/h"}}, nil)
+	require.ErrorIs(t, err, davlock.ErrLocked, "a held lock does not expire (its timeout is 2 s) while the hold's lease runs")
 	g.Release()
 	require.NoError(t, b.Unlock(ctx, "u", now, l.Token, "/h"), "released, it can be unlocked")
 
@@ -238,4 +240,43 @@ func TestLocksPerUserBounded(t *testing.T) {
 	require.ErrorIs(t, err, davlock.ErrTooManyLocks)
 	_, err = s.Create(ctx, "a", now.Add(2*time.Minute), lock("/over2", true, false))
 	require.NoError(t, err, "expired locks free their slots")
+}
+
+// A write whose replica died (its lease no longer renewed) keeps the file
+// locked at most DefaultLease, and a write refused meanwhile learns when to
+// try again. Fault suite at 9b7ac62: a client retried its PUT after the
+// serve handling it was SIGKILLed and got 423 Locked, from the dead
+// replica's transient lock, which lived a minute.
+func TestDeadWritersLockExpiresWithinTheLease(t *testing.T) {
+	pool, url := testenv.Database(t)
+	deadPool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	dead := &davlock.Store{Pool: deadPool} // the replica that dies mid-PUT
+	live := &davlock.Store{Pool: pool}
+	t0 := time.Now()
+	_, err = dead.Acquire(ctx, "u", t0, []davlock.Target{{Path: "/f.bin"}}, nil)
+	require.NoError(t, err)
+	deadPool.Close() // its renewals fail from now on, as a killed process's would
+
+	_, err = live.Acquire(ctx, "u", t0.Add(time.Second), []davlock.Target{{Path: "/f.bin"}}, nil)
+	require.ErrorIs(t, err, davlock.ErrLocked, "the write is still within its lease")
+	var le *davlock.LockedError
+	require.ErrorAs(t, err, &le, "a conflict with a write in progress says when to retry")
+	require.Greater(t, le.RetryAfter, time.Duration(0))
+	require.LessOrEqual(t, le.RetryAfter, davlock.DefaultLease-time.Second)
+	_, err = live.Create(ctx, "u", t0.Add(time.Second), lock("/f.bin", true, false))
+	require.ErrorAs(t, err, &le, "a LOCK refused by a write in progress too")
+
+	// The contract's bound: 10 s after the holder stopped renewing.
+	require.LessOrEqual(t, davlock.DefaultLease, 10*time.Second)
+	g, err := live.Acquire(ctx, "u", t0.Add(10*time.Second+time.Millisecond), []davlock.Target{{Path: "/f.bin"}}, nil)
+	require.NoError(t, err, "the dead writer's lock is gone after the lease")
+	g.Release()
+
+	// A client's LOCK is no write in progress: no Retry-After.
+	_, err = live.Create(ctx, "u", time.Now(), lock("/locked.txt", true, false))
+	require.NoError(t, err)
+	_, err = live.Acquire(ctx, "u", time.Now(), []davlock.Target{{Path: "/locked.txt"}}, nil)
+	require.ErrorIs(t, err, davlock.ErrLocked)
+	require.False(t, errors.As(err, &le), "a LOCK's conflict lasts until its client unlocks")
 }

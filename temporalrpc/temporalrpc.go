@@ -10,11 +10,17 @@
 // with the Unavailable error (503 orchestrator_unavailable, Retry-After) once
 // every attempt for Grace has failed Unavailable. Other calls (the worker's
 // polls and completions, background signals) keep the SDK's behaviour.
+//
+// It is also where transport failures are typed: a stream the server side
+// reset (RST_STREAM, which gRPC reports as Canceled or Internal) is
+// Unavailable, for every call, so it is retried and, for an API request,
+// answered 503 orchestrator_unavailable by api/apierr.
 package temporalrpc
 
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +94,7 @@ func outer(ctx context.Context, method string, req, reply any, cc *grpc.ClientCo
 func inner(grace time.Duration) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
+		err = transportUnavailable(ctx, err)
 		c, ok := ctx.Value(callKey{}).(*call)
 		if !ok {
 			return err
@@ -108,4 +115,32 @@ func inner(grace time.Duration) grpc.UnaryClientInterceptor {
 		}
 		return err
 	}
+}
+
+// transportUnavailable types a transport failure of an attempt as the
+// Unavailable it is, so the SDK retries it as it retries a refused
+// connection and the API answers 503 orchestrator_unavailable, not 500.
+// A stream the server side reset (RST_STREAM: a frontend or proxy that went
+// away or shed the stream mid-call) arrives as Canceled (CANCEL) or
+// Internal (INTERNAL_ERROR) although the caller cancelled nothing. The
+// caller's own cancellation (ctx done) stays Canceled, and an Internal the
+// server answered (its own failure, with no stream reset) stays Internal.
+func transportUnavailable(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Canceled:
+	case codes.Internal:
+		if !strings.Contains(st.Message(), "RST_STREAM") {
+			return err
+		}
+	default:
+		return err
+	}
+	return status.Error(codes.Unavailable, "transport: "+st.Message())
 }

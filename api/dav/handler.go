@@ -151,7 +151,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return h.serveLock(ctx, w, r, fs, p.UserID, src, xmlBody, ifh)
 		}
 		locks := &requestLocks{ctx: ctx, store: h.Locks, user: p.UserID, src: src, dst: dst,
-			tree: r.Method == http.MethodDelete || r.Method == "MOVE" || r.Method == "COPY", presented: ifh.tokens(), fs: fs}
+			tree: r.Method == http.MethodDelete || r.Method == "MOVE" || r.Method == "COPY", presented: ifh.tokens(), fs: fs, header: w.Header()}
 		defer locks.releaseAll()
 		engine := &webdav.Handler{
 			Prefix:     h.Prefix,

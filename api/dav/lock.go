@@ -94,6 +94,7 @@ func (h *Handler) serveLock(ctx context.Context, w http.ResponseWriter, r *http.
 	l, err := h.Locks.Create(ctx, user, now, davlock.Lock{Root: src, ZeroDepth: zeroDepth, Shared: li.LockScope.Shared != nil, OwnerXML: owner, Timeout: timeout})
 	switch {
 	case errors.Is(err, davlock.ErrLocked):
+		setRetryAfter(w.Header(), err)
 		writeStatus(w, http.StatusLocked)
 		return nil
 	case errors.Is(err, davlock.ErrTooManyLocks):

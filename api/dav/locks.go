@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,6 +56,9 @@ type requestLocks struct {
 	tree      bool
 	presented []string
 	fs        *FS
+	// header is the response's: a 423 caused by another write in progress
+	// gets its Retry-After (see lockedRetryAfter).
+	header http.Header
 
 	mu     sync.Mutex
 	grants map[string]*davlock.Grant // transient lock token → its grant
@@ -84,7 +88,9 @@ func (l *requestLocks) Confirm(now time.Time, name0, name1 string, _ ...webdav.C
 	case errors.Is(err, davlock.ErrHeld):
 		return nil, webdav.ErrConfirmationFailed // in use by another request: 412, as the engine answers
 	case errors.Is(err, davlock.ErrLocked):
-		return nil, l.fs.note(errLocked)
+		e := *errLocked
+		e.RetryAfter = lockedRetryAfter(err)
+		return nil, l.fs.note(&e)
 	case err != nil:
 		return nil, l.fs.note(err)
 	}
@@ -96,6 +102,7 @@ func (l *requestLocks) Create(now time.Time, d webdav.LockDetails) (string, erro
 	g, err := l.store.Acquire(l.ctx, l.user, now, []davlock.Target{{Path: d.Root, Tree: l.tree}}, l.tokens())
 	switch {
 	case errors.Is(err, davlock.ErrLocked):
+		setRetryAfter(l.header, err)
 		return "", webdav.ErrLocked
 	case err != nil:
 		return "", l.fs.note(err)
@@ -157,5 +164,25 @@ func (l *requestLocks) releaseAll() {
 	l.mu.Unlock()
 	for _, g := range grants {
 		g.Release()
+	}
+}
+
+// lockedRetryAfter is when a write refused 423 may try again: for a conflict
+// with other writes in progress only (davlock.LockedError), the end of their
+// current lease, by which a dead writer's lock is gone; 0 (no Retry-After)
+// for a client's LOCK, which lasts until that client unlocks.
+func lockedRetryAfter(err error) time.Duration {
+	var le *davlock.LockedError
+	if errors.As(err, &le) {
+		return le.RetryAfter
+	}
+	return 0
+}
+
+// setRetryAfter sets Retry-After (whole seconds, rounded up) on a 423 the
+// engine or the LOCK handler writes itself, when err says when to retry.
+func setRetryAfter(h http.Header, err error) {
+	if d := lockedRetryAfter(err); d > 0 && h != nil {
+		h.Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 	}
 }

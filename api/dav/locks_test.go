@@ -1,12 +1,17 @@
 package dav_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/threadbox/threadbox/db"
 )
 
 func lockBody(scope string) *strings.Reader {
@@ -146,4 +151,33 @@ func TestTreeWriteNeedsMemberTokens(t *testing.T) {
 	require.True(t, s.exists(t, "tree/m.txt"))
 	resp, _ = s.do(t, http.MethodDelete, "tree/", nil, map[string]string{"If": "<" + strings.TrimSuffix(s.URL, "/") + "/tree/m.txt> (" + tok + ")"})
 	require.Equal(t, 204, resp.StatusCode, "with the member's token (a tagged list)")
+}
+
+// A PUT refused because another replica's write of the file is in progress
+// (or its replica died mid-PUT, leaving its transient lock to run out its
+// lease) is 423 with Retry-After, the end of that lease; once it ends the
+// retried PUT is served. A client's LOCK gives no Retry-After.
+func TestPutLockedByAnotherWriteSaysWhenToRetry(t *testing.T) {
+	s := newDavServer(t, 1<<30)
+	// The row a replica SIGKILLed mid-PUT leaves: a transient lock whose
+	// lease nobody renews any more.
+	until := time.Now().Add(3 * time.Second)
+	require.NoError(t, s.Q.InsertDavLock(context.Background(), db.InsertDavLockParams{
+		Token: "urn:uuid:dead-writer", UserID: testUser, Root: "/cut.bin", ZeroDepth: true, Transient: true, ExpiresAt: until,
+	}))
+	resp, _ := s.do(t, http.MethodPut, "cut.bin", strings.NewReader("again"), nil)
+	require.Equal(t, http.StatusLocked, resp.StatusCode)
+	ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", resp.Header.Get("Retry-After"))
+	require.True(t, ra >= 1 && ra <= 3, "Retry-After %d: the lease's end, 3 s away", ra)
+
+	time.Sleep(time.Until(until) + 100*time.Millisecond)
+	resp, _ = s.do(t, http.MethodPut, "cut.bin", strings.NewReader("again"), nil)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "the dead writer's lease ended")
+
+	resp, _ = s.do(t, "LOCK", "cut.bin", lockBody("exclusive"), nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = s.do(t, http.MethodPut, "cut.bin", strings.NewReader("v3"), nil)
+	require.Equal(t, http.StatusLocked, resp.StatusCode)
+	require.Empty(t, resp.Header.Get("Retry-After"), "a client's LOCK lasts until it unlocks")
 }

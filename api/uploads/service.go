@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -95,9 +96,10 @@ func New(cfg Config) (*Service, error) {
 	composer := handler.NewStoreComposer()
 	// Core and termination only: deferred length would bypass the quota
 	// check at creation, concatenation is not needed by our clients.
-	composer.UseCore(st)
-	composer.UseTerminater(st)
-	composer.UseLocker(spool.Locker())
+	typed := typedStore{inner: st, s: s}
+	composer.UseCore(typed)
+	composer.UseTerminater(typed)
+	composer.UseLocker(typedLocker{inner: spool.Locker(), s: s})
 	h, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,
@@ -147,7 +149,11 @@ func (s *Service) reject(ctx context.Context, err error) error {
 	if apierr.ServerFault(e) {
 		s.cfg.Logger.ErrorContext(ctx, "upload failed", "status", e.Status, "code", e.Code, "err", err)
 	}
-	return handler.NewError(e.Code, e.Message, e.Status)
+	he := handler.NewError(e.Code, e.Message, e.Status)
+	if e.RetryAfter > 0 { // 503 and 429 say when to come back, as apierr.Write does
+		he.HTTPResponse.Header["Retry-After"] = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+	}
+	return he
 }
 
 // destination validates the client's destination path (a file in the volume).
@@ -199,7 +205,7 @@ func (s *Service) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler
 	}
 	if err := s.cfg.Queries.CreateUpload(ctx, db.CreateUploadParams{ID: id, UserID: user, Path: dst, Size: info.Size}); err != nil {
 		_ = s.cfg.Queries.DeleteVolumeReservation(context.WithoutCancel(ctx), id)
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, fmt.Errorf("recording upload: %w", err)
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, s.reject(ctx, fmt.Errorf("recording upload: %w", err))
 	}
 	meta := handler.MetaData{metaPath: dst, metaOwner: user}
 	if name, ok := info.MetaData[metaName]; ok {

@@ -46,6 +46,10 @@ type driver struct {
 	started  map[string]int // lifecycles started, by kind
 	finished map[string]int // lifecycles that ran to their end, by kind
 	failures []string
+	// errors500 names every attempt answered 500 (method, path, code):
+	// a dependency outage must be a 503 with its code, a 500 is a bug, so
+	// each is a test failure at the end even when its retry succeeded.
+	errors500 []string
 }
 
 type threadRec struct {
@@ -71,7 +75,8 @@ type answer struct {
 	attempts int
 }
 
-// call sends a request, retrying 429, 5xx and connection errors. base < 0
+// call sends a request, retrying 429, 5xx, 423 with Retry-After and
+// connection errors. base < 0
 // spreads the attempts across the serves (each retry goes to the next);
 // otherwise every attempt goes to bases[base].
 func (d *driver) call(ctx context.Context, key string, base int, method, path string, body []byte, hdr map[string]string) (answer, error) {
@@ -99,6 +104,16 @@ func (d *driver) call(ctx context.Context, key string, base int, method, path st
 			cause, last = "connection", err
 		case a.status == 429 || a.status >= 500:
 			cause, last = strconv.Itoa(a.status)+errorCode(a.body), fmt.Errorf("%s %s: %d %s", method, path, a.status, truncate(a.body))
+			if a.status == http.StatusInternalServerError {
+				d.mu.Lock()
+				d.errors500 = append(d.errors500, fmt.Sprintf("%s %s (attempt %d, serve %d): 500%s %s", method, path, attempt+1, b, errorCode(a.body), truncate(a.body)))
+				d.mu.Unlock()
+			}
+		case a.status == http.StatusLocked && wait > 0:
+			// Another write of the resource is in progress (or its replica
+			// died mid-write): the server says when its lock ends. A 423
+			// without Retry-After (a client's LOCK) is not retried.
+			cause, last = "423"+errorCode(a.body), fmt.Errorf("%s %s: 423 %s", method, path, truncate(a.body))
 		default:
 			return a, nil
 		}

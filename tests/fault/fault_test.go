@@ -266,6 +266,12 @@ func TestFaultSuite(t *testing.T) {
 	if rep.gaveUp > 0 {
 		t.Errorf("%d requests still failed after %d attempts", rep.gaveUp, maxAttempts)
 	}
+	d.mu.Lock()
+	rep.errors500 = len(d.errors500)
+	for _, e := range d.errors500 {
+		t.Errorf("answered 500 (an outage must be a 503 with its code): %s", e)
+	}
+	d.mu.Unlock()
 	if sz.name == "long" && (rep.injected["worker-kill"] < 20 || rep.finished["thread"] < 200) {
 		t.Errorf("the long run must do at least 20 worker kills and 200 thread lifecycles: %v, %d lifecycles", rep.injected, rep.finished["thread"])
 	}
@@ -687,6 +693,7 @@ type report struct {
 	selfExits                           int
 	started, finished                   map[string]int
 	requests, retried, retries, gaveUp  int64
+	errors500                           int
 	causes                              map[string]int
 	live, sandboxes, reconciled         int
 	duplicates, leftovers               int
@@ -725,7 +732,7 @@ func (r *report) String() string {
 		causes = append(causes, k+" "+strconv.Itoa(v))
 	}
 	sort.Strings(causes)
-	fmt.Fprintf(&b, "  requests: %d, %d needed a retry (%d retries: %s), %d gave up\n", r.requests, r.retried, r.retries, strings.Join(causes, ", "), r.gaveUp)
+	fmt.Fprintf(&b, "  requests: %d, %d needed a retry (%d retries: %s), %d gave up, %d answered 500\n", r.requests, r.retried, r.retries, strings.Join(causes, ", "), r.gaveUp, r.errors500)
 	fmt.Fprintf(&b, "  sandboxes: %d live threads, %d threadbox sandboxes in Daytona, %d deleted by the final reconciler pass; duplicates %d, leftovers %d\n",
 		r.live, r.sandboxes, r.reconciled, r.duplicates, r.leftovers)
 	fmt.Fprintf(&b, "  bytes: %d files read back, %d lost or different; %d objects left in the S3 upload spool\n", r.filesChecked, r.lostFiles, r.spoolLeft)
