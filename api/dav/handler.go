@@ -357,13 +357,10 @@ func (g *statusGuard) Write(p []byte) (int, error) {
 	return g.ResponseWriter.Write(p)
 }
 
-// copyBufSize is the buffer of streamed responses: far larger than
-// io.Copy's 32 KiB, it cuts the read and write syscalls and wake-ups of
-// relaying a download from the sandbox. 1 MiB over 256 KiB: a 100 MB GET
-// through curl at 0.82× the direct download instead of 0.77× (medians of 7
-// interleaved runs, docs/BENCHMARKS.md). A smaller body gets a buffer of its
-// size, so small GETs do not allocate the whole of it.
-const copyBufSize = 1 << 20
+// copyBufSize is the buffer of streamed responses: larger than io.Copy's
+// 32 KiB, it halves the per-byte syscall and wake-up cost of relaying a
+// download from the sandbox.
+const copyBufSize = 256 << 10
 
 // ReadFrom relays a response body (GET) with a large buffer.
 func (g *statusGuard) ReadFrom(src io.Reader) (int64, error) {
@@ -373,11 +370,7 @@ func (g *statusGuard) ReadFrom(src io.Reader) (int64, error) {
 	if g.failure != nil {
 		return io.Copy(io.Discard, src)
 	}
-	size := int64(copyBufSize)
-	if lr, ok := src.(*io.LimitedReader); ok && lr.N < size { // http.ServeContent's io.CopyN
-		size = max(lr.N, 1)
-	}
-	buf := make([]byte, size)
+	buf := make([]byte, copyBufSize)
 	return io.CopyBuffer(struct{ io.Writer }{g.ResponseWriter}, src, buf)
 }
 
