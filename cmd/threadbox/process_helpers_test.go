@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,32 +28,6 @@ import (
 // separate processes, as a deployment does: a dependency that is down is
 // really down (nothing listens), a shutdown is a real SIGTERM, a crash a
 // real SIGKILL.
-
-// buildOnce builds the binary once per test process (the go build cache
-// makes a rebuild cheap, but not free on a shared machine).
-var buildOnce struct {
-	sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// threadboxBinary returns the path of a freshly built threadbox binary.
-func threadboxBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "threadbox-bin-")
-		if err != nil {
-			buildOnce.err = err
-			return
-		}
-		buildOnce.path = filepath.Join(dir, "threadbox")
-		cmd := exec.Command("go", "build", "-o", buildOnce.path, ".")
-		buildOnce.out, buildOnce.err = cmd.CombinedOutput()
-	})
-	require.NoError(t, buildOnce.err, "go build: %s", buildOnce.out)
-	return buildOnce.path
-}
 
 // proc is a running threadbox process.
 type proc struct {
@@ -84,7 +57,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 // printed when the test failed.
 func startProcess(t *testing.T, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(threadboxBinary(t), args...)
+	cmd := exec.Command(testenv.Binary(t), args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

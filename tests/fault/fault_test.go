@@ -328,7 +328,7 @@ func (d *driver) resident(ctx context.Context, key, user, thread string, until <
 func startSystem(t *testing.T, sz size) *system {
 	t.Helper()
 	ctx := context.Background()
-	bin := buildThreadbox(t)
+	bin := testenv.Binary(t)
 	s := &system{t: t, counts: map[string]int{}}
 	s.pg = testenv.Postgres(t)
 	pool, err := db.Open(ctx, s.pg.URL)

@@ -14,23 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/threadbox/threadbox/internal/testenv"
 )
-
-// buildThreadbox builds the threadbox binary into a temporary directory: the
-// suite runs it as separate processes, as a deployment does, so a SIGKILL
-// kills a real process and nothing of it survives in the test's memory.
-func buildThreadbox(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "threadbox")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/threadbox")
-	cmd.Dir = testenv.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
 
 // proc is one supervised child process: started, killed and started again
 // by the fault injector; when it exits on its own while it should run (a
