@@ -67,16 +67,22 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 		}
 		ref, ok := entityOf(sb.Labels)
 		wfID := ref.WorkflowID()
+		// A missed user delete is sent whatever the sandbox's age: the
+		// workflow carries it out itself, so the grace period (which guards
+		// direct deletes of sandboxes a create may still report) does not
+		// apply.
+		if ok {
+			if sent, err := a.redeliverDelete(ctx, ref, sb); err != nil {
+				a.Logger.WarnContext(ctx, "reconcile: re-sending a user delete failed; leaving the sandbox", "sandbox", sb.ID, "workflow", wfID, "err", err)
+				res.Skipped++
+				continue
+			} else if sent {
+				res.Redelivered++
+				continue
+			}
+		}
 		if !ok || sb.CreatedAt.IsZero() || now.Sub(sb.CreatedAt) < in.GracePeriod {
 			res.Skipped++
-			continue
-		}
-		if sent, err := a.redeliverDelete(ctx, ref, sb); err != nil {
-			a.Logger.WarnContext(ctx, "reconcile: re-sending a user delete failed; leaving the sandbox", "sandbox", sb.ID, "workflow", wfID, "err", err)
-			res.Skipped++
-			continue
-		} else if sent {
-			res.Redelivered++
 			continue
 		}
 		owned, err := a.owned(ctx, ref, sb)
@@ -124,10 +130,13 @@ func (a *Activities) ReconcileSandboxes(ctx context.Context, in ReconcileInput) 
 // deleted before it signals, and the signal fails while Temporal is
 // unreachable (the user gets a 503, a retry 404). Without this the
 // workflow would keep the sandbox until its own idle timers stop and
-// delete it, hours later. The request id is fixed per sandbox so passes
-// repeat one request, and the workflow carries the delete out itself (it
-// may be in the middle of a create or start). A thread revived after the
-// row was read loses its current run; its next use starts a new one.
+// delete it, hours later. The workflow carries the delete out itself (it
+// may be in the middle of a create or start) and keeps the first delete it
+// receives, so a pass that meets a delete still in progress (a slow
+// Daytona) only repeats it. Known gap: a thread revived between the row
+// read and the signal (one round trip) is deleted again by this signal,
+// its create's 201 followed by 404s; closing it needs the workflow to
+// refuse a delete older than its last use (a versioned workflow change).
 // It reports false when the thread is not deleted or its workflow does
 // not run (then the sandbox is an ordinary orphan).
 func (a *Activities) redeliverDelete(ctx context.Context, ref entity.Ref, sb daytona.Sandbox) (bool, error) {

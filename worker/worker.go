@@ -31,6 +31,13 @@ type Options struct {
 // polls outstanding, so it picks a sticky task up in far less than this.
 const stickyScheduleToStart = 2 * time.Second
 
+// maxHeartbeatThrottle caps how long the SDK holds back an activity's
+// heartbeats. Its default, 0.8 × the heartbeat timeout, would send a
+// lifecycle activity's (5 s timeout) every 4 s after the previous call
+// returned, about a second from the timeout: a GC pause or a slow frontend
+// would then time out a live attempt and start a second one beside it.
+const maxHeartbeatThrottle = time.Second
+
 // New builds a worker with every workflow and activity registered.
 func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.Worker {
 	if acts.Temporal == nil {
@@ -39,6 +46,7 @@ func New(c client.Client, opts Options, acts *activities.Activities) sdkworker.W
 	w := sdkworker.New(c, opts.TaskQueue, sdkworker.Options{
 		WorkerStopTimeout:            opts.StopTimeout,
 		StickyScheduleToStartTimeout: stickyScheduleToStart,
+		MaxHeartbeatThrottleInterval: maxHeartbeatThrottle,
 	})
 	workflows.Register(w)
 	acts.Register(w)

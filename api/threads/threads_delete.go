@@ -23,8 +23,8 @@ const deleteWait = 30 * time.Second
 // 204: the sandbox is gone. 202: the workflow accepted the delete but had not
 // finished within deleteWait; it completes on its own. If Temporal cannot be
 // reached the error is returned (503) although the row already says deleted:
-// the thread is gone for the user, and the workflow's idle timers stop and
-// delete the sandbox anyway.
+// the thread is gone for the user, and the next reconciler pass sends the
+// workflow the delete it missed (activities.redeliverDelete).
 func (t *Routes) delete(c echo.Context) error {
 	ctx := c.Request().Context()
 	ref, err := threadRef(c)
