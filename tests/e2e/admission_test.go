@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -143,8 +144,13 @@ func TestStartingAStoppedThreadIsAdmitted(t *testing.T) {
 		Configure: func(c *config.Config) { c.MaxRunningSandboxesPerUser = 1 }})
 	alice := newTC(t, env, env.UserKey)
 	_, a1 := alice.create("a1")
-	testenv.Eventually(t, 30*time.Second, "a1 stopped", func() bool {
-		return sandboxState(t, env, *a1.SandboxID) == daytona.StateStopped
+	// Admission counts what the workflow recorded, which follows Daytona's
+	// stop by the stop activity's own write.
+	testenv.Eventually(t, 30*time.Second, "a1 stopped and recorded stopped", func() bool {
+		var running int
+		require.NoError(t, env.Pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM running_sandboxes WHERE user_id = $1 AND sandbox_type = 'agent'`, env.UserID).Scan(&running))
+		return sandboxState(t, env, *a1.SandboxID) == daytona.StateStopped && running == 0
 	})
 	alice.create("a2")
 	resp, body := alice.call(http.MethodPost, "/v1/threads/a2/leases", map[string]any{"ttl_s": 120})
