@@ -177,10 +177,9 @@ class Threads:
         timeout_s: int | None = None,
     ) -> ExecResult:
         """execCommand: run a shell command and wait for it."""
-        wait = (timeout_s or DEFAULT_EXEC_TIMEOUT) + EXEC_GRACE
         resp = self._t.request(
             "POST", self._p(thread_id, "/exec"), json_body=_exec_body(command, cwd, env, timeout_s),
-            timeout=max(wait, self._t.timeout),
+            timeout=self._exec_wait(timeout_s),
         )
         return ExecResult.from_json(resp.json())
 
@@ -200,11 +199,14 @@ class Threads:
         body = _exec_body(command, cwd, env, timeout_s)
         if kill_on_disconnect:
             body["kill_on_disconnect"] = True
-        wait = (timeout_s or DEFAULT_EXEC_TIMEOUT) + EXEC_GRACE
         return _events(self._t.open(
             "POST", self._p(thread_id, "/exec"), json_body=body, headers={"Accept": NDJSON},
-            timeout=max(wait, self._t.timeout),
+            timeout=self._exec_wait(timeout_s),
         ))
+
+    def _exec_wait(self, timeout_s: int | None) -> float:
+        """How long an exec's answer may take: the command's limit and a grace."""
+        return max((timeout_s or DEFAULT_EXEC_TIMEOUT) + EXEC_GRACE, self._t.timeout)
 
     def start_command(
         self,
