@@ -220,7 +220,7 @@ func (v *APIValidator) check(req *http.Request, reqBody []byte, reqBodyKnown boo
 		return append(problems, fmt.Sprintf("%s: status %d is not documented: add it to the operation's responses in api/openapi/openapi.yaml (body: %s)",
 			op, resp.StatusCode, excerpt(body)))
 	}
-	if codes, code := documentedCodes(route.Operation.Responses.Status(resp.StatusCode)), errorCode(body); code != "" && len(codes) > 0 && !slices.Contains(codes, code) {
+	if codes, code := documentedCodes(route.Operation.Responses.Status(resp.StatusCode)), ErrorCode(body); code != "" && len(codes) > 0 && !slices.Contains(codes, code) {
 		return append(problems, fmt.Sprintf("%s: error code %q is not documented for status %d (documented: %v): add it to that response's code enum in api/openapi/openapi.yaml",
 			op, code, resp.StatusCode, codes))
 	}
@@ -312,8 +312,8 @@ func documentedCodes(r *openapi3.ResponseRef) []string {
 	return out
 }
 
-// errorCode is the code of an error body, or "".
-func errorCode(body []byte) string {
+// ErrorCode is the code of an API error body ({"error":{"code":…}}), or "".
+func ErrorCode(body []byte) string {
 	var e struct {
 		Error struct {
 			Code string `json:"code"`

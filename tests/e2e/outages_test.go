@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -75,7 +74,7 @@ func TestDatabaseBlipIsA503NotA500(t *testing.T) {
 			switch {
 			case resp.StatusCode == http.StatusOK:
 				served.Add(1)
-			case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" && errCode(b) == "database_unavailable":
+			case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "" && testenv.ErrorCode(b) == "database_unavailable":
 				refused.Add(1)
 			default:
 				other.Add(1)
@@ -152,10 +151,4 @@ func TestSandboxProviderOutageIs503(t *testing.T) {
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 	env.Calls.Intercept(nil)
 	require.Equal(t, 0, c.exec("dayt", "true").ExitCode)
-}
-
-func errCode(b []byte) string {
-	var e errJSON
-	_ = json.Unmarshal(b, &e)
-	return e.Error.Code
 }

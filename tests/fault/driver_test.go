@@ -163,19 +163,13 @@ func (d *driver) once(ctx context.Context, key, base, method, path string, body 
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}, wait, nil
 }
 
-// errorCode is " <code>" of an API error body ({"error":{"code":…}}), or
-// "" for another body: the report tells a 500 internal from a 503
-// database_unavailable.
+// errorCode is " <code>" of an API error body, or "" for another body: the
+// report tells a 500 internal from a 503 database_unavailable.
 func errorCode(body []byte) string {
-	var e struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
+	if code := testenv.ErrorCode(body); code != "" {
+		return " " + code
 	}
-	if json.Unmarshal(body, &e) != nil || e.Error.Code == "" {
-		return ""
-	}
-	return " " + e.Error.Code
+	return ""
 }
 
 func truncate(b []byte) string {
