@@ -450,7 +450,7 @@ func sandboxEnv(rt *sandboxRuntime, sandboxID string, layers ...map[string]strin
 	}
 	for _, l := range layers {
 		for k, v := range l {
-			if envNameRe().MatchString(k) {
+			if envNameRe.MatchString(k) {
 				env[k] = v
 			}
 		}
@@ -458,7 +458,9 @@ func sandboxEnv(rt *sandboxRuntime, sandboxID string, layers ...map[string]strin
 	return env
 }
 
-func envNameRe() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) }
+// envNameRe is what an environment variable name may be (compiled once: it
+// is matched per variable of every command).
+var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // exportLines renders env as sorted `export 'K=V'` lines for a launcher.
 func exportLines(env map[string]string) string {

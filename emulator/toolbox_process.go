@@ -54,7 +54,7 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, t *tbSand
 		daemonError(w, r, http.StatusBadRequest, "command cannot be empty or whitespace-only")
 		return
 	}
-	re := envNameRe()
+	re := envNameRe
 	for k := range req.Envs {
 		if !re.MatchString(k) {
 			daemonError(w, r, http.StatusBadRequest, fmt.Sprintf("invalid environment variable name: '%s'", k))
