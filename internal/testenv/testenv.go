@@ -344,8 +344,10 @@ func (e *Env) StartWorker() {
 	e.t.Cleanup(e.StopWorker)
 }
 
-// StopWorker stops the worker, as a crash would (running activities are
-// abandoned and retried by the next worker).
+// StopWorker stops the in-process worker at once (the SDK's Stop: running
+// activities are abandoned and retried by the next worker after their
+// heartbeat timeout). It is not a crash; tests of a killed process run the
+// binary (cmd/threadbox, tests/fault).
 func (e *Env) StopWorker() {
 	if e.worker != nil {
 		e.worker.Stop()

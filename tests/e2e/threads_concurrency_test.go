@@ -135,10 +135,11 @@ func TestThreadsConcurrencyAndIsolation(t *testing.T) {
 	})
 }
 
-// TestThreadWorkerCrashMidCreate: the worker dies while the sandbox is being
-// created; after a new worker takes over, the create answers and exactly one
-// sandbox exists.
-func TestThreadWorkerCrashMidCreate(t *testing.T) {
+// TestThreadWorkerStopMidCreate: the in-process worker stops while the
+// sandbox is being created; after a new worker takes over, the create
+// answers and exactly one sandbox exists. (A SIGKILLed worker process is
+// TestKilledWorkersCreateIsRetriedWithinTheHeartbeat in cmd/threadbox.)
+func TestThreadWorkerStopMidCreate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
