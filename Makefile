@@ -19,7 +19,7 @@ test: tools versitygw bwrap sqlc-check vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 ## fault: the long fault suite (tests/fault: worker and serve SIGKILLs, emulator outages and
-## faults, PostgreSQL restarts under a lifecycle load; ≈ 15 min), whose figures are in
+## faults, PostgreSQL restarts under a lifecycle load; 11–13 min), whose figures are in
 ## docs/RELIABILITY.md; `make test` runs its small version
 fault: tools versitygw bwrap
 	THREADBOX_FAULT_LONG=1 THREADBOX_FAULT_REPORT=$(CURDIR)/fault-report.txt \
