@@ -51,9 +51,6 @@ func New(o Options) *Controller {
 	}
 }
 
-// Limits returns the configured limits.
-func (c *Controller) Limits() Limits { return c.limits }
-
 // claimTTL is how long a sandbox being started counts as running when the
 // replica that admitted it never says the start is over (it died): longer
 // than the sandbox client's ensure timeout (a cold create plus a start).

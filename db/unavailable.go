@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -49,13 +48,7 @@ func Unavailable(err error) bool {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == sqlstateAdminShutdown, pe.Code == sqlstateCrashShutdown, pe.Code == sqlstateCannotConnectNow:
-			return true
-		case len(pe.Code) == 5 && pe.Code[:2] == sqlstateClassConnection:
-			return true
-		}
-		return false
+		return serverEnded(pe.Code)
 	}
 	// A connection broken under a query (the server gone, a reset, a
 	// proxy cut) comes wrapped in one of pgconn's own errors, which all
@@ -74,15 +67,6 @@ func Unavailable(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.As(err, &ne)
-}
-
-// MarkUnavailable wraps err with ErrUnavailable when it is a connection
-// failure (see Unavailable), so errors.Is finds it after further wrapping.
-func MarkUnavailable(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || !Unavailable(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // RetryRead runs an idempotent read and, when it failed because the
