@@ -120,7 +120,7 @@ func (t *Routes) listCommands(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := t.liveThread(ctx, ref); err != nil {
+	if _, err := t.guard(ref)(ctx); err != nil {
 		return err
 	}
 	cmds, err := t.Commands.List(ctx, ref, t.guard(ref))

@@ -77,7 +77,7 @@ func (t *Routes) uploadFiles(c echo.Context) error {
 		return err
 	}
 	ctx := req.Context()
-	if _, err := t.liveThread(ctx, ref); err != nil {
+	if _, err := t.guard(ref)(ctx); err != nil {
 		return err
 	}
 	body := &cappedReader{r: req.Body, limit: limit}

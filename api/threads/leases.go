@@ -45,7 +45,7 @@ func (t *Routes) createLease(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := t.liveThread(ctx, ref); err != nil {
+	if _, err := t.guard(ref)(ctx); err != nil {
 		return err
 	}
 	ttl := time.Duration(*req.TTLS) * time.Second
@@ -72,7 +72,7 @@ func (t *Routes) releaseLease(c echo.Context) error {
 		return apierr.NotFound("lease not found")
 	}
 	ctx := c.Request().Context()
-	if _, err := t.liveThread(ctx, ref); err != nil {
+	if _, err := t.guard(ref)(ctx); err != nil {
 		return err
 	}
 	held, err := t.Sandboxes.HoldsLease(ctx, ref, leaseID)
