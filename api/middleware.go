@@ -89,7 +89,14 @@ func (s *Server) authMiddleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return err
 		}
-		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+		// The request's Temporal calls give up on an unreachable server after
+		// temporalrpc.Grace (503 orchestrator_unavailable) instead of retrying
+		// until the request's own deadline: a client told to retry in 5 s is
+		// better served than one left waiting a minute for a 500. Only
+		// authenticated requests reach Temporal; work a request leaves running
+		// (context.WithoutCancel) keeps the mark.
+		ctx := temporalrpc.FailFast(auth.WithPrincipal(c.Request().Context(), p))
+		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }
@@ -113,19 +120,6 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 		if p, _ := auth.PrincipalFrom(c.Request().Context()); underPrefix(c, "/v1/admin") && !p.Admin {
 			return apierr.New(http.StatusForbidden, "forbidden", "this route needs an admin api key")
 		}
-		return next(c)
-	}
-}
-
-// failFastOnTemporal marks every request's context so that its Temporal
-// calls give up on an unreachable server after temporalrpc.Grace (503
-// orchestrator_unavailable) instead of retrying until the request's own
-// deadline: a client told to retry in 5 s is better served than one left
-// waiting a minute for a 500. Work a request leaves running in the
-// background (contexts made with context.WithoutCancel) keeps the mark.
-func failFastOnTemporal(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.SetRequest(c.Request().WithContext(temporalrpc.FailFast(c.Request().Context())))
 		return next(c)
 	}
 }

@@ -141,7 +141,6 @@ func New(d Deps) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: newRequestID}))
 	e.Use(s.recoverMiddleware)
-	e.Use(failFastOnTemporal)
 	e.Use(s.logMiddleware)
 	e.Use(s.metrics.middleware)
 	s.echo = e
