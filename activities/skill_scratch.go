@@ -12,6 +12,7 @@ import (
 
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/db"
+	"github.com/threadbox/threadbox/internal/shell"
 	"github.com/threadbox/threadbox/skills"
 )
 
@@ -83,7 +84,7 @@ func uploadSkill(ctx context.Context, tb *daytona.Toolbox, b *skills.Bundle) err
 		p := path.Join(dir, f.Path)
 		items = append(items, daytona.UploadItem{Path: p, Body: strings.NewReader(string(f.Data))})
 		if f.Executable {
-			execs = append(execs, shellQuote(p))
+			execs = append(execs, shell.Quote(p))
 		}
 	}
 	if err := tb.Mkdir(ctx, dir); err != nil && !errors.Is(err, daytona.ErrConflict) {
@@ -109,6 +110,3 @@ func uploadSkill(ctx context.Context, tb *daytona.Toolbox, b *skills.Bundle) err
 	}
 	return nil
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

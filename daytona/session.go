@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/threadbox/threadbox/internal/sessionlog"
+	"github.com/threadbox/threadbox/internal/shell"
 )
 
 // Sessions are Daytona's way to run commands that outlive one request
@@ -249,9 +250,9 @@ set -o pipefail
 	if r.MaxOutput > 0 {
 		limit = strconv.FormatInt(r.MaxOutput, 10)
 	}
-	return "mkdir -p " + pgidDir + " && /bin/sh -c " + shellQuote(outer) + " threadbox-session " +
-		shellQuote(pgidFile) + " " + seconds(r.Timeout) + " " + seconds(SessionKillAfter) + " " +
-		shellQuote(inner) + " " + shellQuote(withEnv(r)) + " " + shellQuote(limit)
+	return "mkdir -p " + pgidDir + " && /bin/sh -c " + shell.Quote(outer) + " threadbox-session " +
+		shell.Quote(pgidFile) + " " + seconds(r.Timeout) + " " + seconds(SessionKillAfter) + " " +
+		shell.Quote(inner) + " " + shell.Quote(withEnv(r)) + " " + shell.Quote(limit)
 }
 
 // withEnv prefixes a command with its environment and working directory.
@@ -259,10 +260,10 @@ set -o pipefail
 func withEnv(r SessionExecRequest) string {
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-		b.WriteString("export " + k + "=" + shellQuote(r.Env[k]) + "\n")
+		b.WriteString("export " + k + "=" + shell.Quote(r.Env[k]) + "\n")
 	}
 	if r.Cwd != "" {
-		b.WriteString("cd -- " + shellQuote(r.Cwd) + " || exit 1\n")
+		b.WriteString("cd -- " + shell.Quote(r.Cwd) + " || exit 1\n")
 	}
 	return b.String() + r.Command
 }
@@ -279,7 +280,7 @@ func seconds(d time.Duration) string {
 // group, and removing it then would unlink the file the echo is about to
 // write, so the command could never be signalled or stopped.
 func groupScript(sessionID string) string {
-	return `f=` + shellQuote(pgidDir+"/"+sessionID+".pgid") + `
+	return `f=` + shell.Quote(pgidDir+"/"+sessionID+".pgid") + `
 pg=$(cat "$f" 2>/dev/null) || { echo none; exit 0; }
 case "$pg" in '') echo none; exit 0 ;; *[!0-9]*) rm -f "$f"; echo none; exit 0 ;; esac
 [ "$pg" -gt 1 ] && kill -0 -- "-$pg" 2>/dev/null || { rm -f "$f"; echo none; exit 0; }
@@ -497,6 +498,3 @@ func (l *logStream) Close() error {
 	l.stopWatch()
 	return l.conn.Close()
 }
-
-// shellQuote quotes s as one POSIX shell word.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

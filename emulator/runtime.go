@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/threadbox/threadbox/internal/shell"
 )
 
 const (
@@ -471,13 +473,10 @@ func exportLines(env map[string]string) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		b.WriteString("export " + shQuote(k+"="+env[k]) + "\n")
+		b.WriteString("export " + shell.Quote(k+"="+env[k]) + "\n")
 	}
 	return b.String()
 }
-
-// shQuote quotes s as one shell word.
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // limitedWriter keeps the first n bytes written (diagnostics of a runtime
 // that failed to start).

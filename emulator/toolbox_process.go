@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/threadbox/threadbox/internal/shell"
 )
 
 // daemonError writes common-go's ErrorResponse as the daemon's error
@@ -124,10 +126,10 @@ func (s *Server) handleExecute(w http.ResponseWriter, r *http.Request, t *tbSand
 // output file, and "done" is written once the pipe is closed by every
 // process holding it (a background job that keeps stdout keeps the call).
 func execLauncher(view, cwd string, env map[string]string) string {
-	return "J=" + shQuote(view) + "\n" +
+	return "J=" + shell.Quote(view) + "\n" +
 		"echo $$ > \"$J/pid\"\n" +
 		exportLines(env) +
-		"cd -- " + shQuote(cwd) + " || { echo > \"$J/done\"; exit 1; }\n" +
+		"cd -- " + shell.Quote(cwd) + " || { echo > \"$J/done\"; exit 1; }\n" +
 		"{ /bin/bash -s < \"$J/cmd\"; echo $? > \"$J/code\"; } 2>&1 | cat > \"$J/out\"\n" +
 		"echo > \"$J/done\"\n"
 }

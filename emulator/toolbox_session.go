@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/threadbox/threadbox/internal/sessionlog"
+	"github.com/threadbox/threadbox/internal/shell"
 )
 
 // Sessions follow the daemon (apps/daemon/pkg/session): a session is one
@@ -133,10 +134,10 @@ func (s *Server) startSessionShell(rt *sandboxRuntime, t *tbSandbox, se *session
 	env := sandboxEnv(rt, t.id, t.env)
 	home := rt.sandboxPath(homeDir)
 	j, err := rt.newJob(nil, func(view string) string {
-		return "J=" + shQuote(view) + "\n" +
+		return "J=" + shell.Quote(view) + "\n" +
 			"echo $$ > \"$J/pid\"\n" +
 			exportLines(env) +
-			"cd -- " + shQuote(home) + " || cd /\n" +
+			"cd -- " + shell.Quote(home) + " || cd /\n" +
 			"exec /bin/bash 0<>\"$J/in\" >/dev/null 2>&1\n"
 	}, "in")
 	if err != nil {
@@ -374,7 +375,7 @@ func sessionWrapper(dir string, async bool) string {
 			fifo + `" ) >> "$__tb_d/output.log" &`
 	}
 	return "{\n" +
-		"__tb_d=" + shQuote(dir) + "\n" +
+		"__tb_d=" + shell.Quote(dir) + "\n" +
 		`rm -f "$__tb_d/stdout.pipe" "$__tb_d/stderr.pipe" "$__tb_d/input.pipe"` + "\n" +
 		`mkfifo "$__tb_d/stdout.pipe" "$__tb_d/stderr.pipe" "$__tb_d/input.pipe"` + "\n" +
 		label("stdout.pipe", `\001\001\001`) + " __tb_o=$!\n" +

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/threadbox/threadbox/daytona"
+	"github.com/threadbox/threadbox/internal/shell"
 )
 
 // Toolbox is the part of a sandbox's toolbox API file operations need;
@@ -233,7 +234,7 @@ func (f FS) Mkdir(ctx context.Context, p string) error {
 // client's file, an upload's spool — can be lost. Daytona's delete cannot do
 // this: without recursive it refuses every directory.
 func (f FS) RemoveEmptyDir(ctx context.Context, p string) error {
-	res, err := f.TB.Exec(ctx, daytona.ExecRequest{Command: "rmdir -- " + ShellQuote(f.Abs(p)), Timeout: rmdirTimeout})
+	res, err := f.TB.Exec(ctx, daytona.ExecRequest{Command: "rmdir -- " + shell.Quote(f.Abs(p)), Timeout: rmdirTimeout})
 	if err != nil {
 		return err
 	}
@@ -252,17 +253,3 @@ func (f FS) RemoveEmptyDir(ctx context.Context, p string) error {
 
 // rmdirTimeout bounds RemoveEmptyDir's command.
 const rmdirTimeout = 30 * time.Second
-
-// ShellQuote quotes s as one word for a POSIX shell.
-func ShellQuote(s string) string {
-	out := make([]byte, 0, len(s)+2)
-	out = append(out, '\'')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			out = append(out, `'\''`...)
-			continue
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '\''))
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/threadbox/threadbox/internal/shell"
 	"github.com/threadbox/threadbox/internal/testenv"
 	"github.com/threadbox/threadbox/sandboxfs"
 )
@@ -60,6 +61,6 @@ func TestKindsOfFileErrors(t *testing.T) {
 
 func TestShellQuote(t *testing.T) {
 	for in, want := range map[string]string{"a b": `'a b'`, "it's": `'it'\''s'`, "": `''`, "$(x)": `'$(x)'`} {
-		require.Equal(t, want, sandboxfs.ShellQuote(in))
+		require.Equal(t, want, shell.Quote(in))
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/threadbox/threadbox/clientpath"
 	"github.com/threadbox/threadbox/daytona"
 	"github.com/threadbox/threadbox/entity"
+	"github.com/threadbox/threadbox/internal/shell"
 	"github.com/threadbox/threadbox/sandbox"
 	"github.com/threadbox/threadbox/sandboxfs"
 )
@@ -100,7 +101,7 @@ const SpoolMaxIdle = 24 * time.Hour
 // files of writes in flight are not counted (their reservations are), and
 // spools idle for SpoolMaxIdle are removed first.
 func measureCommand(root string) string {
-	dir := sandboxfs.ShellQuote(root)
+	dir := shell.Quote(root)
 	idle := strconv.Itoa(int(SpoolMaxIdle / time.Minute))
 	return `find ` + dir + ` -type f -name '` + partPrefix + `*' -mmin +` + idle + ` -delete 2>/dev/null; ` +
 		`find ` + dir + ` -type f ! -name '` + partPrefix + `*' ! -name '` + asidePrefix + `*' -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'`

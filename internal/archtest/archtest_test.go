@@ -24,7 +24,7 @@ const module = "github.com/threadbox/threadbox/"
 var layers = map[string]int{
 	// Leaves: the vocabulary, configuration, pure logic, small shared formats.
 	"entity": 0, "config": 0, "skills": 0, "skills/skilltest": 0, "api/dav/davtest": 0,
-	"internal/httpserve": 0, "internal/sessionlog": 0,
+	"internal/httpserve": 0, "internal/sessionlog": 0, "internal/shell": 0,
 	// Storage, the Daytona gateway, and the stand-ins and tools that are not
 	// threadbox itself.
 	"db": 1, "daytona": 1, "emulator": 1, "devstack": 1, "temporalrpc": 1,
