@@ -284,12 +284,17 @@ func Respond(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger
 	Write(w, r, e)
 }
 
+// RetryAfterValue is d as a Retry-After header value: whole seconds,
+// rounded up (a client told 0 would retry at once).
+func RetryAfterValue(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+}
+
 // Write sends e as the response (no body for HEAD).
 func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 	h := w.Header()
 	if e.RetryAfter > 0 {
-		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.Itoa(secs))
+		h.Set("Retry-After", RetryAfterValue(e.RetryAfter))
 	}
 	if e.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Bearer realm="threadbox"`)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -183,6 +182,6 @@ func lockedRetryAfter(err error) time.Duration {
 // engine or the LOCK handler writes itself, when err says when to retry.
 func setRetryAfter(h http.Header, err error) {
 	if d := lockedRetryAfter(err); d > 0 && h != nil {
-		h.Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+		h.Set("Retry-After", apierr.RetryAfterValue(d))
 	}
 }

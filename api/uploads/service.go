@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -151,7 +150,7 @@ func (s *Service) reject(ctx context.Context, err error) error {
 	}
 	he := handler.NewError(e.Code, e.Message, e.Status)
 	if e.RetryAfter > 0 { // 503 and 429 say when to come back, as apierr.Write does
-		he.HTTPResponse.Header["Retry-After"] = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+		he.HTTPResponse.Header["Retry-After"] = apierr.RetryAfterValue(e.RetryAfter)
 	}
 	return he
 }
